@@ -1,0 +1,20 @@
+"""Aggregator's settings: consumer group, write batching and progress throttling."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.config import KafkaSettings, OtelSettings, PostgresSettings, StartupSettings
+
+
+class AggregatorSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SLUICE_AGGREGATOR_", frozen=True, extra="ignore")
+
+    group_id: str = "sluice-aggregator"
+    messages_per_poll: int = Field(200, ge=1, le=10_000, description="Result messages written per transaction")
+    progress_interval_s: float = Field(1.0, ge=0, le=3600, description="At most one JobProgressed per job per interval")
+    write_retry_attempts: int = Field(8, ge=1, le=1000, description="Database write attempts before redelivery")
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    startup: StartupSettings = Field(default_factory=StartupSettings)
+    otel: OtelSettings = Field(default_factory=OtelSettings)

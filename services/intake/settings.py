@@ -1,0 +1,32 @@
+"""Intake's settings: the REST server, batching limits and the Kafka front door."""
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.config import KafkaSettings, OtelSettings, PostgresSettings, RedisSettings, StartupSettings
+from shared.events import MAX_BATCH_SIZE
+from shared.kinds.settings import KindSettings
+
+
+class IntakeSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SLUICE_INTAKE_", frozen=True, extra="ignore")
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    batch_size: int = Field(50, ge=1, le=MAX_BATCH_SIZE, description="Items per TaskBatch message")
+    max_json_items: int = Field(10_000, ge=1, le=1_000_000, description="Above this, upload NDJSON instead")
+    max_json_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)
+    max_items_per_job: int = Field(10_000_000, ge=1, le=1_000_000_000)
+    max_item_bytes: int = Field(512 * 1024, ge=256, le=8 * 1024 * 1024)
+    spool_memory_bytes: int = Field(
+        8 * 1024 * 1024, ge=0, le=1024 * 1024 * 1024, description="NDJSON upload kept in memory before spilling to disk"
+    )
+    requests_group_id: str = "sluice-intake"
+    results_page_max: int = Field(1000, ge=1, le=10_000)
+
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
+    postgres: PostgresSettings = Field(default_factory=PostgresSettings)
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    startup: StartupSettings = Field(default_factory=StartupSettings)
+    otel: OtelSettings = Field(default_factory=OtelSettings)
+    kinds: KindSettings = Field(default_factory=KindSettings)

@@ -1,0 +1,105 @@
+"""Settings sections shared by the services; each service composes them into one frozen BaseSettings.
+
+Every value can be set from the environment. The three connection strings also answer to the
+conventional names (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, REDIS_URL) so one set of variables
+points every service, and the tests, at the same infrastructure.
+"""
+
+from typing import Literal
+
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _section(prefix: str) -> SettingsConfigDict:
+    return SettingsConfigDict(env_prefix=prefix, frozen=True, extra="ignore")
+
+
+class KafkaSettings(BaseSettings):
+    """Where the broker is, how topics are named and sized, and how we produce."""
+
+    model_config = _section("SLUICE_KAFKA_")
+
+    bootstrap_servers: str = Field(
+        "127.0.0.1:9092",
+        validation_alias=AliasChoices("KAFKA_BOOTSTRAP_SERVERS", "SLUICE_KAFKA_BOOTSTRAP_SERVERS"),
+    )
+    topic_prefix: str = Field("sluice", min_length=1, pattern=r"^[A-Za-z0-9._-]+$")
+    task_partitions: int = Field(12, ge=1, le=1024)
+    result_partitions: int = Field(12, ge=1, le=1024)
+    request_partitions: int = Field(6, ge=1, le=1024)
+    job_event_partitions: int = Field(6, ge=1, le=1024)
+    rejected_partitions: int = Field(3, ge=1, le=1024)
+    replication_factor: int = Field(1, ge=1, le=5)
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
+    linger_ms: int = Field(5, ge=0, le=1000)
+    max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024 * 1024, le=64 * 1024 * 1024)
+    publish_window: int = Field(256, ge=1, le=100_000, description="Unacknowledged sends in flight")
+    request_timeout_ms: int = Field(15_000, ge=1000, le=300_000)
+
+    @property
+    def topics(self) -> "TopicNames":
+        return TopicNames.for_prefix(self.topic_prefix)
+
+
+class TopicNames(BaseModel):
+    """The five topic names, derived from one prefix so a test or a deployment can have its own set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    requests: str
+    tasks: str
+    results: str
+    job_events: str
+    rejected: str
+
+    @classmethod
+    def for_prefix(cls, prefix: str) -> "TopicNames":
+        return cls(
+            requests=f"{prefix}.job-requests",
+            tasks=f"{prefix}.tasks",
+            results=f"{prefix}.results",
+            job_events=f"{prefix}.job-events",
+            rejected=f"{prefix}.rejected",
+        )
+
+
+class PostgresSettings(BaseSettings):
+    """The read model's database."""
+
+    model_config = _section("SLUICE_POSTGRES_")
+
+    url: str = Field(
+        "postgresql://postgres@127.0.0.1:5432/sluice",
+        validation_alias=AliasChoices("DATABASE_URL", "SLUICE_POSTGRES_URL"),
+    )
+    pool_min: int = Field(1, ge=0, le=100)
+    pool_max: int = Field(10, ge=1, le=500)
+    command_timeout_s: float = Field(60.0, gt=0, le=3600)
+
+
+class RedisSettings(BaseSettings):
+    """The shared fast state (cancellation flags now; rate limits and credits later)."""
+
+    model_config = _section("SLUICE_REDIS_")
+
+    url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "SLUICE_REDIS_URL"))
+
+
+class OtelSettings(BaseSettings):
+    """Tracing switches; the exporter itself follows the standard OTEL_* variables."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    otel_sdk_disabled: bool = False
+    otel_exporter_otlp_endpoint: str | None = None
+    otel_traces_exporter: str | None = None
+
+
+class StartupSettings(BaseSettings):
+    """How long a service waits for its dependencies before giving up with a named error."""
+
+    model_config = _section("SLUICE_STARTUP_")
+
+    attempts: int = Field(30, ge=1, le=1000)
+    delay_s: float = Field(1.0, gt=0, le=60)

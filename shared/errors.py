@@ -1,0 +1,79 @@
+"""The one error tree: every exception Sluice raises on purpose descends from SluiceError."""
+
+
+class SluiceError(Exception):
+    """Root of Sluice's own errors."""
+
+
+class InvalidJob(SluiceError):
+    """A job request that can never be accepted as sent (maps to a 4xx, or the rejected topic)."""
+
+    def __init__(self, reason: str, *, field: str | None = None, status: int = 422) -> None:
+        super().__init__(reason)
+        self.reason, self.field, self.status = reason, field, status
+
+
+class UnknownKind(InvalidJob):
+    """The job names a kind no handler is registered for."""
+
+    def __init__(self, kind: str, known: list[str]) -> None:
+        super().__init__(f"unknown kind {kind!r}; known kinds: {', '.join(sorted(known))}", field="kind")
+        self.kind = kind
+
+
+class InvalidItem(InvalidJob):
+    """One item of a job is malformed for its kind."""
+
+    def __init__(self, index: int, reason: str) -> None:
+        super().__init__(f"item {index}: {reason}", field=f"items[{index}]")
+        self.index = index
+
+
+class LimitExceeded(InvalidJob):
+    """A request is over a configured limit; the limit is named so the caller can adapt."""
+
+    def __init__(self, limit: str, value: int, maximum: int) -> None:
+        super().__init__(f"{limit} is {value}, over the limit of {maximum}", field=limit, status=413)
+        self.limit, self.value, self.maximum = limit, value, maximum
+
+
+class JobNotFound(SluiceError):
+    """No job with that id is visible to the caller."""
+
+    def __init__(self, job_id: object) -> None:
+        super().__init__(f"job {job_id} not found")
+        self.job_id = job_id
+
+
+class IdempotencyConflict(SluiceError):
+    """A request with the same Idempotency-Key is still being accepted."""
+
+
+class DependencyUnavailable(SluiceError):
+    """A backing service (broker, database, cache) cannot be reached; the caller should retry later."""
+
+    def __init__(self, dependency: str, detail: str, *, retry_after_s: int = 5) -> None:
+        super().__init__(f"{dependency} unavailable: {detail}")
+        self.dependency, self.detail, self.retry_after_s = dependency, detail, retry_after_s
+
+
+class BrokerUnavailable(DependencyUnavailable):
+    """Kafka did not accept or acknowledge a publish."""
+
+    def __init__(self, detail: str, *, retry_after_s: int = 5) -> None:
+        super().__init__("kafka", detail, retry_after_s=retry_after_s)
+
+
+class DatabaseUnavailable(DependencyUnavailable):
+    """PostgreSQL could not be reached."""
+
+    def __init__(self, detail: str, *, retry_after_s: int = 5) -> None:
+        super().__init__("postgres", detail, retry_after_s=retry_after_s)
+
+
+class ItemFailed(SluiceError):
+    """A handler's deliberate, explained failure of one item (the result records reason and type)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason

@@ -1,0 +1,179 @@
+"""Event contracts: every message on a Sluice topic is one of these, in a common envelope.
+
+Events are named in the past tense, commands in the imperative. Each carries its own
+``schema_version``; a change to a contract bumps it (and the topic table in the README).
+"""
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+
+MAX_BATCH_SIZE = 1000
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Priority(StrEnum):
+    HIGH = "high"
+    NORMAL = "normal"
+    BULK = "bulk"
+
+
+class ItemStatus(StrEnum):
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+class JobStatus(StrEnum):
+    QUEUED = "queued"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    PARTIALLY_FAILED = "partially_failed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+
+
+class Envelope(BaseModel):
+    """Fields every event carries."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: UUID = Field(default_factory=uuid4)
+    schema_version: Literal[1] = 1
+    tenant: str = Field(min_length=1, max_length=200, description="Owner of the job; the unit of fairness")
+    job_id: UUID
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+
+
+class JobRequested(Envelope):
+    """Command from another system: run this job (consumed by intake's Kafka front door)."""
+
+    type: Literal["job.requested"] = "job.requested"
+    kind: str = Field(min_length=1, max_length=200)
+    items: list[JsonValue] = Field(min_length=1)
+    options: dict[str, JsonValue] = Field(default_factory=dict)
+    priority: Priority = Priority.NORMAL
+    callback_url: str | None = None
+
+
+class TaskItem(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int = Field(ge=0, description="Position of the item in its job; with job_id, the item's identity")
+    input: JsonValue
+
+
+class TaskBatch(Envelope):
+    """One message on the tasks topic: a batch of one job's items for the processor."""
+
+    type: Literal["task.batch"] = "task.batch"
+    kind: str
+    batch_index: int = Field(ge=0)
+    options: dict[str, JsonValue] = Field(default_factory=dict)
+    priority: Priority = Priority.NORMAL
+    items: list[TaskItem] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+
+class ItemResult(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    index: int = Field(ge=0)
+    status: ItemStatus
+    input: JsonValue = None
+    output: JsonValue = None
+    error: str | None = None
+    error_type: str | None = None
+    attempts: int = Field(1, ge=0)
+    duration_ms: float = Field(0.0, ge=0)
+
+
+class BatchProcessed(Envelope):
+    """One message on the results topic: the results of one TaskBatch, one per item."""
+
+    type: Literal["batch.processed"] = "batch.processed"
+    kind: str
+    batch_index: int = Field(ge=0)
+    results: list[ItemResult] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
+
+
+BatchResult = BatchProcessed
+
+
+class CancelJob(Envelope):
+    """Command on the results topic: the job was cancelled by its owner; the aggregator ends it."""
+
+    type: Literal["job.cancel"] = "job.cancel"
+    reason: str = "cancelled by request"
+
+
+class JobCounts(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    total: int = Field(ge=0)
+    succeeded: int = Field(0, ge=0)
+    failed: int = Field(0, ge=0)
+    cancelled: int = Field(0, ge=0)
+
+    @property
+    def done(self) -> int:
+        return self.succeeded + self.failed + self.cancelled
+
+    @property
+    def pending(self) -> int:
+        return max(self.total - self.done, 0)
+
+
+class JobProgressed(Envelope):
+    """On the job-events topic, throttled: how far a running job has got."""
+
+    type: Literal["job.progress"] = "job.progress"
+    counts: JobCounts
+    percent: float = Field(ge=0, le=100)
+
+
+class JobCompleted(Envelope):
+    """On the job-events topic: every item has a result (status completed or partially_failed)."""
+
+    type: Literal["job.completed"] = "job.completed"
+    status: Literal[JobStatus.COMPLETED, JobStatus.PARTIALLY_FAILED]
+    counts: JobCounts
+
+
+class JobFailed(Envelope):
+    """On the job-events topic: every item failed, or the job could not run."""
+
+    type: Literal["job.failed"] = "job.failed"
+    counts: JobCounts
+    reason: str
+
+
+class JobCancelled(Envelope):
+    """On the job-events topic: the job was cancelled; unprocessed items end as cancelled."""
+
+    type: Literal["job.cancelled"] = "job.cancelled"
+    counts: JobCounts
+    reason: str
+
+
+JobProgress = JobProgressed
+
+ResultsTopicMessage = Annotated[BatchProcessed | CancelJob, Field(discriminator="type")]
+JobEvent = Annotated[JobProgressed | JobCompleted | JobFailed | JobCancelled, Field(discriminator="type")]
+AnyEvent = Annotated[
+    JobRequested | TaskBatch | BatchProcessed | CancelJob | JobProgressed | JobCompleted | JobFailed | JobCancelled,
+    Field(discriminator="type"),
+]
+
+results_topic_message: TypeAdapter[Any] = TypeAdapter(ResultsTopicMessage)
+job_event: TypeAdapter[Any] = TypeAdapter(JobEvent)
+any_event: TypeAdapter[Any] = TypeAdapter(AnyEvent)
