@@ -21,6 +21,9 @@ class IntakeSettings(BaseSettings):
     spool_memory_bytes: int = Field(
         8 * 1024 * 1024, ge=0, le=1024 * 1024 * 1024, description="NDJSON upload kept in memory before spilling to disk"
     )
+    publish_stall_timeout_s: float = Field(
+        10.0, gt=0, le=600, description="No broker acknowledgement for this long answers 503"
+    )
     requests_group_id: str = "sluice-intake"
     results_page_max: int = Field(1000, ge=1, le=10_000)
 

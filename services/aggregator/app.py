@@ -1,0 +1,96 @@
+"""Aggregator: consumes the results topic, writes results and counters to Postgres, announces job events."""
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from faststream import AckPolicy, FastStream
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+
+from services.aggregator.logic import ProgressThrottle
+from services.aggregator.settings import AggregatorSettings
+from services.aggregator.sink import ResultSink
+from shared.kafka import SendWindow, ensure_topics, make_broker
+from shared.postgres import apply_migrations, open_pool
+from shared.readiness import wait_for
+from shared.stores.results import ResultStore
+from shared.telemetry import make_tracer_provider
+
+log = logging.getLogger(__name__)
+SWEEP_INTERVAL_S = 10.0
+
+
+@dataclass
+class Runtime:
+    """What the lifespan opens and the handler uses; one per app, never module-global."""
+
+    sink: ResultSink | None = None
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def build_app(settings: AggregatorSettings) -> FastStream:
+    broker = make_broker(
+        settings.kafka, client_id="sluice-aggregator", tracer_provider=make_tracer_provider(settings.otel, "aggregator")
+    )
+    runtime = Runtime()
+    register_handlers(broker, settings, runtime)
+    return FastStream(broker, lifespan=lambda: _lifespan(settings, broker, runtime))
+
+
+def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime: Runtime) -> None:
+    @broker.subscriber(
+        settings.kafka.topics.results,
+        batch=True,
+        max_records=settings.messages_per_poll,
+        batch_timeout_ms=50,
+        group_id=settings.group_id,
+        auto_offset_reset="earliest",
+        # Offsets are committed only after the handler returns; an error seeks back and redelivers.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_results(message: KafkaMessage) -> None:
+        assert runtime.sink is not None
+        await runtime.sink.handle(message.raw_message)
+
+
+@contextlib.asynccontextmanager
+async def _lifespan(settings: AggregatorSettings, broker: KafkaBroker, runtime: Runtime) -> AsyncIterator[None]:
+    await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
+    pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
+    try:
+        await apply_migrations(pool)
+        store = ResultStore(pool)
+        topics = settings.kafka.topics
+        runtime.sink = ResultSink(
+            store,
+            SendWindow(broker, settings.kafka.publish_window),
+            topics,
+            ProgressThrottle(settings.progress_interval_s),
+            write_attempts=settings.write_retry_attempts,
+        )
+        sweeper = ResultSink(store, SendWindow(broker, settings.kafka.publish_window), topics, ProgressThrottle(0))
+        runtime.tasks.append(asyncio.create_task(_sweep_forever(sweeper, broker)))
+        yield
+    finally:
+        for task in runtime.tasks:
+            task.cancel()
+        await asyncio.gather(*runtime.tasks, return_exceptions=True)
+        await pool.close()
+
+
+async def _sweep_forever(sweeper: ResultSink, broker: KafkaBroker) -> None:
+    """Re-announce lifecycle events a crash left unpublished (also catches jobs intake failed)."""
+    while True:
+        await asyncio.sleep(SWEEP_INTERVAL_S)
+        if not broker.running:
+            continue
+        try:
+            announced = await sweeper.sweep_unannounced()
+        except Exception as exc:  # the next sweep retries; the handler path is unaffected
+            log.warning("lifecycle sweep failed, retrying in %.0fs: %s", SWEEP_INTERVAL_S, exc)
+            continue
+        if announced:
+            log.info("announced %d lifecycle events left over", announced)

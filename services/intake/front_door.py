@@ -1,0 +1,60 @@
+"""The Kafka front door: JobRequested events from other systems take the same path as REST submissions."""
+
+import logging
+
+from aiokafka import ConsumerRecord
+from pydantic import ValidationError
+
+from services.intake.accept import JobDraft
+from services.intake.logic import Fingerprint, resolve_kind, validate_item, validate_options
+from services.intake.runtime import IntakeRuntime
+from shared.errors import InvalidJob, LimitExceeded
+from shared.events import JobRequested
+from shared.kafka import SendWindow, error_headers
+
+log = logging.getLogger(__name__)
+
+
+def decode_job_requested(raw: bytes | None) -> JobRequested:
+    if not raw:
+        raise InvalidJob("empty message")
+    try:
+        return JobRequested.model_validate_json(raw)
+    except ValidationError as exc:
+        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:3])
+        raise InvalidJob(f"not a JobRequested event: {details}") from exc
+
+
+async def on_job_requested(rt: IntakeRuntime, record: ConsumerRecord) -> None:
+    """Validate and accept one request; an invalid one goes to the rejected topic with the reason.
+
+    A BrokerUnavailable propagates, so the message is redelivered rather than lost; a redelivered
+    request is recognised by its job_id and not accepted twice.
+    """
+    settings = rt.settings
+    try:
+        request = decode_job_requested(record.value)
+        if len(request.items) > settings.max_items_per_job:
+            raise LimitExceeded("items", len(request.items), settings.max_items_per_job)
+        kind = resolve_kind(rt.kinds, request.kind)
+        options = validate_options(kind, request.options)
+        items = [validate_item(kind, i, item, settings.max_item_bytes) for i, item in enumerate(request.items)]
+    except InvalidJob as exc:
+        log.warning("rejected a job request at %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc.reason)
+        window = SendWindow(rt.broker, 1, settings.publish_stall_timeout_s)
+        await window.send(
+            record.value or b"", settings.kafka.topics.rejected, key=record.key,
+            headers=error_headers(exc.reason, record.topic),
+        )  # fmt: skip
+        await window.flush()
+        return
+    fingerprint = Fingerprint(kind.name, options, request.priority, request.callback_url)
+    for item in items:
+        fingerprint.add_item(item)
+    draft = JobDraft(
+        job_id=request.job_id, tenant=request.tenant, kind=kind.name, options=options, priority=request.priority,
+        callback_url=request.callback_url, source="kafka", idempotency_key=None,
+        fingerprint=fingerprint.hexdigest(), total_items=len(items),
+    )  # fmt: skip
+    acceptance = await rt.acceptor.accept(draft, lambda: items)
+    log.info("accepted job %s from the requests topic (%d items)", acceptance.job.job_id, len(items))

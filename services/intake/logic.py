@@ -1,0 +1,139 @@
+"""Pure rules of intake: validating a job, splitting it into batches, and the status a caller sees."""
+
+import base64
+import hashlib
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import datetime
+from itertools import islice
+from uuid import UUID
+
+import orjson
+from pydantic import JsonValue
+
+from shared.errors import InvalidItem, InvalidJob, UnknownKind
+from shared.events import JobStatus, Priority, TaskBatch, TaskItem
+from shared.kinds import Kind
+from shared.stores.jobs import JobRecord
+
+
+def resolve_kind(kinds: Mapping[str, Kind], name: str) -> Kind:
+    kind = kinds.get(name)
+    if kind is None:
+        raise UnknownKind(name, list(kinds))
+    return kind
+
+
+def validate_options(kind: Kind, options: dict[str, JsonValue]) -> dict[str, JsonValue]:
+    try:
+        return kind.validate_options(options)
+    except ValueError as exc:
+        raise InvalidJob(f"options: {exc}", field="options") from exc
+
+
+def validate_item(kind: Kind, index: int, item: JsonValue, max_item_bytes: int) -> JsonValue:
+    """The item as the handler will get it; raises InvalidItem naming its position."""
+    try:
+        normalized = kind.validate_item(item)
+    except ValueError as exc:
+        raise InvalidItem(index, str(exc)) from exc
+    if len(orjson.dumps(normalized)) > max_item_bytes:
+        raise InvalidItem(index, f"larger than the {max_item_bytes}-byte limit per item")
+    return normalized
+
+
+def count_batches(total_items: int, batch_size: int) -> int:
+    return -(-total_items // batch_size)
+
+
+def split_into_batches(
+    *,
+    job_id: UUID,
+    tenant: str,
+    kind: str,
+    options: dict[str, JsonValue],
+    priority: Priority,
+    items: Iterable[JsonValue],
+    batch_size: int,
+) -> Iterator[TaskBatch]:
+    """Consecutive TaskBatches of at most ``batch_size`` items; item indexes run from 0 across the job."""
+    numbered = enumerate(items)
+    batch_index = 0
+    while chunk := list(islice(numbered, batch_size)):
+        yield TaskBatch(
+            tenant=tenant,
+            job_id=job_id,
+            kind=kind,
+            batch_index=batch_index,
+            options=options,
+            priority=priority,
+            items=[TaskItem(index=index, input=item) for index, item in chunk],
+        )
+        batch_index += 1
+
+
+class Fingerprint:
+    """A digest of a job request, so a reused Idempotency-Key with a different request is caught."""
+
+    def __init__(self, kind: str, options: dict[str, JsonValue], priority: Priority, callback_url: str | None) -> None:
+        self._digest = hashlib.sha256(
+            orjson.dumps([kind, options, priority.value, callback_url], option=orjson.OPT_SORT_KEYS)
+        )
+
+    def add_item(self, item: JsonValue) -> None:
+        self._digest.update(orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
+        self._digest.update(b"\n")
+
+    def hexdigest(self) -> str:
+        return self._digest.hexdigest()
+
+
+def encode_cursor(item_index: int) -> str:
+    return base64.urlsafe_b64encode(f"i:{item_index}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """The item index a page starts after; -1 for the first page."""
+    if not cursor:
+        return -1
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, value = text.split(":", 1)
+        index = int(value)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidJob("cursor is not one this API returned", field="cursor", status=400) from exc
+    if prefix != "i" or index < -1:
+        raise InvalidJob("cursor is not one this API returned", field="cursor", status=400)
+    return index
+
+
+def status_view(job: JobRecord, now: datetime) -> dict[str, JsonValue]:
+    """What GET /v1/jobs/{id} answers: status, counts, percent, times and an ETA from the rate so far."""
+    counts = job.counts
+    percent = 100.0 if counts.total == 0 else round(100.0 * counts.done / counts.total, 2)
+    eta_seconds: float | None = None
+    if job.status is JobStatus.RUNNING and job.started_at and counts.done:
+        elapsed = max((now - job.started_at).total_seconds(), 1e-3)
+        eta_seconds = round(counts.pending / (counts.done / elapsed), 1)
+    elif job.status.is_terminal:
+        eta_seconds = 0.0
+    return {
+        "job_id": str(job.job_id),
+        "tenant": job.tenant,
+        "kind": job.kind,
+        "priority": job.priority.value,
+        "status": job.status.value,
+        "counts": {
+            "total": counts.total,
+            "succeeded": counts.succeeded,
+            "failed": counts.failed,
+            "cancelled": counts.cancelled,
+            "pending": counts.pending,
+        },
+        "percent": min(percent, 100.0),
+        "created_at": job.created_at.isoformat(),
+        "started_at": job.started_at.isoformat() if job.started_at else None,
+        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
+        "cancel_requested_at": job.cancel_requested_at.isoformat() if job.cancel_requested_at else None,
+        "eta_seconds": eta_seconds,
+        "error": job.error,
+    }

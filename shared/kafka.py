@@ -1,0 +1,131 @@
+"""Kafka adapters: the broker factory, topic creation and a bounded window of unacknowledged sends."""
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Mapping
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from faststream.kafka import KafkaBroker
+from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from opentelemetry.sdk.trace import TracerProvider
+
+from shared.config import KafkaSettings
+from shared.errors import BrokerUnavailable
+
+log = logging.getLogger(__name__)
+
+REASON_HEADER = "x-sluice-reason"
+SOURCE_TOPIC_HEADER = "x-sluice-source-topic"
+DAY_MS = 24 * 3600 * 1000
+
+
+def make_broker(settings: KafkaSettings, *, client_id: str, tracer_provider: TracerProvider) -> KafkaBroker:
+    """A FastStream broker whose producer waits for all in-sync replicas (acks=all) and traces every hop."""
+    return KafkaBroker(
+        settings.bootstrap_servers,
+        client_id=client_id,
+        acks="all",
+        compression_type=None if settings.compression == "none" else settings.compression,
+        linger_ms=settings.linger_ms,
+        max_request_size=settings.max_request_bytes,
+        max_batch_size=min(settings.max_request_bytes, 1024 * 1024),
+        request_timeout_ms=settings.request_timeout_ms,
+        middlewares=(KafkaTelemetryMiddleware(tracer_provider=tracer_provider),),
+        logger=logging.getLogger(f"sluice.{client_id}.kafka"),
+        log_level=logging.DEBUG,  # FastStream's per-message "Received"/"Processed" lines
+    )
+
+
+def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
+    """Every Sluice topic with its partition count and retention (see the README's topic table)."""
+    topics = settings.topics
+    week = str(7 * DAY_MS)
+
+    def spec(name: str, partitions: int, retention_ms: str) -> NewTopic:
+        return NewTopic(name, partitions, settings.replication_factor, topic_configs={"retention.ms": retention_ms})
+
+    return [
+        spec(topics.requests, settings.request_partitions, week),
+        spec(topics.tasks, settings.task_partitions, week),
+        spec(topics.results, settings.result_partitions, week),
+        spec(topics.job_events, settings.job_event_partitions, week),
+        spec(topics.rejected, settings.rejected_partitions, str(14 * DAY_MS)),
+    ]
+
+
+async def ensure_topics(settings: KafkaSettings) -> None:
+    """Create the topics that do not exist yet; existing ones are left as they are."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in topic_specs(settings) if spec.name not in existing]
+        if missing:
+            try:
+                await admin.create_topics(missing)
+            except TopicAlreadyExistsError:
+                pass  # another replica created them between our list and create
+            log.info("created topics %s", [spec.name for spec in missing])
+    finally:
+        await admin.close()
+
+
+def error_headers(reason: str, source_topic: str) -> dict[str, str]:
+    return {REASON_HEADER: reason[:1000], SOURCE_TOPIC_HEADER: source_topic}
+
+
+class SendWindow:
+    """Sends with at most ``size`` unacknowledged messages; ``flush`` waits for every acknowledgement.
+
+    A failed acknowledgement, or none within ``stall_timeout_s``, surfaces as BrokerUnavailable from
+    the next ``send`` or ``flush``.
+    """
+
+    def __init__(self, broker: KafkaBroker, size: int, stall_timeout_s: float = 30.0) -> None:
+        self._broker = broker
+        self._size = size
+        self._stall_timeout_s = stall_timeout_s
+        self._pending: deque[asyncio.Future[object]] = deque()
+        self.sent = 0
+
+    async def send(
+        self, body: bytes, topic: str, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
+    ) -> None:
+        while len(self._pending) >= self._size:
+            await self._settle(self._pending.popleft())
+        try:
+            async with asyncio.timeout(self._stall_timeout_s):
+                future = await self._broker.publish(body, topic, key=key, headers=dict(headers or {}), no_confirm=True)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        except TimeoutError as exc:
+            raise BrokerUnavailable(f"the broker took no message for {self._stall_timeout_s}s") from exc
+        self._pending.append(future)
+        self.sent += 1
+
+    async def flush(self) -> None:
+        while self._pending:
+            await self._settle(self._pending.popleft())
+
+    def abandon(self) -> None:
+        """Forget unacknowledged sends after a failure (their outcome no longer changes the answer)."""
+        for future in self._pending:
+            future.add_done_callback(_consume_exception)
+        self._pending.clear()
+
+    async def _settle(self, future: "asyncio.Future[object]") -> None:
+        try:
+            async with asyncio.timeout(self._stall_timeout_s):
+                await asyncio.shield(future)
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
+        except TimeoutError as exc:
+            future.add_done_callback(_consume_exception)
+            raise BrokerUnavailable(f"no acknowledgement from the broker within {self._stall_timeout_s}s") from exc
+
+
+def _consume_exception(future: "asyncio.Future[object]") -> None:
+    if not future.cancelled():
+        future.exception()

@@ -1,0 +1,81 @@
+"""PostgreSQL adapter: the pool, JSON codecs and versioned migrations safe to run from many replicas."""
+
+import logging
+from importlib.resources import files
+
+import asyncpg
+import orjson
+
+from shared.config import PostgresSettings
+from shared.errors import DatabaseUnavailable
+
+log = logging.getLogger(__name__)
+
+MIGRATIONS_LOCK_ID = 0x51_1C_E0_01
+"""Advisory lock key held while migrating, so concurrent start-ups apply each file exactly once."""
+
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    TimeoutError,
+)
+"""Errors that mean "the database is not there right now" rather than "the statement is wrong"."""
+
+
+JSONB_BINARY_VERSION = b"\x01"
+
+
+def _jsonb_encode(value: object) -> bytes:
+    return JSONB_BINARY_VERSION + orjson.dumps(value)
+
+
+def _jsonb_decode(data: bytes) -> object:
+    return orjson.loads(data[1:])
+
+
+async def _init_connection(connection: asyncpg.Connection) -> None:
+    # Binary codecs, so COPY (which speaks binary) can carry JSON columns too.
+    await connection.set_type_codec(
+        "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog", format="binary"
+    )
+    await connection.set_type_codec("json", encoder=orjson.dumps, decoder=orjson.loads, schema="pg_catalog", format="binary")
+
+
+async def open_pool(settings: PostgresSettings) -> asyncpg.Pool:
+    try:
+        return await asyncpg.create_pool(
+            settings.url,
+            min_size=settings.pool_min,
+            max_size=settings.pool_max,
+            command_timeout=settings.command_timeout_s,
+            init=_init_connection,
+        )
+    except CONNECTION_ERRORS as exc:
+        raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc
+
+
+def migration_files() -> list[tuple[str, str]]:
+    """(version, sql) for every migration shipped with Sluice, in order."""
+    folder = files("shared.migrations")
+    names = sorted(entry.name for entry in folder.iterdir() if entry.name.endswith(".sql"))
+    return [(name.removesuffix(".sql"), folder.joinpath(name).read_text()) for name in names]
+
+
+async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
+    """Apply the migrations this database lacks, in one transaction under an advisory lock; returns them."""
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATIONS_LOCK_ID)
+        await connection.execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        applied = {row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations")}
+        new = [(version, sql) for version, sql in migration_files() if version not in applied]
+        for version, sql in new:
+            await connection.execute(sql)
+            await connection.execute("INSERT INTO schema_migrations (version) VALUES ($1)", version)
+            log.info("applied migration %s", version)
+        return [version for version, _ in new]
