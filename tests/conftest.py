@@ -1,0 +1,117 @@
+"""Suite-wide infrastructure: one broker, Postgres server and Redis per run; names unique per test."""
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+
+from shared.devstack.postgres import quote_ident, with_database
+from tests.support import infra
+from tests.support.pipeline import Pipeline
+
+
+@pytest.fixture(scope="session")
+def infra_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("infra")
+
+
+@pytest.fixture(scope="session")
+def kafka_address(infra_dir: Path) -> Iterator[str]:
+    with infra.kafka(infra_dir) as address:
+        yield address
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url(infra_dir: Path) -> Iterator[str]:
+    with infra.postgres(infra_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def redis_url(infra_dir: Path) -> Iterator[str]:
+    with infra.redis(infra_dir) as url:
+        yield url
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return unique_name("t")
+
+
+async def _create_database(server_url: str, name: str) -> str:
+    connection = await asyncpg.connect(with_database(server_url, "postgres"))
+    try:
+        await connection.execute(f"CREATE DATABASE {quote_ident(name)}")
+    finally:
+        await connection.close()
+    return with_database(server_url, name)
+
+
+async def _drop_database(server_url: str, name: str) -> None:
+    connection = await asyncpg.connect(with_database(server_url, "postgres"))
+    try:
+        await connection.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture
+async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A fresh, empty database for one test, dropped afterwards."""
+    name = unique_name("sluice_t_")
+    url = await _create_database(postgres_server_url, name)
+    yield url
+    await _drop_database(postgres_server_url, name)
+
+
+@pytest.fixture
+async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the test's database with Sluice's schema applied."""
+    from shared.config import PostgresSettings
+    from shared.postgres import apply_migrations, open_pool
+
+    pool = await open_pool(PostgresSettings(url=database_url))
+    await apply_migrations(pool)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+def service_env(kafka_address: str, database_url: str, redis_url: str, topic_prefix: str) -> dict[str, str]:
+    """Environment that points every service at this test's topics and database."""
+    return {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_address,
+        "DATABASE_URL": database_url,
+        "REDIS_URL": redis_url,
+        "SLUICE_KAFKA_TOPIC_PREFIX": topic_prefix,
+        "SLUICE_KAFKA_TASK_PARTITIONS": "4",
+        "SLUICE_KAFKA_RESULT_PARTITIONS": "4",
+        "SLUICE_PROCESSOR_GROUP_ID": unique_name("processor-"),
+        "SLUICE_AGGREGATOR_GROUP_ID": unique_name("aggregator-"),
+        "SLUICE_INTAKE_REQUESTS_GROUP_ID": unique_name("intake-"),
+        "SLUICE_KINDS_WEB_ALLOW_NETWORKS": '["127.0.0.0/8"]',
+        "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
+    }
+
+
+@pytest.fixture
+def pipeline(service_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
+    """The three data-path services, started and ready; stopped (and their logs kept) after the test."""
+    running = Pipeline(service_env, tmp_path / "services.log")
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="session")
+def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
+    return asyncio.DefaultEventLoopPolicy()
