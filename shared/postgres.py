@@ -30,7 +30,21 @@ JSONB_BINARY_VERSION = b"\x01"
 
 
 def _jsonb_encode(value: object) -> bytes:
-    return JSONB_BINARY_VERSION + orjson.dumps(value)
+    encoded = orjson.dumps(value)
+    if b"\\u0000" in encoded:  # jsonb cannot hold NUL characters at all
+        encoded = orjson.dumps(without_nul(value))
+    return JSONB_BINARY_VERSION + encoded
+
+
+def without_nul(value: object) -> object:
+    """The value with every NUL character in its strings (keys too) replaced by U+FFFD."""
+    if isinstance(value, str):
+        return value.replace("\x00", "\ufffd")
+    if isinstance(value, dict):
+        return {without_nul(key): without_nul(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [without_nul(item) for item in value]
+    return value
 
 
 def _jsonb_decode(data: bytes) -> object:

@@ -87,6 +87,10 @@ class Fingerprint:
         return self._digest.hexdigest()
 
 
+MAX_ITEM_INDEX = 2**31 - 1
+"""Item indexes are stored as PostgreSQL integers."""
+
+
 def encode_cursor(item_index: int) -> str:
     return base64.urlsafe_b64encode(f"i:{item_index}".encode()).decode().rstrip("=")
 
@@ -101,7 +105,7 @@ def decode_cursor(cursor: str | None) -> int:
         index = int(value)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidJob("cursor is not one this API returned", field="cursor", status=400) from exc
-    if prefix != "i" or index < -1:
+    if prefix != "i" or not -1 <= index <= MAX_ITEM_INDEX:
         raise InvalidJob("cursor is not one this API returned", field="cursor", status=400)
     return index
 

@@ -48,9 +48,14 @@ async def spool_ndjson(
     pending = bytearray()
     line_number = 0
 
+    def too_long(number: int) -> InvalidJob:
+        return InvalidJob(f"line {number}: longer than {max_line_bytes} bytes", field=f"line {number}")
+
     def take(line: bytes) -> None:
         nonlocal line_number
         line_number += 1
+        if len(line) > max_line_bytes:
+            raise too_long(line_number)
         if not line.strip():
             return
         if spool.count >= max_items:
@@ -75,9 +80,7 @@ async def spool_ndjson(
                 start = end + 1
             del pending[:start]
             if len(pending) > max_line_bytes:
-                raise InvalidJob(
-                    f"line {line_number + 1}: longer than {max_line_bytes} bytes", field=f"line {line_number + 1}"
-                )
+                raise too_long(line_number + 1)
         if pending:
             take(bytes(pending))
         if spool.count == 0:

@@ -59,9 +59,9 @@ class KindRunner:
             try:
                 async with asyncio.timeout(self._timeout):
                     output = await handler(item.input, options)
-            except Exception as exc:  # every handler failure becomes this item's failed result, never a loss
+                return succeeded(item, output, _ms_since(started))
+            except Exception as exc:  # every handler failure (or non-JSON output) fails this item, never the batch
                 return failed(item, exc, _ms_since(started))
-            return succeeded(item, output, _ms_since(started))
 
 
 def _ms_since(started: float) -> float:

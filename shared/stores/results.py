@@ -48,12 +48,17 @@ def _state(row: asyncpg.Record) -> JobState:
     return JobState(row["job_id"], row["tenant"], JobStatus(row["status"]), counts, row["error"])
 
 
+def _text(value: str | None) -> str | None:
+    return value if value is None or "\x00" not in value else value.replace("\x00", "\ufffd")
+
+
 def _rows(batches: Sequence[BatchProcessed]) -> list[tuple[object, ...]]:
     return [
-        (b.job_id, r.index, r.status.value, r.input, r.output, r.error, r.error_type, r.attempts, r.duration_ms)
+        (b.job_id, r.index, r.status.value, r.input, r.output, _text(r.error), _text(r.error_type), r.attempts,
+         r.duration_ms)
         for b in batches
         for r in b.results
-    ]
+    ]  # fmt: skip
 
 
 class ResultStore:

@@ -300,11 +300,6 @@ async def test_a_job_rejected_at_intake_is_unannounced_as_failed(accepted_job, j
     assert (state.job_id, state.status, state.error) == (job.job_id, JobStatus.FAILED, "broker unavailable")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a NUL character in a result's input/output (jsonb) or error (text) makes Postgres "
-    "refuse the whole ResultStore.record transaction (DataError); the aggregator redelivers it forever",
-)
 async def test_a_result_holding_a_nul_character_does_not_block_the_write(
     accepted_job, result_store, job_store
 ):

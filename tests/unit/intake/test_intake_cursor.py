@@ -47,11 +47,6 @@ def test_a_cursor_this_api_did_not_issue_is_refused_with_a_400(cursor):
     assert caught.value.field == "cursor"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: decode_cursor accepts any int; an index past int32 reaches JobStore.results_page, "
-    "where asyncpg raises DataError (a 500) instead of the cursor's 400",
-)
 def test_a_cursor_naming_an_index_beyond_any_item_index_is_refused_with_a_400():
     with pytest.raises(InvalidJob) as caught:
         decode_cursor(_raw(f"i:{2**40}"))

@@ -181,11 +181,6 @@ async def test_a_final_line_without_newline_longer_than_the_limit_is_refused():
     assert caught.value.field == "line 2"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: spool_ndjson checks max_line_bytes only on the unterminated remainder of a chunk, "
-    "so a long line whose newline arrives in the same chunk is never measured",
-)
 async def test_a_line_longer_than_the_limit_is_refused_even_when_it_arrives_in_one_chunk():
     with pytest.raises(InvalidJob) as caught:
         await _spool([b"1\n" + b'"' + b"x" * 100 + b'"\n' + b"3\n"], max_line_bytes=32)

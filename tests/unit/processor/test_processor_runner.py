@@ -238,11 +238,6 @@ async def test_closing_the_runner_closes_what_each_kind_opened(script):
     assert (script.opened, script.closed) == (1, 1)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: KindRunner._run_item builds the succeeded ItemResult outside its try, so a handler output "
-    "that is not JSON raises pydantic ValidationError out of run() and the whole batch gets no results",
-)
 async def test_a_handler_returning_something_that_is_not_json_fails_only_its_item(script):
     async with running(script) as runner:
         processed = await _run(runner, _batch(["ok", {"do": "not-json"}]))
