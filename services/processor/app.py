@@ -1,5 +1,6 @@
 """Processor: a consumer group over the tasks topic that runs each item through its kind's handler."""
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
@@ -35,9 +36,10 @@ class BatchWork:
     settings: ProcessorSettings
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
-        """1. decode (undecodable → rejected topic); 2. run every item; 3. publish one BatchProcessed per
-        batch and wait for the broker's acks=all; 4. return, after which the offsets are committed.
-        A crash anywhere before 4 redelivers the poll; the aggregator ignores results it already has."""
+        """1. decode (undecodable → rejected topic); 2. run the batches concurrently, publishing each one's
+        BatchProcessed as soon as it is done; 3. wait for the broker's acks=all on all of them; 4. return,
+        after which the offsets are committed. A crash anywhere before 4 redelivers the poll; the
+        aggregator ignores results it already has."""
         topics = self.settings.kafka.topics
         batches: list[TaskBatch] = []
         for record in records:
@@ -48,9 +50,13 @@ class BatchWork:
                 await self.window.send(
                     record.value or b"", topics.rejected, key=record.key, headers=error_headers(str(exc), record.topic)
                 )
-        results = await self.runner.run_all(batches, await self._cancelled_jobs(batches))
-        for result in results:
+        cancelled = await self._cancelled_jobs(batches)
+
+        async def run_and_publish(batch: TaskBatch) -> None:
+            result = await self.runner.run(batch, is_cancelled=batch.job_id in cancelled)
             await self.window.send(result.model_dump_json().encode(), topics.results, key=str(result.job_id).encode())
+
+        await asyncio.gather(*(run_and_publish(batch) for batch in batches))
         await self.window.flush()
 
     async def _cancelled_jobs(self, batches: Sequence[TaskBatch]) -> set[UUID]:

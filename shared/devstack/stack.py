@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TextIO
 
 import httpx
 
@@ -45,11 +46,13 @@ def dev_stack(
     environ: Mapping[str, str] | None = None,
     on_service_exit: Callable[[ServiceExit], None] | None = None,
     command_for: Callable[[str], list[str]] = service_command,
+    service_output: TextIO | None = None,
 ) -> Iterator[DevStack]:
     """Start the stack, yield it, and stop it all (services first, then infrastructure), even on errors.
 
     KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and REDIS_URL in `environ` (default: os.environ) choose existing
     infrastructure; Postgres and Redis fall back to embedded servers if theirs do not answer.
+    Service output goes to `service_output` (default: stdout), each line prefixed with the service name.
     """
     environ = os.environ if environ is None else environ
     intake_port = intake_port or free_port()
@@ -78,7 +81,7 @@ def dev_stack(
         intake_url = f"http://{LOOPBACK}:{intake_port}"
         supervisor = None
         if with_services:
-            supervisor = stack.enter_context(Supervisor(on_exit=on_service_exit))
+            supervisor = stack.enter_context(Supervisor(service_output, on_exit=on_service_exit))
             for name in SERVICE_NAMES:
                 supervisor.start(name, command_for(name), env)
             wait_for_intake(intake_url, supervisor)
