@@ -129,7 +129,8 @@ class TestSite:
             return self._last_user_agent
 
     @contextmanager
-    def _counting_request(self, user_agent: str | None) -> Iterator[None]:
+    def observing_request(self, user_agent: str | None) -> Iterator[None]:
+        """Counts a request the server is handling (used by its request handler)."""
         with self._lock:
             self._in_flight += 1
             self._requests += 1
@@ -166,7 +167,7 @@ class _SiteHandler(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's name
         site = self.server.site
-        with site._counting_request(self.headers.get("User-Agent")):
+        with site.observing_request(self.headers.get("User-Agent")):
             try:
                 self._route(site)
             except ValueError as exc:
