@@ -56,7 +56,9 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     await connection.set_type_codec(
         "jsonb", encoder=_jsonb_encode, decoder=_jsonb_decode, schema="pg_catalog", format="binary"
     )
-    await connection.set_type_codec("json", encoder=orjson.dumps, decoder=orjson.loads, schema="pg_catalog", format="binary")
+    await connection.set_type_codec(
+        "json", encoder=orjson.dumps, decoder=orjson.loads, schema="pg_catalog", format="binary"
+    )
 
 
 async def open_pool(settings: PostgresSettings) -> asyncpg.Pool:
@@ -84,7 +86,8 @@ async def apply_migrations(pool: asyncpg.Pool) -> list[str]:
     async with pool.acquire() as connection, connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", MIGRATIONS_LOCK_ID)
         await connection.execute(
-            "CREATE TABLE IF NOT EXISTS schema_migrations (version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+            """CREATE TABLE IF NOT EXISTS schema_migrations (
+                   version text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"""
         )
         applied = {row["version"] for row in await connection.fetch("SELECT version FROM schema_migrations")}
         new = [(version, sql) for version, sql in migration_files() if version not in applied]

@@ -196,9 +196,7 @@ def all_env_vars() -> dict[str, EnvVar]:
 def required_env(service: str) -> set[str]:
     """The connection variables a service needs: the conventional names its aliased settings answer to."""
     cls = dict(SERVICES)[service]
-    return {
-        name for leaf in _leaves(cls) if len(leaf.names) > 1 for name in leaf.names if name != leaf.own_name
-    }
+    return {name for leaf in _leaves(cls) if len(leaf.names) > 1 for name in leaf.names if name != leaf.own_name}
 
 
 def _cell(text: str) -> str:
@@ -237,12 +235,8 @@ def embed_table(document: str, table: str) -> str:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Print the settings table, or write it into a document between the settings markers."""
-    parser = argparse.ArgumentParser(
-        prog="python -m shared.settings_doc", description=__doc__.splitlines()[0]
-    )
-    parser.add_argument(
-        "--write", metavar="PATH", type=Path, help="replace the table between the markers in PATH"
-    )
+    parser = argparse.ArgumentParser(prog="python -m shared.settings_doc", description=__doc__.splitlines()[0])
+    parser.add_argument("--write", metavar="PATH", type=Path, help="replace the table between the markers in PATH")
     args = parser.parse_args(argv)
     table = settings_table()
     if args.write is None:

@@ -16,9 +16,9 @@ from services.aggregator.logic import (
     progress_event,
 )
 from shared.config import TopicNames
+from shared.errors import DatabaseUnavailable
 from shared.events import BatchProcessed, CancelJob
 from shared.kafka import SendWindow, error_headers
-from shared.errors import DatabaseUnavailable
 from shared.postgres import CONNECTION_ERRORS
 from shared.stores.results import JobState, ResultStore, WriteOutcome
 

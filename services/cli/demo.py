@@ -46,7 +46,10 @@ def run_demo(args: argparse.Namespace) -> int:
         dev_stack(
             args.data_dir,
             intake_port=free_port(),
-            extra_env={"SLUICE_KINDS_WEB_ALLOW_NETWORKS": '["127.0.0.0/8"]', "SLUICE_KAFKA_TOPIC_PREFIX": "sluice-demo"},
+            extra_env={
+                "SLUICE_KINDS_WEB_ALLOW_NETWORKS": '["127.0.0.0/8"]',
+                "SLUICE_KAFKA_TOPIC_PREFIX": "sluice-demo",
+            },
             service_output=log_file,
         ) as stack,
     ):

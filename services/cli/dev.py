@@ -28,9 +28,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
             "Blocks until Ctrl-C or SIGTERM, then stops everything."
         ),
     )
-    up.add_argument(
-        "--data-dir", type=Path, default=Path(".sluice"), help="embedded data and logs (default: .sluice)"
-    )
+    up.add_argument("--data-dir", type=Path, default=Path(".sluice"), help="embedded data and logs (default: .sluice)")
     up.add_argument("--port", type=int, default=8000, help="intake's REST port (default: 8000)")
     up.set_defaults(run=run_up)
 

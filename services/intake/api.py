@@ -101,7 +101,9 @@ async def submit_job(
             memory_bytes=settings.spool_memory_bytes,
         )
         try:
-            draft = _draft(tenant, kind.name, options, params.priority, callback, idempotency_key, fingerprint, spool.count)
+            draft = _draft(
+                tenant, kind.name, options, params.priority, callback, idempotency_key, fingerprint, spool.count
+            )
             acceptance = await rt.acceptor.accept(draft, spool.items)
         finally:
             spool.close()

@@ -40,7 +40,9 @@ async def on_job_requested(rt: IntakeRuntime, record: ConsumerRecord) -> None:
         options = validate_options(kind, request.options)
         items = [validate_item(kind, i, item, settings.max_item_bytes) for i, item in enumerate(request.items)]
     except InvalidJob as exc:
-        log.warning("rejected a job request at %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc.reason)
+        log.warning(
+            "rejected a job request at %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc.reason
+        )
         window = SendWindow(rt.broker, 1, settings.publish_stall_timeout_s)
         await window.send(
             record.value or b"", settings.kafka.topics.rejected, key=record.key,

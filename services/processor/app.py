@@ -46,7 +46,9 @@ class BatchWork:
             try:
                 batches.append(decode_task_batch(record.value))
             except ValueError as exc:
-                log.warning("rejected a task message at %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
+                log.warning(
+                    "rejected a task message at %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
+                )
                 await self.window.send(
                     record.value or b"", topics.rejected, key=record.key, headers=error_headers(str(exc), record.topic)
                 )
@@ -107,7 +109,9 @@ async def _lifespan(settings: ProcessorSettings, broker: KafkaBroker, runtime: R
     runner = KindRunner(load_kinds(), settings.max_in_flight, settings.item_timeout_s)
     await runner.start(settings.kinds)
     try:
-        runtime.work = BatchWork(runner, SendWindow(broker, settings.kafka.publish_window), CancellationFlags(redis_client), settings)
+        runtime.work = BatchWork(
+            runner, SendWindow(broker, settings.kafka.publish_window), CancellationFlags(redis_client), settings
+        )
         yield
     finally:
         await runner.close()

@@ -2,8 +2,8 @@
 
 from pydantic import JsonValue, ValidationError
 
-from shared.events import BatchProcessed, ItemResult, ItemStatus, TaskBatch, TaskItem
 from shared.errors import ItemFailed
+from shared.events import BatchProcessed, ItemResult, ItemStatus, TaskBatch, TaskItem
 
 
 def decode_task_batch(raw: bytes | None) -> TaskBatch:
@@ -42,7 +42,9 @@ def failed(item: TaskItem, error: BaseException, duration_ms: float) -> ItemResu
 
 
 def cancelled(item: TaskItem) -> ItemResult:
-    return ItemResult(index=item.index, status=ItemStatus.CANCELLED, input=item.input, error="job cancelled", attempts=0)
+    return ItemResult(
+        index=item.index, status=ItemStatus.CANCELLED, input=item.input, error="job cancelled", attempts=0
+    )
 
 
 def batch_result(batch: TaskBatch, results: list[ItemResult]) -> BatchProcessed:

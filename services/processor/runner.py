@@ -49,9 +49,7 @@ class KindRunner:
         return batch_result(batch, list(results))
 
     async def run_all(self, batches: Sequence[TaskBatch], cancelled_jobs: set[object]) -> list[BatchProcessed]:
-        return list(
-            await asyncio.gather(*(self.run(b, is_cancelled=b.job_id in cancelled_jobs) for b in batches))
-        )
+        return list(await asyncio.gather(*(self.run(b, is_cancelled=b.job_id in cancelled_jobs) for b in batches)))
 
     async def _run_item(self, handler: ItemHandler, item: TaskItem, options: Mapping[str, JsonValue]) -> ItemResult:
         async with self._slots:

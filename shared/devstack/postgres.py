@@ -75,9 +75,7 @@ def running_postgres(url: str | None, data_dir: Path) -> Iterator[str]:
         return
     if url:
         log.info("PostgreSQL at %s does not answer; starting an embedded one", url)
-    with running_embedded_postgres(
-        data_dir, database=database_name(url or "") or DEFAULT_DATABASE
-    ) as embedded:
+    with running_embedded_postgres(data_dir, database=database_name(url or "") or DEFAULT_DATABASE) as embedded:
         yield embedded
 
 
@@ -195,13 +193,9 @@ def _initdb(bin_dir: Path, pgdata: Path, user: str | None) -> None:
 
 def _run_or_fail(argv: list[str], step: str, *, user: str | None = None, cwd: Path | None = None) -> None:
     try:
-        subprocess.run(
-            argv, check=True, capture_output=True, text=True, timeout=120, cwd=cwd, **as_user(user)
-        )
+        subprocess.run(argv, check=True, capture_output=True, text=True, timeout=120, cwd=cwd, **as_user(user))
     except subprocess.CalledProcessError as exc:
         output = (exc.stdout + exc.stderr).splitlines()[-15:]
-        raise LaunchFailed(
-            EMBEDDED_WHAT, f"{step} exited with code {exc.returncode}", log_tail=output
-        ) from exc
+        raise LaunchFailed(EMBEDDED_WHAT, f"{step} exited with code {exc.returncode}", log_tail=output) from exc
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise LaunchFailed(EMBEDDED_WHAT, f"{step} could not run: {exc}") from exc

@@ -62,9 +62,7 @@ def dev_stack(
     data_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
         kafka = stack.enter_context(_broker(environ.get("KAFKA_BOOTSTRAP_SERVERS"), data_dir))
-        database_url = stack.enter_context(
-            running_postgres(environ.get("DATABASE_URL"), data_dir / "postgres")
-        )
+        database_url = stack.enter_context(running_postgres(environ.get("DATABASE_URL"), data_dir / "postgres"))
         redis_url = stack.enter_context(running_redis(environ.get("REDIS_URL"), data_dir / "redis"))
         embedded = {
             "kafka": kafka != environ.get("KAFKA_BOOTSTRAP_SERVERS"),

@@ -52,9 +52,7 @@ def displayed_phone(i: int) -> str:
 
 def expected_outbound_links(i: int) -> list[str]:
     """Links from /business/{i} to other hosts, sorted."""
-    return sorted(
-        {f"https://partner{i % PARTNER_HOSTS}.example.org/", f"https://reviews.example.net/biz/{i}"}
-    )
+    return sorted({f"https://partner{i % PARTNER_HOSTS}.example.org/", f"https://reviews.example.net/biz/{i}"})
 
 
 def render_business(i: int, pages: int, version: int = 0, nonce: str | None = None) -> str:
@@ -191,16 +189,12 @@ class _SiteHandler(BaseHTTPRequestHandler):
                 self._redirect(query["url"][0])
             case ["slow"]:
                 time.sleep(min(int(query.get("ms", ["100"])[0]), MAX_SLOW_MS) / 1000)
-                self._send_html(
-                    "<!doctype html><html><head><title>Slow page</title></head><body>ok</body></html>"
-                )
+                self._send_html("<!doctype html><html><head><title>Slow page</title></head><body>ok</body></html>")
             case ["big"]:
                 size = int(query.get("bytes", [str(DEFAULT_BIG_BYTES)])[0])
                 self._send_big(size, declare_length=query.get("length", ["1"])[0] != "0")
             case []:
-                items = "".join(
-                    f'<li><a href="/business/{i}">{i}</a></li>' for i in range(min(site.pages, 20))
-                )
+                items = "".join(f'<li><a href="/business/{i}">{i}</a></li>' for i in range(min(site.pages, 20)))
                 self._send_html(f"<!doctype html><html><head><title>Directory</title></head><ul>{items}</ul>")
             case _:
                 self._send(404, b"not found", "text/plain; charset=utf-8")

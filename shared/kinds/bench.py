@@ -33,7 +33,9 @@ def burn(seed: bytes, rounds: int) -> str:
 
 def _cpu_options(options: dict[str, JsonValue]) -> dict[str, JsonValue]:
     rounds = options.get("rounds")
-    if rounds is not None and (not isinstance(rounds, int) or isinstance(rounds, bool) or not 1 <= rounds <= 10_000_000):
+    if rounds is not None and (
+        not isinstance(rounds, int) or isinstance(rounds, bool) or not 1 <= rounds <= 10_000_000
+    ):
         raise ValueError("options.rounds must be an integer from 1 to 10,000,000")
     return options
 
@@ -49,6 +51,4 @@ async def _start_cpu(settings: KindSettings) -> AsyncIterator[ItemHandler]:
 
 
 BENCH_NOOP = Kind("bench.noop", _any_item, _start_noop, description="Returns its input unchanged")
-BENCH_CPU = Kind(
-    "bench.cpu", _any_item, _start_cpu, _cpu_options, description="Chained SHA-256, options.rounds times"
-)
+BENCH_CPU = Kind("bench.cpu", _any_item, _start_cpu, _cpu_options, description="Chained SHA-256, options.rounds times")

@@ -13,7 +13,8 @@ class KindSettings(BaseSettings):
     web_read_timeout_s: float = Field(15.0, gt=0, le=600)
     web_max_redirects: int = Field(5, ge=0, le=30)
     web_max_body_bytes: int = Field(5 * 1024 * 1024, ge=1024, le=100 * 1024 * 1024)
-    web_per_host_concurrency: int = Field(8, ge=1, le=1000)
+    web_per_host_concurrency: int = Field(8, ge=1, le=1000, description="Requests in flight to one host")
+    web_max_connections: int = Field(100, ge=1, le=10_000, description="Requests in flight per processor")
     web_max_links: int = Field(500, ge=0, le=100_000, description="Outbound links kept per page")
     web_user_agent: str = "SluiceBot/0.1 (+https://github.com/sluice)"
     web_allow_networks: list[str] = Field(

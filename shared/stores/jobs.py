@@ -57,9 +57,7 @@ class JobRecord(BaseModel):
 
     @property
     def counts(self) -> JobCounts:
-        return JobCounts(
-            total=self.total_items, succeeded=self.succeeded, failed=self.failed, cancelled=self.cancelled
-        )
+        return JobCounts(total=self.total_items, succeeded=self.succeeded, failed=self.failed, cancelled=self.cancelled)
 
     @property
     def accepted(self) -> bool:
@@ -114,9 +112,7 @@ class JobStore:
         return AlreadyExists(_record(existing))
 
     async def mark_accepted(self, job_id: UUID) -> None:
-        await self._pool.execute(
-            "UPDATE jobs SET accepted_at = coalesce(accepted_at, now()) WHERE job_id = $1", job_id
-        )
+        await self._pool.execute("UPDATE jobs SET accepted_at = coalesce(accepted_at, now()) WHERE job_id = $1", job_id)
 
     async def mark_rejected(self, job_id: UUID, reason: str) -> None:
         """The job could not be published: it ends failed and its Idempotency-Key is free for a retry."""
@@ -127,7 +123,9 @@ class JobStore:
         )  # fmt: skip
 
     async def get(self, tenant: str, job_id: UUID) -> JobRecord | None:
-        row = await self._pool.fetchrow(f"SELECT {_COLUMNS} FROM jobs WHERE job_id = $1 AND tenant = $2", job_id, tenant)
+        row = await self._pool.fetchrow(
+            f"SELECT {_COLUMNS} FROM jobs WHERE job_id = $1 AND tenant = $2", job_id, tenant
+        )
         return None if row is None else _record(row)
 
     async def request_cancel(self, tenant: str, job_id: UUID) -> JobRecord | None:

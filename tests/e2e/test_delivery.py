@@ -43,7 +43,9 @@ async def test_results_redelivered_to_the_aggregator_make_no_duplicate_rows_and_
 ) -> None:
     topics = TopicNames.for_prefix(topic_prefix)
     async with pipeline.client() as client:
-        job_id = (await client.post("/v1/jobs", json={"kind": "bench.noop", "items": list(range(120))})).json()["job_id"]
+        job_id = (await client.post("/v1/jobs", json={"kind": "bench.noop", "items": list(range(120))})).json()[
+            "job_id"
+        ]
         before = await wait_for_status(client, job_id)
         rows = await db.fetch("SELECT item_index, input FROM item_results WHERE job_id = $1 ORDER BY 1", job_id)
         replay = BatchProcessed(

@@ -22,7 +22,9 @@ async def read_until(
     address: str, topic: str, done: Callable[[list[ConsumerRecord]], bool], timeout: float = 30.0
 ) -> list[ConsumerRecord]:
     """Read the topic from the start (no group) until ``done(records so far)`` holds; TimeoutError otherwise."""
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=address, auto_offset_reset="earliest", enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=address, auto_offset_reset="earliest", enable_auto_commit=False
+    )
     await consumer.start()
     records: list[ConsumerRecord] = []
     try:

@@ -90,9 +90,7 @@ def _get(settings: BaseSettings, path: FieldPath) -> object:
     return value
 
 
-def _configures(
-    monkeypatch: pytest.MonkeyPatch, cls: type[BaseSettings], path: FieldPath, env: str, raw: str
-) -> bool:
+def _configures(monkeypatch: pytest.MonkeyPatch, cls: type[BaseSettings], path: FieldPath, env: str, raw: str) -> bool:
     baseline = _get(cls(), path)
     monkeypatch.setenv(env, raw)
     try:
@@ -146,9 +144,7 @@ def test_each_row_shows_the_fields_default_description_and_bounds(clean_env):
                     assert default == f"`{value}`", env
                 if field.description:
                     assert field.description in description
-                for bound in (
-                    getattr(item, key, None) for item in field.metadata for key in ("ge", "gt", "le", "lt")
-                ):
+                for bound in (getattr(item, key, None) for item in field.metadata for key in ("ge", "gt", "le", "lt")):
                     if bound is not None:
                         assert f"{bound:,}" in description or str(bound) in description, (env, bound)
 
@@ -183,16 +179,12 @@ def test_readme_embeds_the_current_settings_table():
     text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
     if BEGIN_MARKER not in text and END_MARKER not in text:
         pytest.skip("README.md has no settings markers yet; once it does, this test compares the table")
-    assert embedded_table(text) == settings_table(), (
-        "stale: run python -m shared.settings_doc --write README.md"
-    )
+    assert embedded_table(text) == settings_table(), "stale: run python -m shared.settings_doc --write README.md"
 
 
 def test_write_replaces_only_the_text_between_the_markers(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text(
-        f"# Sluice\n\nBefore.\n\n{BEGIN_MARKER}\n| old |\n{END_MARKER}\n\nAfter.\n", encoding="utf-8"
-    )
+    readme.write_text(f"# Sluice\n\nBefore.\n\n{BEGIN_MARKER}\n| old |\n{END_MARKER}\n\nAfter.\n", encoding="utf-8")
     assert main(["--write", str(readme)]) == 0
     written = readme.read_text(encoding="utf-8")
     assert written.startswith(f"# Sluice\n\nBefore.\n\n{BEGIN_MARKER}\n")

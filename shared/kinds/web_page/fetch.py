@@ -15,9 +15,6 @@ from shared.kinds.web_page.resolve import ensure_host_allowed
 REDIRECT_STATUSES = frozenset({301, 302, 303, 307, 308})
 ACCEPT = "text/html,application/xhtml+xml;q=0.9,*/*;q=0.5"
 BODY_CAP_SETTING = "SLUICE_KINDS_WEB_MAX_BODY_BYTES"
-POOL_CONNECTIONS = 100
-"""Connections the client opens at most, and requests one fetcher runs at once: requests left waiting
-inside httpx's pool are rescanned on every event and starve the loop, so they wait on a semaphore instead."""
 
 
 def open_client(settings: KindSettings) -> httpx.AsyncClient:
@@ -27,7 +24,9 @@ def open_client(settings: KindSettings) -> httpx.AsyncClient:
         trust_env=False,
         timeout=httpx.Timeout(settings.web_read_timeout_s, connect=settings.web_connect_timeout_s, pool=None),
         headers={"User-Agent": settings.web_user_agent, "Accept": ACCEPT},
-        limits=httpx.Limits(max_connections=POOL_CONNECTIONS, max_keepalive_connections=POOL_CONNECTIONS),
+        limits=httpx.Limits(
+            max_connections=settings.web_max_connections, max_keepalive_connections=settings.web_max_connections
+        ),
     )
 
 
@@ -62,7 +61,9 @@ class PageFetcher:
     def __init__(self, client: httpx.AsyncClient, settings: KindSettings, allow: AllowList) -> None:
         self._client, self._settings, self._allow = client, settings, allow
         self._host_slots = HostSlots(settings.web_per_host_concurrency)
-        self._request_slots = asyncio.Semaphore(POOL_CONNECTIONS)
+        # Requests left waiting inside httpx's pool are rescanned on every event and starve the loop,
+        # so beyond the pool's size they wait on this semaphore instead.
+        self._request_slots = asyncio.Semaphore(settings.web_max_connections)
 
     async def fetch(self, url: str) -> FetchedPage:
         """Follows up to web_max_redirects redirects, checking the guard before each request.
@@ -73,9 +74,7 @@ class PageFetcher:
         for redirects in range(self._settings.web_max_redirects + 1):
             host = target.raw_host.decode("ascii")
             async with self._host_slots.slot(host), self._request_slots:
-                await ensure_host_allowed(
-                    host, port_of(target), self._allow, self._settings.web_connect_timeout_s
-                )
+                await ensure_host_allowed(host, port_of(target), self._allow, self._settings.web_connect_timeout_s)
                 outcome = await self._get(target, redirects)
             if isinstance(outcome, FetchedPage):
                 return outcome

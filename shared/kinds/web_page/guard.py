@@ -8,9 +8,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 ALLOW_SETTING = "SLUICE_KINDS_WEB_ALLOW_NETWORKS"
-METADATA_ADDRESSES = frozenset(
-    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
-)
+METADATA_ADDRESSES = frozenset({ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")})
 METADATA_HOSTS = frozenset({"metadata.google.internal"})
 SHARED_NETWORK = ipaddress.ip_network("100.64.0.0/10")
 

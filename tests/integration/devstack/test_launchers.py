@@ -175,10 +175,7 @@ def test_supervisor_relays_prefixed_lines_and_stop_leaves_no_process_behind() ->
 
 
 def test_supervisor_kills_a_child_that_ignores_sigterm() -> None:
-    stubborn = (
-        "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-        "print('up', flush=True); signal.pause()"
-    )
+    stubborn = "import signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); print('up', flush=True); signal.pause()"
     out = io.StringIO()
     with Supervisor(out, stop_timeout=1.0) as supervisor:
         supervisor.start("stubborn", [sys.executable, "-c", stubborn], {})

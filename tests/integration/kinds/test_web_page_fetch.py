@@ -92,9 +92,7 @@ async def test_redirects_up_to_the_limit_succeed_and_one_more_fails(site):
     ],
 )
 async def test_a_body_over_the_cap_fails_naming_the_cap(site, path, reason):
-    async with WEB_PAGE.start(
-        KindSettings(web_allow_networks=LOCAL_SITE, web_max_body_bytes=65536)
-    ) as handler:
+    async with WEB_PAGE.start(KindSettings(web_allow_networks=LOCAL_SITE, web_max_body_bytes=65536)) as handler:
         assert await fetch_failure(handler, site.url(path)) == reason
         assert (await handler(site.url("/big?bytes=65536&length=0"), {}))["bytes"] == 65536
 
@@ -104,8 +102,7 @@ async def test_the_local_site_is_refused_unless_allowlisted_and_never_contacted(
     async with WEB_PAGE.start(KindSettings(web_allow_networks=[])) as handler:
         reason = await fetch_failure(handler, site.page_url(0))
     assert reason == (
-        "refused: 127.0.0.1 is a loopback address (host 127.0.0.1); "
-        "allow it with SLUICE_KINDS_WEB_ALLOW_NETWORKS"
+        "refused: 127.0.0.1 is a loopback address (host 127.0.0.1); allow it with SLUICE_KINDS_WEB_ALLOW_NETWORKS"
     )
     assert site.requests_served == served_before
 
@@ -147,9 +144,7 @@ async def test_requests_to_one_host_never_exceed_the_per_host_cap():
     settings = KindSettings(web_allow_networks=LOCAL_SITE, web_per_host_concurrency=2)
     with serving_test_site(pages=10) as own_site:
         async with WEB_PAGE.start(settings) as handler:
-            outputs = await asyncio.gather(
-                *(handler(own_site.url(f"/slow?ms=200&n={n}"), {}) for n in range(6))
-            )
+            outputs = await asyncio.gather(*(handler(own_site.url(f"/slow?ms=200&n={n}"), {}) for n in range(6)))
         assert [output["status"] for output in outputs] == [200] * 6
         assert own_site.requests_served == 6
         assert own_site.max_concurrent_requests == 2  # the cap is reached and never exceeded

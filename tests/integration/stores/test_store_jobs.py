@@ -58,9 +58,7 @@ async def test_the_same_job_id_returns_the_existing_job_even_with_another_key(jo
     assert again.job == first.job == without_key.job
 
 
-async def test_a_key_clashing_with_one_job_and_an_id_with_another_returns_the_one_with_that_id(
-    job_request, job_store
-):
+async def test_a_key_clashing_with_one_job_and_an_id_with_another_returns_the_one_with_that_id(job_request, job_store):
     keyed = await job_store.create(job_request(idempotency_key="k"))
     other = await job_store.create(job_request(idempotency_key="other"))
 
@@ -135,9 +133,7 @@ async def test_an_unknown_job_id_is_none(job_store):
     assert await job_store.get("acme", uuid4()) is None
 
 
-async def test_request_cancel_stamps_the_time_once_and_leaves_the_status_to_the_aggregator(
-    accepted_job, job_store
-):
+async def test_request_cancel_stamps_the_time_once_and_leaves_the_status_to_the_aggregator(accepted_job, job_store):
     job = await accepted_job()
 
     first = await job_store.request_cancel("acme", job.job_id)
@@ -165,9 +161,7 @@ async def _fill(result_store, job_id, indexes):
         )
 
 
-async def test_paging_by_the_last_index_returns_every_result_exactly_once(
-    accepted_job, job_store, result_store
-):
+async def test_paging_by_the_last_index_returns_every_result_exactly_once(accepted_job, job_store, result_store):
     indexes = list(range(0, 250, 2)) + [999]  # gaps, so pages cannot be computed by offset
     job = await accepted_job(total_items=1000)
     await _fill(result_store, job.job_id, reversed(indexes))
@@ -216,9 +210,7 @@ async def test_iterating_results_yields_every_row_in_order_in_chunks(accepted_jo
     assert [row["item_index"] for chunk in chunks for row in chunk] == list(range(2500))
 
 
-async def test_iterating_a_job_with_an_exact_multiple_of_the_chunk_ends_cleanly(
-    accepted_job, job_store, result_store
-):
+async def test_iterating_a_job_with_an_exact_multiple_of_the_chunk_ends_cleanly(accepted_job, job_store, result_store):
     job = await accepted_job(total_items=20)
     await _fill(result_store, job.job_id, range(20))
 

@@ -7,9 +7,7 @@ from shared.postgres import apply_migrations, migration_files, open_pool
 
 
 async def _versions(pool: asyncpg.Pool) -> list[str]:
-    return [
-        row["version"] for row in await pool.fetch("SELECT version FROM schema_migrations ORDER BY version")
-    ]
+    return [row["version"] for row in await pool.fetch("SELECT version FROM schema_migrations ORDER BY version")]
 
 
 async def test_concurrent_startups_apply_each_migration_exactly_once(database_url):
@@ -17,9 +15,7 @@ async def test_concurrent_startups_apply_each_migration_exactly_once(database_ur
     assert shipped, "no migrations shipped"
     pools = [await open_pool(PostgresSettings(url=database_url, pool_min=1, pool_max=2)) for _ in range(4)]
     try:
-        applied = await asyncio.wait_for(
-            asyncio.gather(*(apply_migrations(pool) for pool in pools)), timeout=60
-        )
+        applied = await asyncio.wait_for(asyncio.gather(*(apply_migrations(pool) for pool in pools)), timeout=60)
 
         assert sorted(applied, key=len) == [[], [], [], shipped]
         assert await _versions(pools[0]) == shipped

@@ -11,13 +11,9 @@ S, F, C = ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED
 
 def _result(index: int, status: ItemStatus) -> ItemResult:
     if status is S:
-        return ItemResult(
-            index=index, status=S, input={"n": index}, output={"double": 2 * index}, duration_ms=1.5
-        )
+        return ItemResult(index=index, status=S, input={"n": index}, output={"double": 2 * index}, duration_ms=1.5)
     if status is F:
-        return ItemResult(
-            index=index, status=F, input={"n": index}, error=f"boom {index}", error_type="ValueError"
-        )
+        return ItemResult(index=index, status=F, input={"n": index}, error=f"boom {index}", error_type="ValueError")
     return ItemResult(index=index, status=C, input={"n": index}, error="job cancelled", attempts=0)
 
 
@@ -60,9 +56,7 @@ async def test_the_same_batch_twice_in_one_write_counts_once(accepted_job, resul
     assert (stored.succeeded, stored.failed) == (1, 1)
 
 
-async def test_a_redelivery_mixing_old_and_new_results_counts_only_the_new(
-    accepted_job, result_store, job_store
-):
+async def test_a_redelivery_mixing_old_and_new_results_counts_only_the_new(accepted_job, result_store, job_store):
     job = await accepted_job(total_items=10)
     await result_store.record([_processed(job.job_id, {0: S, 1: S, 2: F, 3: S})])
 
@@ -155,9 +149,7 @@ async def test_a_job_finishes_exactly_when_its_last_result_arrives(
     assert stored.finished_at is not None
 
 
-async def test_a_redelivery_after_completion_does_not_finish_the_job_again(
-    accepted_job, result_store, job_store
-):
+async def test_a_redelivery_after_completion_does_not_finish_the_job_again(accepted_job, result_store, job_store):
     job = await accepted_job(total_items=2)
     batch = _processed(job.job_id, {0: S, 1: S})
     assert len((await result_store.record([batch])).finished) == 1
@@ -170,14 +162,10 @@ async def test_a_redelivery_after_completion_does_not_finish_the_job_again(
     assert (stored.status, stored.succeeded, stored.finished_at) == (JobStatus.COMPLETED, 2, finished_at)
 
 
-async def test_one_write_spanning_several_jobs_counts_and_finishes_each(
-    accepted_job, result_store, job_store
-):
+async def test_one_write_spanning_several_jobs_counts_and_finishes_each(accepted_job, result_store, job_store):
     done, half = await accepted_job(total_items=2), await accepted_job(total_items=4)
 
-    outcome = await result_store.record(
-        [_processed(done.job_id, {0: S, 1: F}), _processed(half.job_id, {0: S, 1: S})]
-    )
+    outcome = await result_store.record([_processed(done.job_id, {0: S, 1: F}), _processed(half.job_id, {0: S, 1: S})])
 
     assert outcome.inserted == 4
     assert [state.job_id for state in outcome.finished] == [done.job_id]
@@ -185,9 +173,7 @@ async def test_one_write_spanning_several_jobs_counts_and_finishes_each(
     assert (await job_store.get("acme", half.job_id)).status is JobStatus.RUNNING
 
 
-async def test_results_of_a_job_with_no_row_are_not_written_and_are_reported(
-    accepted_job, result_store, job_store
-):
+async def test_results_of_a_job_with_no_row_are_not_written_and_are_reported(accepted_job, result_store, job_store):
     job = await accepted_job(total_items=4)
     stranger = uuid4()
 
@@ -214,9 +200,7 @@ async def test_a_cancel_ends_a_running_job_as_cancelled(accepted_job, result_sto
     assert stored.finished_at is not None and stored.cancel_requested_at is not None
 
 
-async def test_results_after_a_cancel_still_count_but_leave_the_job_cancelled(
-    accepted_job, result_store, job_store
-):
+async def test_results_after_a_cancel_still_count_but_leave_the_job_cancelled(accepted_job, result_store, job_store):
     job = await accepted_job(total_items=4)
     await result_store.record([_processed(job.job_id, {0: S})])
     await result_store.record([], [CancelJob(tenant="acme", job_id=job.job_id)])
@@ -234,9 +218,7 @@ async def test_results_after_a_cancel_still_count_but_leave_the_job_cancelled(
     )
 
 
-async def test_cancelling_twice_or_after_the_job_finished_changes_nothing(
-    accepted_job, result_store, job_store
-):
+async def test_cancelling_twice_or_after_the_job_finished_changes_nothing(accepted_job, result_store, job_store):
     cancelled, completed = await accepted_job(total_items=2), await accepted_job(total_items=1)
     await result_store.record([_processed(completed.job_id, {0: S})])
     await result_store.record([], [CancelJob(tenant="acme", job_id=cancelled.job_id)])
@@ -257,9 +239,7 @@ async def test_cancelling_twice_or_after_the_job_finished_changes_nothing(
 async def test_a_queued_job_can_be_cancelled_before_any_result(accepted_job, result_store, job_store):
     job = await accepted_job(total_items=3)
 
-    outcome = await result_store.record(
-        [], [CancelJob(tenant="acme", job_id=job.job_id, reason="changed my mind")]
-    )
+    outcome = await result_store.record([], [CancelJob(tenant="acme", job_id=job.job_id, reason="changed my mind")])
 
     assert [state.status for state in outcome.finished] == [JobStatus.CANCELLED]
     assert outcome.finished[0].counts.done == 0
@@ -300,9 +280,7 @@ async def test_a_job_rejected_at_intake_is_unannounced_as_failed(accepted_job, j
     assert (state.job_id, state.status, state.error) == (job.job_id, JobStatus.FAILED, "broker unavailable")
 
 
-async def test_a_result_holding_a_nul_character_does_not_block_the_write(
-    accepted_job, result_store, job_store
-):
+async def test_a_result_holding_a_nul_character_does_not_block_the_write(accepted_job, result_store, job_store):
     job = await accepted_job(total_items=2)
     batch = BatchProcessed(
         tenant="acme",

@@ -58,9 +58,7 @@ def test_garbage_is_refused_as_not_a_results_topic_event(raw):
 
 
 def test_an_event_meant_for_another_topic_is_refused_naming_the_type_field():
-    batch = TaskBatch(
-        tenant="acme", job_id=uuid4(), kind="k", batch_index=0, items=[TaskItem(index=0, input=1)]
-    )
+    batch = TaskBatch(tenant="acme", job_id=uuid4(), kind="k", batch_index=0, items=[TaskItem(index=0, input=1)])
     with pytest.raises(ValueError, match="not a results-topic event") as caught:
         decode_results_message(batch.model_dump_json().encode())
     assert "'task.batch'" in str(caught.value)

@@ -55,9 +55,7 @@ def _listeners(value: str) -> dict[str, str]:
 
 
 def _service_with_image(compose: dict[str, Any], prefix: str) -> str:
-    names = [
-        name for name, svc in compose["services"].items() if str(svc.get("image", "")).startswith(prefix)
-    ]
+    names = [name for name, svc in compose["services"].items() if str(svc.get("image", "")).startswith(prefix)]
     assert len(names) == 1, f"expected one service running {prefix}*, found {names}"
     return names[0]
 
@@ -86,9 +84,7 @@ def test_each_service_builds_the_shared_image_and_runs_its_own_module(compose, n
 @pytest.mark.parametrize("name", SERVICES)
 def test_each_service_command_names_a_runnable_module(name):
     assert (ROOT / "services" / name / "__init__.py").is_file()
-    assert (ROOT / "services" / name / "__main__.py").is_file(), (
-        f"python -m services.{name} has no __main__.py"
-    )
+    assert (ROOT / "services" / name / "__main__.py").is_file(), f"python -m services.{name} has no __main__.py"
 
 
 @pytest.mark.parametrize("name", SERVICES)
@@ -139,9 +135,7 @@ def test_each_service_waits_for_its_connections_to_be_healthy(compose, name):
     for variable in required_env(name) & set(CONNECTION_VARIABLES):
         value = env[variable]
         host = urlsplit(value).hostname if "://" in value else value.split(",")[0].rpartition(":")[0]
-        assert waits.get(host) == "service_healthy", (
-            f"{name} reaches {host} via {variable} without waiting for it"
-        )
+        assert waits.get(host) == "service_healthy", f"{name} reaches {host} via {variable} without waiting for it"
 
 
 def test_every_dependency_exists_and_healthy_ones_have_a_health_check(compose):
@@ -158,9 +152,7 @@ def test_compose_sets_only_variables_the_service_reads(compose, name):
     known = all_env_vars()
     for variable in _env(compose["services"][name]):
         assert variable in known, f"{name}: {variable} is read by no service"
-        assert name in known[variable].services, (
-            f"{name}: {variable} is read only by {known[variable].services}"
-        )
+        assert name in known[variable].services, f"{name}: {variable} is read only by {known[variable].services}"
 
 
 def test_kafka_runs_kraft_from_the_official_image(compose):
@@ -243,9 +235,7 @@ def test_third_party_images_are_pinned(compose):
 def _dockerfile() -> list[list[str]]:
     """Instructions as token lists, with line continuations joined and comments dropped."""
     text = (ROOT / "deploy" / "Dockerfile").read_text(encoding="utf-8").replace("\\\n", " ")
-    return [
-        shlex.split(line) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")
-    ]
+    return [shlex.split(line) for line in text.splitlines() if line.strip() and not line.lstrip().startswith("#")]
 
 
 def _final_stage() -> list[list[str]]:
@@ -270,9 +260,7 @@ def _dockerignored(path: str) -> bool:
     ignored = False
     for pattern in (p for p in patterns if p and not p.startswith("#")):
         negated, pattern = pattern.startswith("!"), pattern.lstrip("!").strip("/")
-        regex = (
-            re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
-        )
+        regex = re.escape(pattern).replace(r"\*\*/", "(?:.*/)?").replace(r"\*", "[^/]*").replace(r"\?", "[^/]")
         regex = regex.replace(r"\[", "[").replace(r"\]", "]")
         if any(re.fullmatch(regex, candidate) for candidate in candidates):
             ignored = not negated
@@ -301,9 +289,7 @@ def test_dockerfile_copies_files_that_exist_and_reach_the_build_context():
             continue  # a glob may match nothing, by design (README.md* before the README exists)
         assert (ROOT / source).exists(), f"COPY {source}: no such file"
         probe = next((ROOT / source).rglob("*.py"), None) if (ROOT / source).is_dir() else ROOT / source
-        assert probe is not None and not _dockerignored(probe.relative_to(ROOT).as_posix()), (
-            f"{source} ignored"
-        )
+        assert probe is not None and not _dockerignored(probe.relative_to(ROOT).as_posix()), f"{source} ignored"
     assert any(re.fullmatch(source.replace("*", ".*"), "README.md") for source in sources)
 
 

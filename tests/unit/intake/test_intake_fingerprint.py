@@ -20,9 +20,7 @@ def _digest(kind, options, priority, callback_url, items) -> str:
 
 
 def test_equal_requests_have_equal_fingerprints():
-    assert _digest(**BASE) == _digest(
-        **{**BASE, "options": dict(BASE["options"]), "items": list(BASE["items"])}
-    )
+    assert _digest(**BASE) == _digest(**{**BASE, "options": dict(BASE["options"]), "items": list(BASE["items"])})
 
 
 def test_option_key_order_does_not_change_the_fingerprint():

@@ -10,9 +10,7 @@ from shared.stores.jobs import JobRecord
 CREATED = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 
 
-def _job(
-    status: JobStatus, total: int, succeeded: int = 0, failed: int = 0, cancelled: int = 0, **extra
-) -> JobRecord:
+def _job(status: JobStatus, total: int, succeeded: int = 0, failed: int = 0, cancelled: int = 0, **extra) -> JobRecord:
     fields = dict(
         job_id=uuid4(),
         tenant="acme",
@@ -68,9 +66,7 @@ def test_a_running_job_with_nothing_done_yet_has_no_eta():
 
 
 def test_percent_is_rounded_to_two_decimals():
-    view = status_view(
-        _job(JobStatus.RUNNING, 3, succeeded=1, started_at=CREATED), CREATED + timedelta(seconds=1)
-    )
+    view = status_view(_job(JobStatus.RUNNING, 3, succeeded=1, started_at=CREATED), CREATED + timedelta(seconds=1))
     assert view["percent"] == 33.33
 
 

@@ -57,10 +57,7 @@ def test_the_canonical_link_is_resolved_against_the_page_or_its_base():
 
 
 def test_a_canonical_link_that_is_not_http_is_ignored():
-    assert (
-        extract_page(page('<link rel=canonical href="javascript:void(0)">'), PAGE_URL, 10)["canonical"]
-        is None
-    )
+    assert extract_page(page('<link rel=canonical href="javascript:void(0)">'), PAGE_URL, 10)["canonical"] is None
 
 
 def test_emails_come_from_text_and_mailto_links_sorted_and_unique():

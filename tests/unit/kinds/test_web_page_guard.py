@@ -142,6 +142,5 @@ def test_a_resolved_metadata_host_name_is_refused_even_with_public_addresses():
 def test_the_refusal_message_names_the_host_and_how_to_allow_it():
     message = refusal_message("example.internal", "10.0.0.5 is a private address")
     assert message == (
-        "refused: 10.0.0.5 is a private address (host example.internal); "
-        "allow it with SLUICE_KINDS_WEB_ALLOW_NETWORKS"
+        "refused: 10.0.0.5 is a private address (host example.internal); allow it with SLUICE_KINDS_WEB_ALLOW_NETWORKS"
     )

@@ -71,9 +71,7 @@ def script() -> Script:
 
 @asynccontextmanager
 async def running(script: Script, *, max_in_flight: int = 8, item_timeout_s: float = DEADLINE_S):
-    runner = KindRunner(
-        {"test.script": script.kind()}, max_in_flight=max_in_flight, item_timeout_s=item_timeout_s
-    )
+    runner = KindRunner({"test.script": script.kind()}, max_in_flight=max_in_flight, item_timeout_s=item_timeout_s)
     await runner.start(KindSettings())
     try:
         yield runner

@@ -60,17 +60,13 @@ EVENTS = {
                 output={"title": "Ünïcødé"},
                 duration_ms=3.5,
             ),
-            ItemResult(
-                index=101, status=ItemStatus.FAILED, input="b", error="HTTP 500", error_type="ItemFailed"
-            ),
+            ItemResult(index=101, status=ItemStatus.FAILED, input="b", error="HTTP 500", error_type="ItemFailed"),
             ItemResult(index=102, status=ItemStatus.CANCELLED, attempts=0),
         ],
     ),
     "job.cancel": CancelJob(tenant="acme", job_id=JOB, reason="owner asked"),
     "job.progress": JobProgressed(tenant="acme", job_id=JOB, counts=COUNTS, percent=100.0),
-    "job.completed": JobCompleted(
-        tenant="acme", job_id=JOB, status=JobStatus.PARTIALLY_FAILED, counts=COUNTS
-    ),
+    "job.completed": JobCompleted(tenant="acme", job_id=JOB, status=JobStatus.PARTIALLY_FAILED, counts=COUNTS),
     "job.failed": JobFailed(tenant="acme", job_id=JOB, counts=COUNTS, reason="all 10 items failed"),
     "job.cancelled": JobCancelled(tenant="acme", job_id=JOB, counts=COUNTS, reason="cancelled by request"),
 }
