@@ -6,10 +6,10 @@ Events are named in the past tense, commands in the imperative. Each carries its
 
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, JsonValue, TypeAdapter, ValidationError
 
 MAX_BATCH_SIZE = 1000
 
@@ -177,3 +177,19 @@ AnyEvent = Annotated[
 results_topic_message: TypeAdapter[Any] = TypeAdapter(ResultsTopicMessage)
 job_event: TypeAdapter[Any] = TypeAdapter(JobEvent)
 any_event: TypeAdapter[Any] = TypeAdapter(AnyEvent)
+
+task_batch: TypeAdapter[TaskBatch] = TypeAdapter(TaskBatch)
+job_requested: TypeAdapter[JobRequested] = TypeAdapter(JobRequested)
+
+T = TypeVar("T")
+
+
+def decode(adapter: TypeAdapter[T], raw: bytes | None, what: str) -> T:
+    """Parse one message as ``what``; raises ValueError with the first few problems, for a reason header."""
+    if not raw:
+        raise ValueError("empty message")
+    try:
+        return adapter.validate_json(raw)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:3])
+        raise ValueError(f"not a {what}: {problems}") from exc

@@ -3,8 +3,6 @@
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from pydantic import ValidationError
-
 from shared.events import (
     BatchProcessed,
     CancelJob,
@@ -13,6 +11,7 @@ from shared.events import (
     JobFailed,
     JobProgressed,
     JobStatus,
+    decode,
     results_topic_message,
 )
 from shared.stores.results import JobState
@@ -20,17 +19,7 @@ from shared.stores.results import JobState
 
 def decode_results_message(raw: bytes | None) -> BatchProcessed | CancelJob:
     """Parse one results-topic message; raises ValueError with a reason a human can act on."""
-    if not raw:
-        raise ValueError("empty message")
-    try:
-        return results_topic_message.validate_json(raw)
-    except ValidationError as exc:
-        raise ValueError(f"not a results-topic event: {_first_errors(exc)}") from exc
-
-
-def _first_errors(exc: ValidationError, limit: int = 3) -> str:
-    parts = [f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:limit]]
-    return "; ".join(parts)
+    return decode(results_topic_message, raw, "results-topic event")
 
 
 def lifecycle_event(state: JobState) -> JobCompleted | JobFailed | JobCancelled:

@@ -3,26 +3,22 @@
 import logging
 
 from aiokafka import ConsumerRecord
-from pydantic import ValidationError
 
 from services.intake.accept import JobDraft
 from services.intake.logic import Fingerprint, resolve_kind, validate_item, validate_options
 from services.intake.runtime import IntakeRuntime
 from shared.errors import InvalidJob, LimitExceeded
-from shared.events import JobRequested
+from shared.events import JobRequested, decode, job_requested
 from shared.kafka import SendWindow, error_headers
 
 log = logging.getLogger(__name__)
 
 
 def decode_job_requested(raw: bytes | None) -> JobRequested:
-    if not raw:
-        raise InvalidJob("empty message")
     try:
-        return JobRequested.model_validate_json(raw)
-    except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(map(str, e['loc'])) or '<root>'}: {e['msg']}" for e in exc.errors()[:3])
-        raise InvalidJob(f"not a JobRequested event: {details}") from exc
+        return decode(job_requested, raw, "JobRequested event")
+    except ValueError as exc:
+        raise InvalidJob(str(exc)) from exc
 
 
 async def on_job_requested(rt: IntakeRuntime, record: ConsumerRecord) -> None:

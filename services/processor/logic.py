@@ -1,20 +1,14 @@
 """Pure rules of the processor: decoding a task batch and turning outcomes into results."""
 
-from pydantic import JsonValue, ValidationError
+from pydantic import JsonValue
 
 from shared.errors import ItemFailed
-from shared.events import BatchProcessed, ItemResult, ItemStatus, TaskBatch, TaskItem
+from shared.events import BatchProcessed, ItemResult, ItemStatus, TaskBatch, TaskItem, decode, task_batch
 
 
 def decode_task_batch(raw: bytes | None) -> TaskBatch:
     """Parse one tasks-topic message; raises ValueError with the reason."""
-    if not raw:
-        raise ValueError("empty message")
-    try:
-        return TaskBatch.model_validate_json(raw)
-    except ValidationError as exc:
-        details = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()[:3])
-        raise ValueError(f"not a TaskBatch: {details}") from exc
+    return decode(task_batch, raw, "TaskBatch")
 
 
 def succeeded(item: TaskItem, output: JsonValue, duration_ms: float) -> ItemResult:

@@ -30,21 +30,10 @@ class NewJob(BaseModel):
     total_batches: int
 
 
-class JobRecord(BaseModel):
-    model_config = ConfigDict(frozen=True)
+class JobRecord(NewJob):
+    """A job row as stored: what was submitted, plus status, counters and times."""
 
-    job_id: UUID
-    tenant: str
-    kind: str
-    priority: Priority
-    options: dict[str, JsonValue]
-    callback_url: str | None
-    source: str
-    idempotency_key: str | None
-    request_fingerprint: str | None
     status: JobStatus
-    total_items: int
-    total_batches: int
     succeeded: int
     failed: int
     cancelled: int
