@@ -7,8 +7,11 @@ from collections.abc import Iterator
 
 import asyncpg
 import pytest
+from aiokafka import ConsumerRecord
 
+from shared.config import TopicNames
 from shared.devstack.testsite import TestSite, expected_email, expected_title, serving_test_site
+from tests.support.kafka import read_until
 from tests.support.pipeline import Pipeline, wait_for_status
 
 pytestmark = pytest.mark.e2e
@@ -49,7 +52,9 @@ async def test_web_page_job_of_2000_pages_completes_with_one_correct_row_per_ite
         assert expected_email(i) in row["output"]["emails"]
 
 
-async def test_ndjson_upload_of_100000_items_completes_with_100000_rows(pipeline: Pipeline, db: asyncpg.Pool) -> None:
+async def test_ndjson_upload_of_100000_items_completes_with_100000_rows_and_announces_it_downstream(
+    pipeline: Pipeline, db: asyncpg.Pool, kafka_address: str, topic_prefix: str
+) -> None:
     body = b"".join(json.dumps({"n": n}).encode() + b"\n" for n in range(100_000))
     async with pipeline.client() as client:
         response = await client.post(
@@ -67,6 +72,17 @@ async def test_ndjson_upload_of_100000_items_completes_with_100000_rows(pipeline
     assert stored == 100_000
     sample = await db.fetchrow("SELECT input, output FROM item_results WHERE job_id = $1 AND item_index = 4242", job_id)
     assert sample["input"] == sample["output"] == {"n": 4242}
+
+    def completion_seen(records: list[ConsumerRecord]) -> bool:
+        return any(json.loads(r.value)["type"] == "job.completed" for r in records if r.key == job_id.encode())
+
+    records = await read_until(kafka_address, TopicNames.for_prefix(topic_prefix).job_events, completion_seen)
+    events = [json.loads(r.value) for r in records if r.key == job_id.encode()]
+    progress = [event for event in events if event["type"] == "job.progress"]
+    completed = [event for event in events if event["type"] == "job.completed"]
+    assert completed[0]["counts"]["succeeded"] == 100_000 and completed[0]["status"] == "completed"
+    assert 1 <= len(progress) < 2000, "progress is throttled, not one event per batch"
+    assert [event["counts"]["succeeded"] for event in progress] == sorted(e["counts"]["succeeded"] for e in progress)
 
 
 async def test_status_answers_right_after_the_202_without_a_404(pipeline: Pipeline) -> None:
