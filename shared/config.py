@@ -34,6 +34,10 @@ class KafkaSettings(BaseSettings):
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
     linger_ms: int = Field(5, ge=0, le=1000)
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024 * 1024, le=64 * 1024 * 1024)
+    retry_tiers_s: list[int] = Field(
+        default_factory=lambda: [2, 4, 8, 30, 120],
+        description="Delays of the retry topics, in seconds; a retry waits in the smallest tier >= its delay",
+    )
     publish_window: int = Field(256, ge=1, le=100_000, description="Unacknowledged sends in flight")
     request_timeout_ms: int = Field(15_000, ge=1000, le=300_000)
 
@@ -47,21 +51,32 @@ class TopicNames(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
+    prefix: str
     requests: str
     tasks: str
     results: str
     job_events: str
     rejected: str
+    """The requests topic's dead letters: invalid job requests, with the reason in a header."""
+    tasks_dlq: str
+    results_dlq: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> "TopicNames":
         return cls(
+            prefix=prefix,
             requests=f"{prefix}.job-requests",
             tasks=f"{prefix}.tasks",
             results=f"{prefix}.results",
             job_events=f"{prefix}.job-events",
             rejected=f"{prefix}.rejected",
+            tasks_dlq=f"{prefix}.tasks.dlq",
+            results_dlq=f"{prefix}.results.dlq",
         )
+
+    def retry(self, delay_s: int) -> str:
+        """The retry topic of one delay tier."""
+        return f"{self.prefix}.tasks.retry-{delay_s}s"
 
 
 class PostgresSettings(BaseSettings):

@@ -72,8 +72,12 @@ class DatabaseUnavailable(DependencyUnavailable):
 
 
 class ItemFailed(SluiceError):
-    """A handler's deliberate, explained failure of one item (the result records reason and type)."""
+    """A handler's deliberate, explained failure of one item (the result records reason and type).
 
-    def __init__(self, reason: str) -> None:
+    ``retryable`` marks a transient failure (timeout, connection error, HTTP 429/5xx) worth another
+    attempt; ``retry_after_s`` is the target's own Retry-After, honoured when it is longer than the backoff.
+    """
+
+    def __init__(self, reason: str, *, retryable: bool = False, retry_after_s: float | None = None) -> None:
         super().__init__(reason)
-        self.reason = reason
+        self.reason, self.retryable, self.retry_after_s = reason, retryable, retry_after_s

@@ -27,6 +27,7 @@ class Priority(StrEnum):
 class ItemStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
+    TIMED_OUT = "timed_out"
     CANCELLED = "cancelled"
 
 
@@ -71,6 +72,9 @@ class TaskItem(BaseModel):
 
     index: int = Field(ge=0, description="Position of the item in its job; with job_id, the item's identity")
     input: JsonValue
+    attempt: int = Field(1, ge=1, description="1 for the first try; retries count up")
+    first_failed_at: AwareDatetime | None = Field(None, description="When the first attempt failed (retries only)")
+    generation: int = Field(0, ge=0, description="0 as submitted; each redrive of the item adds 1")
 
 
 class TaskBatch(Envelope):
@@ -95,6 +99,7 @@ class ItemResult(BaseModel):
     error_type: str | None = None
     attempts: int = Field(1, ge=0)
     duration_ms: float = Field(0.0, ge=0)
+    generation: int = Field(0, ge=0, description="A result of a later generation replaces a failed one")
 
 
 class BatchProcessed(Envelope):

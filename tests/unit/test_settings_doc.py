@@ -79,7 +79,7 @@ def _candidate_values(annotation: object, value: object) -> list[str]:
     if isinstance(value, float):
         return [str(value / 2), str(value * 2), "0.5"]
     if isinstance(value, list):
-        return ['["probe.example"]']
+        return ['["probe.example"]', "[1]"]
     return [f"{value}-probe" if value else "probe", "probe"]
 
 
