@@ -12,8 +12,10 @@ from pydantic import JsonValue
 
 from shared.errors import InvalidItem, InvalidJob, UnknownKind
 from shared.events import JobStatus, Priority, TaskBatch, TaskItem
+from shared.failures import validate_failure_options
 from shared.kinds import Kind
 from shared.stores.jobs import JobRecord
+from shared.stores.sweeps import job_timeout_option
 
 
 def resolve_kind(kinds: Mapping[str, Kind], name: str) -> Kind:
@@ -25,9 +27,14 @@ def resolve_kind(kinds: Mapping[str, Kind], name: str) -> Kind:
 
 def validate_options(kind: Kind, options: dict[str, JsonValue]) -> dict[str, JsonValue]:
     try:
-        return kind.validate_options(options)
+        validated = kind.validate_options(validate_failure_options(options))
     except ValueError as exc:
         raise InvalidJob(f"options: {exc}", field="options") from exc
+    try:
+        job_timeout_option(validated)
+    except ValueError as exc:
+        raise InvalidJob(f"options: {exc}", field="options.job_timeout_s") from exc
+    return validated
 
 
 def validate_item(kind: Kind, index: int, item: JsonValue, max_item_bytes: int) -> JsonValue:
@@ -140,4 +147,7 @@ def status_view(job: JobRecord, now: datetime) -> dict[str, JsonValue]:
         "cancel_requested_at": job.cancel_requested_at.isoformat() if job.cancel_requested_at else None,
         "eta_seconds": eta_seconds,
         "error": job.error,
+        "deadline_at": job.deadline_at.isoformat() if job.deadline_at else None,
+        "stalled": job.status is JobStatus.RUNNING and job.stalled_since is not None,
+        "stalled_since": job.stalled_since.isoformat() if job.stalled_since else None,
     }

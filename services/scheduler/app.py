@@ -1,16 +1,22 @@
-"""Scheduler: will emit rescan triggers (issue 'Scheduler'); for now it joins the stack and keeps time."""
+"""Scheduler: sweeps jobs on a timer: per-job deadlines, stall detection and result retention."""
 
 import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
 
+import asyncpg
 from faststream import FastStream
 
+from services.scheduler.logic import SweepPolicy, retention_cutoff, sweep_summary
 from services.scheduler.settings import SchedulerSettings
+from shared.events import utc_now
 from shared.kafka import ensure_topics, make_broker
-from shared.postgres import apply_migrations, open_pool
+from shared.postgres import CONNECTION_ERRORS, apply_migrations, open_pool
 from shared.readiness import wait_for
+from shared.stores.sweeps import PurgeOutcome, SweepOutcome, SweepStore
 from shared.telemetry import make_tracer_provider
 
 log = logging.getLogger(__name__)
@@ -23,22 +29,74 @@ def build_app(settings: SchedulerSettings) -> FastStream:
     return FastStream(broker, lifespan=lambda: _lifespan(settings))
 
 
+def policy_from(settings: SchedulerSettings) -> SweepPolicy:
+    return SweepPolicy(
+        job_timeout_s=settings.job_timeout_s,
+        stall_window_s=settings.stall_window_s,
+        retention_days=settings.result_retention_days,
+        purge_chunk_rows=settings.purge_chunk_rows,
+    )
+
+
+@dataclass
+class Sweeper:
+    """One sweep: deadlines and stalls (one transaction), then the retention purge; logs what changed."""
+
+    store: SweepStore
+    policy: SweepPolicy
+
+    async def run_once(self, now: datetime) -> tuple[SweepOutcome, PurgeOutcome]:
+        outcome = await self.store.sweep(
+            now, default_timeout_s=self.policy.job_timeout_s, stall_window_s=self.policy.stall_window_s
+        )
+        for job in outcome.timed_out:
+            log.info("job %s (tenant %s) %s; now %s", job.job_id, job.tenant, job.error, job.status)
+        for stalled in outcome.newly_stalled:
+            log.warning(
+                "job %s (tenant %s) stalled: no result since %s",
+                stalled.job_id, stalled.tenant, stalled.last_progress_at or "it started",
+            )  # fmt: skip
+        purged = await self.store.purge_finished(
+            retention_cutoff(now, self.policy.retention_days), chunk=self.policy.purge_chunk_rows
+        )
+        if summary := sweep_summary(outcome, purged):
+            log.info("sweep: %s; %d jobs stalled now", summary, await self.store.stalled_count())
+        return outcome, purged
+
+
 @contextlib.asynccontextmanager
 async def _lifespan(settings: SchedulerSettings) -> AsyncIterator[None]:
     await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
     pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
-    ticker = asyncio.create_task(_tick(settings.tick_interval_s))
+    sweeps: asyncio.Task[None] | None = None
     try:
         await apply_migrations(pool)
-        log.info("scheduler ready; no watches are defined yet")
+        sweeper = Sweeper(SweepStore(pool), policy_from(settings))
+        sweeps = asyncio.create_task(_sweep_forever(sweeper, settings.sweep_interval_s))
+        sweeps.add_done_callback(_report_crash)
+        log.info(
+            "scheduler ready; sweeping every %.1fs (default job timeout %.0fs, stall window %.0fs, retention %g days)",
+            settings.sweep_interval_s, settings.job_timeout_s, settings.stall_window_s,
+            settings.result_retention_days,
+        )  # fmt: skip
         yield
     finally:
-        ticker.cancel()
-        await asyncio.gather(ticker, return_exceptions=True)
+        if sweeps is not None:
+            sweeps.cancel()
+            await asyncio.gather(sweeps, return_exceptions=True)
         await pool.close()
 
 
-async def _tick(interval_s: float) -> None:
+async def _sweep_forever(sweeper: Sweeper, interval_s: float) -> None:
+    """Sweep, then wait; a database error skips one sweep (each is idempotent), anything else ends the loop."""
     while True:
+        try:
+            await sweeper.run_once(utc_now())
+        except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
+            log.warning("sweep failed, retrying in %.1fs: %s: %s", interval_s, type(exc).__name__, exc)
         await asyncio.sleep(interval_s)
-        log.debug("scheduler tick: nothing due")
+
+
+def _report_crash(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error("the sweep loop stopped; restart the scheduler", exc_info=exc)

@@ -10,6 +10,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from shared.events import JobCounts, JobStatus, Priority
+from shared.stores.sweeps import job_timeout_option
 
 TERMINAL = [status.value for status in JobStatus if status.is_terminal]
 
@@ -43,6 +44,9 @@ class JobRecord(NewJob):
     started_at: datetime | None
     finished_at: datetime | None
     cancel_requested_at: datetime | None
+    deadline_at: datetime | None = None
+    last_progress_at: datetime | None = None
+    stalled_since: datetime | None = None
 
     @property
     def counts(self) -> JobCounts:
@@ -81,12 +85,13 @@ class JobStore:
         async with self._pool.acquire() as connection:
             row = await connection.fetchrow(
                 f"""INSERT INTO jobs (job_id, tenant, kind, priority, options, callback_url, source,
-                                      idempotency_key, request_fingerprint, total_items, total_batches)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                                      idempotency_key, request_fingerprint, total_items, total_batches, deadline_at)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, now() + $12::float8 * interval '1 second')
                     ON CONFLICT DO NOTHING
                     RETURNING {_COLUMNS}""",
                 job.job_id, job.tenant, job.kind, job.priority.value, job.options, job.callback_url, job.source,
                 job.idempotency_key, job.request_fingerprint, job.total_items, job.total_batches,
+                job_timeout_option(job.options),  # without it, the scheduler stamps its default deadline
             )  # fmt: skip
             if row is not None:
                 return Created(_record(row))

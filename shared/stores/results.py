@@ -111,6 +111,7 @@ class ResultStore:
                                          failed = j.failed + d.failed,
                                          cancelled = j.cancelled + d.cancelled,
                                          started_at = coalesce(j.started_at, now()),
+                                         last_progress_at = now(),
                                          status = CASE WHEN j.status = 'queued' THEN 'running' ELSE j.status END
                        FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[])
                             AS d(job_id, succeeded, failed, cancelled)
