@@ -1,0 +1,85 @@
+"""Chaos fixtures: the scale, a recorder of every scenario's figures, and dedicated infrastructure to break."""
+
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.devstack.broker import running_tansu
+from shared.devstack.pg_control import EmbeddedPostgres
+from shared.devstack.redis import running_embedded_redis
+from tests.support.chaos import Recorder, Scale, ScenarioRecord
+
+RECORDER = pytest.StashKey[Recorder]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.stash[RECORDER] = Recorder()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+    report = yield
+    record: ScenarioRecord | None = getattr(item, "chaos_record", None)
+    if record is not None:
+        if report.skipped:
+            record.skipped = True
+        elif report.failed:
+            record.passed = False
+        elif report.when == "call":
+            record.passed = True
+    return report
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """After pytest's own summary line: the chaos summary as one JSON object, the run's last line."""
+    recorder = config.stash.get(RECORDER, None)
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if recorder is None or not recorder.records or reporter is None:
+        return
+    reporter.write_line(json.dumps(recorder.summary(), sort_keys=False))
+
+
+@pytest.fixture
+def scale() -> Scale:
+    return Scale.from_env()
+
+
+@pytest.fixture
+def scenario(request: pytest.FixtureRequest) -> ScenarioRecord:
+    """This scenario's figures, reported in the chaos summary whatever the outcome."""
+    record = ScenarioRecord(request.node.name.removeprefix("test_"))
+    request.node.chaos_record = record
+    request.config.stash[RECORDER].records.append(record)
+    return record
+
+
+@pytest.fixture
+def own_postgres() -> Iterator[EmbeddedPostgres]:
+    """A Postgres only this scenario uses, restartable on its port and data directory."""
+    # mkdtemp, not tmp_path: the server runs as another user when we are root and must traverse the path.
+    data_dir = Path(tempfile.mkdtemp(prefix="sluice-chaos-pg-"))
+    server = EmbeddedPostgres(data_dir, database="sluice_chaos")
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[str]:
+    """A broker only this scenario uses, so pausing it disturbs no other test."""
+    with running_tansu(log_path=tmp_path / "tansu.log") as address:
+        yield address
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[str]:
+    with running_embedded_redis(tmp_path / "redis") as url:
+        yield url

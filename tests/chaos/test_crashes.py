@@ -1,0 +1,55 @@
+"""Chaos: a processor or the aggregator killed with SIGKILL mid-job; nothing lost, nothing counted twice."""
+
+import signal
+import time
+
+import pytest
+
+from tests.support.chaos import Scale, ScenarioRecord, audit_job, follow, submit, wait_until_partly_done
+from tests.support.pipeline import Pipeline
+
+pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
+
+
+async def test_one_of_two_processors_killed_mid_job_loses_no_item_and_results_flow_again(
+    pipeline: Pipeline, database_url: str, scale: Scale, scenario: ScenarioRecord
+) -> None:
+    survivor = pipeline.start_service("processor")
+    async with pipeline.client() as client:
+        job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
+        await wait_until_partly_done(client, job_id)
+        killed_at = time.monotonic()
+        pipeline.kill("processor", signal.SIGKILL)
+        scenario.kills += 1
+        timeline = await follow(client, job_id, killed_at)
+
+    audit = await audit_job(database_url, timeline.final, scale.items)
+    scenario.add(audit)
+    scenario.measured["recovery_s"] = round(timeline.first_progress_after_mark() or -1.0, 3)
+    scenario.measured["longest_stall_s"] = round(timeline.longest_stall(), 3)
+    scenario.measured["completion_after_kill_s"] = round(timeline.samples[-1][0], 3)
+    assert survivor in pipeline.supervisor.pids()
+    assert audit.status == "completed", pipeline.logs()
+    assert (audit.lost, audit.duplicates) == (0, 0)
+    assert audit.counts_match_rows
+    assert timeline.first_progress_after_mark() is not None
+
+
+async def test_the_aggregator_killed_mid_job_and_restarted_loses_no_item_and_counts_each_once(
+    pipeline: Pipeline, database_url: str, scale: Scale, scenario: ScenarioRecord
+) -> None:
+    async with pipeline.client() as client:
+        job_id = await submit(client, "bench.noop", scale.items * 2)
+        await wait_until_partly_done(client, job_id)
+        killed_at = time.monotonic()
+        pipeline.kill("aggregator", signal.SIGKILL)
+        scenario.kills += 1
+        pipeline.start_service("aggregator")
+        timeline = await follow(client, job_id, killed_at)
+
+    audit = await audit_job(database_url, timeline.final, scale.items * 2)
+    scenario.add(audit)
+    scenario.measured["recovery_s"] = round(timeline.first_progress_after_mark() or -1.0, 3)
+    assert audit.status == "completed", pipeline.logs()
+    assert (audit.lost, audit.duplicates) == (0, 0)
+    assert audit.counts_match_rows
