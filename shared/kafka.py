@@ -19,6 +19,7 @@ log = logging.getLogger(__name__)
 REASON_HEADER = "x-sluice-reason"
 SOURCE_TOPIC_HEADER = "x-sluice-source-topic"
 DAY_MS = 24 * 3600 * 1000
+DLQ_PARTITIONS = 3
 
 
 def make_broker(settings: KafkaSettings, *, client_id: str, tracer_provider: TracerProvider) -> KafkaBroker:
@@ -52,7 +53,15 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
         spec(topics.results, settings.result_partitions, week),
         spec(topics.job_events, settings.job_event_partitions, week),
         spec(topics.rejected, settings.rejected_partitions, str(14 * DAY_MS)),
+        *(spec(topics.retry(tier), settings.task_partitions, str(DAY_MS)) for tier in retry_tiers(settings)),
+        spec(topics.tasks_dlq, DLQ_PARTITIONS, str(30 * DAY_MS)),
+        spec(topics.results_dlq, DLQ_PARTITIONS, str(30 * DAY_MS)),
     ]
+
+
+def retry_tiers(settings: KafkaSettings) -> list[int]:
+    """The retry topics' delays, in seconds, ascending and without repeats."""
+    return sorted(set(settings.retry_tiers_s))
 
 
 async def ensure_topics(settings: KafkaSettings) -> None:

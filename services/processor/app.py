@@ -1,23 +1,39 @@
-"""Processor: a consumer group over the tasks topic that runs each item through its kind's handler."""
+"""Processor: a consumer group over the tasks topic (and one per retry tier) that runs each item through its
+kind's handler, retrying transient failures through the retry topics and dead-lettering the items that end failed."""
 
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
 from redis.exceptions import RedisError
 
-from services.processor.logic import decode_task_batch
-from services.processor.runner import KindRunner
+from services.processor.logic import BatchOutcome, decode_task_batch
+from services.processor.runner import FailurePolicy, KindRunner
 from services.processor.settings import ProcessorSettings
-from shared.events import TaskBatch
-from shared.kafka import SendWindow, ensure_topics, error_headers, make_broker
+from shared.events import TaskBatch, utc_now
+from shared.failures import (
+    DUE_AT_HEADER,
+    ERROR_TYPE_HEADER,
+    LAST_FAILURE_HEADER,
+    REASON_HEADER,
+    SOURCE_TOPIC_HEADER,
+    TRACE_ID_HEADER,
+    FailureRecord,
+    RetryPolicy,
+    dead_letter_headers,
+    due_wait_s,
+    parse_retry_overrides,
+)
+from shared.kafka import SendWindow, ensure_topics, make_broker, retry_tiers
 from shared.kinds import load_kinds
 from shared.readiness import wait_for
 from shared.redis import CancellationFlags, open_redis
@@ -28,38 +44,85 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class BatchWork:
-    """One poll of task batches: run them, publish their results, and only then let the offsets go."""
+    """One poll of task batches: run them, publish their results, retries and dead letters, and only then
+    let the offsets go."""
 
     runner: KindRunner
-    window: SendWindow
     flags: CancellationFlags
     settings: ProcessorSettings
 
-    async def handle(self, records: Sequence[ConsumerRecord]) -> None:
-        """1. decode (undecodable → rejected topic); 2. run the batches concurrently, publishing each one's
-        BatchProcessed as soon as it is done; 3. wait for the broker's acks=all on all of them; 4. return,
-        after which the offsets are committed. A crash anywhere before 4 redelivers the poll; the
-        aggregator ignores results it already has."""
-        topics = self.settings.kafka.topics
+    async def handle(self, records: Sequence[ConsumerRecord], window: SendWindow, tier_s: int | None = None) -> None:
+        """1. decode (undecodable → tasks dead-letter topic); 2. on a retry topic, wait until the poll is due
+        (at most the tier's delay); 3. run the batches concurrently, publishing each one's BatchProcessed,
+        its retries (to the retry topic of their tier) and its dead letters as soon as it is done; 4. wait
+        for the broker's acks=all on all of them; 5. return, after which the offsets are committed. A crash
+        anywhere before 5 redelivers the poll; the aggregator ignores results it already has."""
         batches: list[TaskBatch] = []
+        source: dict[int, str] = {}  # id(batch) → the topic it came from, for the dead-letter headers
         for record in records:
             try:
                 batches.append(decode_task_batch(record.value))
+                source[id(batches[-1])] = record.topic
             except ValueError as exc:
-                log.warning(
-                    "rejected a task message at %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc
-                )
-                await self.window.send(
-                    record.value or b"", topics.rejected, key=record.key, headers=error_headers(str(exc), record.topic)
-                )
+                await self._dead_letter_undecodable(record, exc, window)
+        if tier_s is not None and records:
+            now_ms = int(time.time() * 1000)
+            await asyncio.sleep(max(due_wait_s(_due_at_ms(record), now_ms, tier_s) for record in records))
         cancelled = await self._cancelled_jobs(batches)
+        trace_id = _current_trace_id()
 
         async def run_and_publish(batch: TaskBatch) -> None:
-            result = await self.runner.run(batch, is_cancelled=batch.job_id in cancelled)
-            await self.window.send(result.model_dump_json().encode(), topics.results, key=str(result.job_id).encode())
+            outcome = await self.runner.run(batch, is_cancelled=batch.job_id in cancelled)
+            await self._publish(outcome, window, source.get(id(batch), ""), trace_id)
 
         await asyncio.gather(*(run_and_publish(batch) for batch in batches))
-        await self.window.flush()
+        await window.flush()
+
+    async def _publish(self, outcome: BatchOutcome, window: SendWindow, source_topic: str, trace_id: str) -> None:
+        topics = self.settings.kafka.topics
+        batch = outcome.batch
+        if (processed := outcome.processed) is not None:
+            await window.send(processed.model_dump_json().encode(), topics.results, key=str(batch.job_id).encode())
+        for tier, retry in outcome.retry_batches():
+            due_at_ms = int(time.time() * 1000) + tier * 1000
+            await window.send(
+                retry.model_dump_json().encode(),
+                topics.retry(tier),
+                key=f"{batch.job_id}:{batch.batch_index}".encode(),
+                headers={DUE_AT_HEADER: str(due_at_ms)},
+            )
+        if outcome.retries:
+            log.info("job %s batch %d: %d items to retry", batch.job_id, batch.batch_index, len(outcome.retries))
+        for letter in outcome.dead_letters:
+            record = FailureRecord(
+                reason=letter.result.error or "",
+                error_type=letter.result.error_type or "",
+                attempts=letter.result.attempts,
+                first_failure_at=letter.first_failure_at,
+                last_failure_at=letter.last_failure_at,
+                source_topic=source_topic,
+                kind=batch.kind,
+                job_id=str(batch.job_id),
+                tenant=batch.tenant,
+                trace_id=trace_id,
+            )
+            await window.send(
+                outcome.dead_letter_batch(letter).model_dump_json().encode(),
+                topics.tasks_dlq,
+                key=str(batch.job_id).encode(),
+                headers=dead_letter_headers(record),
+            )
+
+    async def _dead_letter_undecodable(self, record: ConsumerRecord, exc: ValueError, window: SendWindow) -> None:
+        log.warning("dead-lettered a task message at %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
+        headers = {
+            REASON_HEADER: str(exc)[:1000],
+            ERROR_TYPE_HEADER: "UndecodableMessage",
+            SOURCE_TOPIC_HEADER: record.topic,
+            LAST_FAILURE_HEADER: utc_now().isoformat(),
+            TRACE_ID_HEADER: _current_trace_id(),
+        }
+        await window.send(record.value or b"", self.settings.kafka.topics.tasks_dlq, key=record.key, headers=headers)
 
     async def _cancelled_jobs(self, batches: Sequence[TaskBatch]) -> set[UUID]:
         try:
@@ -71,27 +134,64 @@ class BatchWork:
             return set()
 
 
+def _due_at_ms(record: ConsumerRecord) -> int | None:
+    for name, value in record.headers or ():
+        if name == DUE_AT_HEADER:
+            with contextlib.suppress(ValueError):
+                return int(value)
+    return None
+
+
+def _current_trace_id() -> str:
+    context = trace.get_current_span().get_span_context()
+    return format(context.trace_id, "032x") if context.is_valid else ""
+
+
 @dataclass
 class Runtime:
     work: BatchWork | None = None
+    windows: dict[str, SendWindow] = field(default_factory=dict)
+    """One send window per subscriber: each flushes only its own sends before its offsets commit."""
+
+
+def failure_policy(settings: ProcessorSettings) -> FailurePolicy:
+    """The processor's retry and timeout defaults; raises InvalidRetryOverrides on a bad overrides setting."""
+    return FailurePolicy(
+        retry=RetryPolicy(settings.retry_max_attempts, settings.retry_base_delay_s),
+        kind_overrides=parse_retry_overrides(settings.retry_overrides),
+        tiers_s=tuple(retry_tiers(settings.kafka)),
+        item_timeout_s=settings.item_timeout_s,
+    )
 
 
 def build_app(settings: ProcessorSettings) -> FastStream:
+    policy = failure_policy(settings)
     broker = make_broker(
         settings.kafka, client_id="sluice-processor", tracer_provider=make_tracer_provider(settings.otel, "processor")
     )
     runtime = Runtime()
     register_handlers(broker, settings, runtime)
-    return FastStream(broker, lifespan=lambda: _lifespan(settings, broker, runtime))
+    return FastStream(broker, lifespan=lambda: _lifespan(settings, policy, broker, runtime))
 
 
 def register_handlers(broker: KafkaBroker, settings: ProcessorSettings, runtime: Runtime) -> None:
+    topics = settings.kafka.topics
+    subscribe(broker, settings, runtime, topics.tasks, settings.group_id, None)
+    for tier in retry_tiers(settings.kafka):
+        subscribe(broker, settings, runtime, topics.retry(tier), f"{settings.group_id}-retry-{tier}s", tier)
+
+
+def subscribe(
+    broker: KafkaBroker, settings: ProcessorSettings, runtime: Runtime, topic: str, group_id: str, tier_s: int | None
+) -> None:
+    """A batch subscriber on ``topic``; on a retry tier's topic each poll first waits until it is due."""
+
     @broker.subscriber(
-        settings.kafka.topics.tasks,
+        topic,
         batch=True,
         max_records=settings.batches_per_poll,
         batch_timeout_ms=20,
-        group_id=settings.group_id,
+        group_id=group_id,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=settings.kafka.max_request_bytes,
         # Commit only after the results are acknowledged; an error seeks back and redelivers the poll.
@@ -99,19 +199,22 @@ def register_handlers(broker: KafkaBroker, settings: ProcessorSettings, runtime:
     )
     async def on_task_batches(message: KafkaMessage) -> None:
         assert runtime.work is not None
-        await runtime.work.handle(message.raw_message)
+        await runtime.work.handle(message.raw_message, runtime.windows[topic], tier_s)
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(settings: ProcessorSettings, broker: KafkaBroker, runtime: Runtime) -> AsyncIterator[None]:
+async def _lifespan(
+    settings: ProcessorSettings, policy: FailurePolicy, broker: KafkaBroker, runtime: Runtime
+) -> AsyncIterator[None]:
     await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
     redis_client = open_redis(settings.redis)
-    runner = KindRunner(load_kinds(), settings.max_in_flight, settings.item_timeout_s)
+    runner = KindRunner(load_kinds(), settings.max_in_flight, policy)
     await runner.start(settings.kinds)
+    topics = settings.kafka.topics
     try:
-        runtime.work = BatchWork(
-            runner, SendWindow(broker, settings.kafka.publish_window), CancellationFlags(redis_client), settings
-        )
+        for topic in (topics.tasks, *(topics.retry(tier) for tier in policy.tiers_s)):
+            runtime.windows[topic] = SendWindow(broker, settings.kafka.publish_window)
+        runtime.work = BatchWork(runner, CancellationFlags(redis_client), settings)
         yield
     finally:
         await runner.close()

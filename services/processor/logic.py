@@ -1,43 +1,65 @@
-"""Pure rules of the processor: decoding a task batch and turning outcomes into results."""
+"""Pure rules of the processor: decoding a task batch, and turning each item's outcome into a result,
+a scheduled retry or a dead letter."""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import JsonValue
 
 from shared.errors import ItemFailed
 from shared.events import BatchProcessed, ItemResult, ItemStatus, TaskBatch, TaskItem, decode, task_batch
+from shared.failures import Disposition, RetryPolicy, classify, retry_delay_s
 
 
 def decode_task_batch(raw: bytes | None) -> TaskBatch:
-    """Parse one tasks-topic message; raises ValueError with the reason."""
+    """Parse one tasks-topic (or retry-topic) message; raises ValueError with the reason."""
     return decode(task_batch, raw, "TaskBatch")
 
 
 def succeeded(item: TaskItem, output: JsonValue, duration_ms: float) -> ItemResult:
     return ItemResult(
-        index=item.index, status=ItemStatus.SUCCEEDED, input=item.input, output=output, duration_ms=duration_ms
+        index=item.index,
+        status=ItemStatus.SUCCEEDED,
+        input=item.input,
+        output=output,
+        attempts=item.attempt,
+        duration_ms=duration_ms,
+        generation=item.generation,
     )
 
 
-def failed(item: TaskItem, error: BaseException, duration_ms: float) -> ItemResult:
-    """A failed result carrying what went wrong; a timeout and a handler's own reason are named plainly."""
+def error_message(error: BaseException) -> str:
+    """What went wrong, plainly: a handler's own reason, "timed out", or the message (else the type)."""
     if isinstance(error, ItemFailed):
-        message = error.reason
-    elif isinstance(error, TimeoutError):
-        message = "timed out"
-    else:
-        message = str(error) or type(error).__name__
+        return error.reason
+    if isinstance(error, TimeoutError):
+        return "timed out"
+    return str(error) or type(error).__name__
+
+
+def failed(item: TaskItem, error: BaseException, duration_ms: float) -> ItemResult:
+    """A failed result carrying what went wrong and how many tries it took."""
     return ItemResult(
         index=item.index,
         status=ItemStatus.FAILED,
         input=item.input,
-        error=message[:2000],
+        error=error_message(error)[:2000],
         error_type=type(error).__name__,
+        attempts=item.attempt,
         duration_ms=duration_ms,
+        generation=item.generation,
     )
 
 
 def cancelled(item: TaskItem) -> ItemResult:
     return ItemResult(
-        index=item.index, status=ItemStatus.CANCELLED, input=item.input, error="job cancelled", attempts=0
+        index=item.index,
+        status=ItemStatus.CANCELLED,
+        input=item.input,
+        error="job cancelled",
+        attempts=0,
+        generation=item.generation,
     )
 
 
@@ -45,3 +67,74 @@ def batch_result(batch: TaskBatch, results: list[ItemResult]) -> BatchProcessed:
     return BatchProcessed(
         tenant=batch.tenant, job_id=batch.job_id, kind=batch.kind, batch_index=batch.batch_index, results=results
     )
+
+
+@dataclass(frozen=True)
+class RetryScheduled:
+    """The item's next attempt, to wait ``delay_s`` in that tier's retry topic."""
+
+    item: TaskItem
+    delay_s: int
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    """An item that ended failed: the item as first submitted, and when and why it failed."""
+
+    item: TaskItem
+    result: ItemResult
+    first_failure_at: datetime
+    last_failure_at: datetime
+
+
+@dataclass
+class BatchOutcome:
+    """What running one batch decided: final results, retries to schedule, dead letters to write."""
+
+    batch: TaskBatch
+    results: list[ItemResult] = field(default_factory=list)
+    retries: list[RetryScheduled] = field(default_factory=list)
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    @property
+    def processed(self) -> BatchProcessed | None:
+        """The results message, or None when every item of the batch is waiting for a retry."""
+        ordered = sorted(self.results, key=lambda result: result.index)
+        return batch_result(self.batch, ordered) if ordered else None
+
+    def retry_batches(self) -> list[tuple[int, TaskBatch]]:
+        """One TaskBatch per delay tier, carrying the items due for another attempt."""
+        by_tier: dict[int, list[TaskItem]] = {}
+        for retry in self.retries:
+            by_tier.setdefault(retry.delay_s, []).append(retry.item)
+        return [(tier, self.batch.model_copy(update={"items": items})) for tier, items in sorted(by_tier.items())]
+
+    def dead_letter_batch(self, letter: DeadLetter) -> TaskBatch:
+        """The one-item TaskBatch a dead letter carries (redrive republishes it to the tasks topic)."""
+        return self.batch.model_copy(update={"items": [letter.item]})
+
+
+def settle_failure(
+    outcome: BatchOutcome,
+    item: TaskItem,
+    error: BaseException,
+    duration_ms: float,
+    *,
+    policy: RetryPolicy,
+    tiers: list[int],
+    now: datetime,
+    rand: Callable[[], float],
+) -> None:
+    """A transient failure with tries left becomes a retry (no result yet); any other failure becomes a
+    failed result plus a dead letter."""
+    first_failure_at = item.first_failed_at or now
+    if classify(error) is Disposition.RETRY and policy.allows_another_attempt(item.attempt):
+        retry_after = error.retry_after_s if isinstance(error, ItemFailed) else None
+        delay = retry_delay_s(item.attempt, policy.base_delay_s, retry_after, tiers, rand=rand)
+        next_try = item.model_copy(update={"attempt": item.attempt + 1, "first_failed_at": first_failure_at})
+        outcome.retries.append(RetryScheduled(next_try, delay))
+        return
+    result = failed(item, error, duration_ms)
+    original = item.model_copy(update={"attempt": 1, "first_failed_at": None})
+    outcome.results.append(result)
+    outcome.dead_letters.append(DeadLetter(original, result, first_failure_at, now))

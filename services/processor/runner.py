@@ -1,33 +1,57 @@
-"""KindRunner: runs the items of task batches through their kind's handler, bounded and timed out."""
+"""KindRunner: runs the items of task batches through their kind's handler, bounded, timed out and retried."""
 
 import asyncio
 import logging
+import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import datetime
 
 from pydantic import JsonValue
 
-from services.processor.logic import batch_result, cancelled, failed, succeeded
-from shared.events import BatchProcessed, ItemResult, TaskBatch, TaskItem
+from services.processor.logic import BatchOutcome, cancelled, settle_failure, succeeded
+from shared.errors import ItemFailed, SluiceError
+from shared.events import TaskBatch, TaskItem, utc_now
+from shared.failures import RetryPolicy, item_timeout_s, policy_for
 from shared.kinds import ItemHandler, Kind
 from shared.kinds.settings import KindSettings
 
 log = logging.getLogger(__name__)
 
 
-class KindNotInstalled(LookupError):
-    pass
+class KindNotInstalled(SluiceError, LookupError):
+    """A batch names a kind this processor has no handler for (a permanent failure of its items)."""
+
+
+@dataclass(frozen=True)
+class FailurePolicy:
+    """The processor's defaults for retries and timeouts; a kind's override and a job's options refine them."""
+
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    kind_overrides: Mapping[str, Mapping[str, JsonValue]] = field(default_factory=dict)
+    tiers_s: Sequence[int] = (2, 4, 8, 30, 120)
+    item_timeout_s: float = 30.0
 
 
 class KindRunner:
     """Owns one started handler per kind; ``max_in_flight`` items run at once across all batches."""
 
-    def __init__(self, kinds: Mapping[str, Kind], max_in_flight: int, item_timeout_s: float) -> None:
+    def __init__(
+        self,
+        kinds: Mapping[str, Kind],
+        max_in_flight: int,
+        policy: FailurePolicy,
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         self._kinds = kinds
         self._handlers: dict[str, ItemHandler] = {}
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._timeout = item_timeout_s
+        self._policy = policy
+        self._clock, self._rand = clock, rand
         self._exit_stack = AsyncExitStack()
 
     async def start(self, settings: KindSettings) -> None:
@@ -37,29 +61,57 @@ class KindRunner:
     async def close(self) -> None:
         await self._exit_stack.aclose()
 
-    async def run(self, batch: TaskBatch, *, is_cancelled: bool = False) -> BatchProcessed:
-        """Every item of the batch gets exactly one result: succeeded, failed or cancelled."""
+    async def run(self, batch: TaskBatch, *, is_cancelled: bool = False) -> BatchOutcome:
+        """Every item ends in exactly one of: a result (succeeded, failed or cancelled) or a scheduled retry;
+        every failed item also gets a dead letter."""
+        outcome = BatchOutcome(batch)
         if is_cancelled:
-            return batch_result(batch, [cancelled(item) for item in batch.items])
+            outcome.results.extend(cancelled(item) for item in batch.items)
+            return outcome
+        try:
+            retry = policy_for(self._policy.retry, self._policy.kind_overrides, batch.kind, batch.options)
+        except ValueError as exc:
+            return self._fail_all(outcome, ItemFailed(f"options: {exc}"), self._policy.retry)
         handler = self._handlers.get(batch.kind)
         if handler is None:
-            error = KindNotInstalled(f"kind {batch.kind!r} is not installed on this processor")
-            return batch_result(batch, [failed(item, error, 0.0) for item in batch.items])
-        results = await asyncio.gather(*(self._run_item(handler, item, batch.options) for item in batch.items))
-        return batch_result(batch, list(results))
+            return self._fail_all(
+                outcome, KindNotInstalled(f"kind {batch.kind!r} is not installed on this processor"), retry
+            )
+        timeout = item_timeout_s(self._policy.item_timeout_s, batch.options)
+        await asyncio.gather(*(self._run_item(outcome, handler, item, retry, timeout) for item in batch.items))
+        return outcome
 
-    async def run_all(self, batches: Sequence[TaskBatch], cancelled_jobs: set[object]) -> list[BatchProcessed]:
+    async def run_all(self, batches: Sequence[TaskBatch], cancelled_jobs: set[object]) -> list[BatchOutcome]:
         return list(await asyncio.gather(*(self.run(b, is_cancelled=b.job_id in cancelled_jobs) for b in batches)))
 
-    async def _run_item(self, handler: ItemHandler, item: TaskItem, options: Mapping[str, JsonValue]) -> ItemResult:
+    def _fail_all(self, outcome: BatchOutcome, error: Exception, retry: RetryPolicy) -> BatchOutcome:
+        for item in outcome.batch.items:
+            self._settle(outcome, item, error, 0.0, retry)
+        return outcome
+
+    async def _run_item(
+        self, outcome: BatchOutcome, handler: ItemHandler, item: TaskItem, retry: RetryPolicy, timeout_s: float
+    ) -> None:
         async with self._slots:
             started = time.perf_counter()
             try:
-                async with asyncio.timeout(self._timeout):
-                    output = await handler(item.input, options)
-                return succeeded(item, output, _ms_since(started))
-            except Exception as exc:  # every handler failure (or non-JSON output) fails this item, never the batch
-                return failed(item, exc, _ms_since(started))
+                async with asyncio.timeout(timeout_s):
+                    output = await handler(item.input, outcome.batch.options)
+                outcome.results.append(succeeded(item, output, _ms_since(started)))
+            except Exception as exc:  # every handler failure (or non-JSON output) is this item's, never the batch's
+                self._settle(outcome, item, exc, _ms_since(started), retry)
+
+    def _settle(self, outcome: BatchOutcome, item: TaskItem, error: Exception, ms: float, retry: RetryPolicy) -> None:
+        settle_failure(
+            outcome,
+            item,
+            error,
+            ms,
+            policy=retry,
+            tiers=list(self._policy.tiers_s),
+            now=self._clock(),
+            rand=self._rand,
+        )
 
 
 def _ms_since(started: float) -> float:

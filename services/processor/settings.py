@@ -1,19 +1,34 @@
-"""Processor's settings: consumer group, concurrency and per-item limits."""
+"""Processor's settings: consumer group, concurrency, per-item limits and the retry policy."""
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.config import KafkaSettings, OtelSettings, RedisSettings, StartupSettings
+from shared.failures import MAX_ATTEMPTS_LIMIT, MAX_BASE_DELAY_S
 from shared.kinds.settings import KindSettings
 
 
 class ProcessorSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SLUICE_PROCESSOR_", frozen=True, extra="ignore")
 
-    group_id: str = "sluice-processor"
+    group_id: str = Field(
+        "sluice-processor", description="Group of the tasks topic; retry tier N uses <group>-retry-Ns"
+    )
     max_in_flight: int = Field(64, ge=1, le=10_000, description="Items run concurrently by one process")
     batches_per_poll: int = Field(8, ge=1, le=1000, description="Task batches taken from the broker at once")
-    item_timeout_s: float = Field(30.0, gt=0, le=3600)
+    item_timeout_s: float = Field(
+        30.0, gt=0, le=3600, description="Per-item timeout (a transient failure); a job may set options.timeout_s"
+    )
+    retry_max_attempts: int = Field(
+        4, ge=1, le=MAX_ATTEMPTS_LIMIT, description="Tries per item, the first included; a job may set options.retry"
+    )
+    retry_base_delay_s: float = Field(
+        2.0, gt=0, le=MAX_BASE_DELAY_S, description="Backoff base: retries wait about 2, 4, 8 s × (base / 2)"
+    )
+    retry_overrides: str = Field(
+        "{}",
+        description='Per-kind retry policy, a JSON object: {"web.page": {"max_attempts": 5, "base_delay_s": 1}}',
+    )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

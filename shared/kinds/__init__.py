@@ -44,9 +44,10 @@ class KindLoadError(SluiceError):
 
 def builtin_kinds() -> list[Kind]:
     from shared.kinds.bench import BENCH_CPU, BENCH_NOOP
+    from shared.kinds.flaky import BENCH_FLAKY
     from shared.kinds.web_page import WEB_PAGE
 
-    return [WEB_PAGE, BENCH_NOOP, BENCH_CPU]
+    return [WEB_PAGE, BENCH_NOOP, BENCH_CPU, BENCH_FLAKY]
 
 
 def plugin_kinds() -> list[Kind]:

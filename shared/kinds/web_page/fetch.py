@@ -90,7 +90,7 @@ class PageFetcher:
                 if response.status_code in REDIRECT_STATUSES and location:
                     return redirect_target(url, location)
                 if response.status_code >= 400:
-                    raise ItemFailed(f"HTTP {response.status_code} {response.reason_phrase}".rstrip())
+                    raise http_failure(response)
                 body = await read_capped(response, self._settings.web_max_body_bytes)
                 return FetchedPage(
                     status=response.status_code,
@@ -100,9 +100,12 @@ class PageFetcher:
                     body=body,
                 )
         except httpx.TimeoutException as exc:
-            raise ItemFailed(f"timeout: {type(exc).__name__} after {self._timeout_of(exc)}s") from exc
+            raise ItemFailed(f"timeout: {type(exc).__name__} after {self._timeout_of(exc)}s", retryable=True) from exc
         except httpx.RequestError as exc:
-            raise ItemFailed(f"network error: {type(exc).__name__}: {exc}") from exc
+            # Connection and protocol errors are worth another try; an unsupported scheme or a body that
+            # cannot be decoded will fail the same way again.
+            transient = isinstance(exc, httpx.TransportError) and not isinstance(exc, httpx.UnsupportedProtocol)
+            raise ItemFailed(f"network error: {type(exc).__name__}: {exc}", retryable=transient) from exc
 
     def _timeout_of(self, exc: httpx.TimeoutException) -> float | None:
         if isinstance(exc, httpx.ConnectTimeout):
@@ -110,6 +113,24 @@ class PageFetcher:
         if isinstance(exc, httpx.ReadTimeout | httpx.WriteTimeout):
             return self._settings.web_read_timeout_s
         return None
+
+
+def http_failure(response: httpx.Response) -> ItemFailed:
+    """An HTTP error status as a failure: 429 and 5xx are transient (honouring Retry-After), other 4xx are not."""
+    status = response.status_code
+    transient = status == 429 or status >= 500
+    return ItemFailed(
+        f"HTTP {status} {response.reason_phrase}".rstrip(),
+        retryable=transient,
+        retry_after_s=retry_after_s(response.headers.get("retry-after")) if transient else None,
+    )
+
+
+def retry_after_s(value: str | None) -> float | None:
+    """A Retry-After header given in seconds; an HTTP date or garbage is ignored."""
+    if value is None or not value.strip().isdigit():
+        return None
+    return float(value.strip())
 
 
 def port_of(url: httpx.URL) -> int:

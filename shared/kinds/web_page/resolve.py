@@ -16,9 +16,11 @@ async def ensure_host_allowed(host: str, port: int, allow: AllowList, timeout_s:
         async with asyncio.timeout(timeout_s):
             infos = await loop.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except TimeoutError as exc:
-        raise ItemFailed(f"timeout: DNS lookup of {host} after {timeout_s}s") from exc
+        raise ItemFailed(f"timeout: DNS lookup of {host} after {timeout_s}s", retryable=True) from exc
     except OSError as exc:
-        raise ItemFailed(f"DNS lookup of {host} failed: {type(exc).__name__}: {exc}") from exc
+        # EAI_AGAIN is the resolver's "try again later"; a name that does not exist stays that way.
+        transient = isinstance(exc, socket.gaierror) and exc.errno == socket.EAI_AGAIN
+        raise ItemFailed(f"DNS lookup of {host} failed: {type(exc).__name__}: {exc}", retryable=transient) from exc
     addresses = [str(info[4][0]) for info in infos]
     if not addresses:
         raise ItemFailed(f"DNS lookup of {host} returned no addresses")

@@ -2,14 +2,15 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
 
-from services.processor.runner import KindRunner
+from services.processor.runner import FailurePolicy, KindRunner
 from shared.errors import ItemFailed
 from shared.events import ItemStatus, TaskBatch, TaskItem
+from shared.failures import RetryPolicy
 from shared.kinds import Kind
 from shared.kinds.settings import KindSettings
 
@@ -44,6 +45,10 @@ class Script:
                 raise ValueError("x" * 5000)
             if action == "fail":
                 raise ItemFailed("the page said no")
+            if action == "fail-transient":
+                raise ItemFailed("try later", retryable=True, retry_after_s=item.get("retry_after_s"))
+            if action == "refuse-connection":
+                raise ConnectionRefusedError("refused")
             if action == "hang":
                 await self.never.wait()  # never set: the handler hangs until the runner's timeout
             if action == "not-json":
@@ -70,8 +75,13 @@ def script() -> Script:
 
 
 @asynccontextmanager
-async def running(script: Script, *, max_in_flight: int = 8, item_timeout_s: float = DEADLINE_S):
-    runner = KindRunner({"test.script": script.kind()}, max_in_flight=max_in_flight, item_timeout_s=item_timeout_s)
+async def running(
+    script: Script, *, max_in_flight: int = 8, item_timeout_s: float = DEADLINE_S, max_attempts: int = 1, **policy
+):
+    failure_policy = FailurePolicy(
+        retry=RetryPolicy(max_attempts=max_attempts), tiers_s=(2, 4, 8), item_timeout_s=item_timeout_s, **policy
+    )
+    runner = KindRunner({"test.script": script.kind()}, max_in_flight, failure_policy, rand=lambda: 1.0)
     await runner.start(KindSettings())
     try:
         yield runner
@@ -90,9 +100,16 @@ def _batch(inputs, *, kind="test.script", start=0, batch_index=0, job_id=None, o
     )
 
 
-async def _run(runner: KindRunner, batch: TaskBatch, **kwargs):
+async def _outcome(runner: KindRunner, batch: TaskBatch, **kwargs):
     async with asyncio.timeout(DEADLINE_S):
         return await runner.run(batch, **kwargs)
+
+
+async def _run(runner: KindRunner, batch: TaskBatch, **kwargs):
+    """The results message of a batch whose every item ends (no retries)."""
+    outcome = await _outcome(runner, batch, **kwargs)
+    assert outcome.retries == []
+    return outcome.processed
 
 
 async def test_every_item_gets_exactly_one_succeeded_result_in_item_order(script):
@@ -206,8 +223,8 @@ async def test_no_more_than_max_in_flight_handler_calls_run_at_once(script):
 async def test_the_in_flight_bound_is_shared_across_batches(script):
     batches = [_batch(list(range(4)), batch_index=n) for n in range(3)]
     async with running(script, max_in_flight=2) as runner, asyncio.timeout(DEADLINE_S):
-        processed = await runner.run_all(batches, cancelled_jobs=set())
-    assert [len(p.results) for p in processed] == [4, 4, 4]
+        outcomes = await runner.run_all(batches, cancelled_jobs=set())
+    assert [len(o.results) for o in outcomes] == [4, 4, 4]
     assert script.peak == 2
 
 
@@ -219,7 +236,8 @@ async def test_run_all_cancels_only_the_batches_of_cancelled_jobs(script):
         _batch(["z"], job_id=cancelled_job, batch_index=1),
     ]
     async with running(script) as runner, asyncio.timeout(DEADLINE_S):
-        processed = await runner.run_all(batches, cancelled_jobs={cancelled_job})
+        outcomes = await runner.run_all(batches, cancelled_jobs={cancelled_job})
+    processed = [o.processed for o in outcomes]
     assert [p.results[0].status for p in processed] == [
         ItemStatus.CANCELLED,
         ItemStatus.SUCCEEDED,
@@ -240,3 +258,99 @@ async def test_a_handler_returning_something_that_is_not_json_fails_only_its_ite
     async with running(script) as runner:
         processed = await _run(runner, _batch(["ok", {"do": "not-json"}]))
     assert [r.status for r in processed.results] == [ItemStatus.SUCCEEDED, ItemStatus.FAILED]
+
+
+async def test_a_transient_failure_with_tries_left_schedules_a_retry_and_gives_no_result_yet(script):
+    batch = _batch(["ok", {"do": "fail-transient"}], start=5)
+    async with running(script, max_attempts=3) as runner:
+        outcome = await _outcome(runner, batch)
+    assert [r.index for r in outcome.results] == [5]
+    assert outcome.dead_letters == []
+    (retry,) = outcome.retries
+    assert (retry.item.index, retry.item.attempt, retry.delay_s) == (6, 2, 2)
+    assert retry.item.first_failed_at is not None
+    ((tier, retry_batch),) = outcome.retry_batches()
+    assert (tier, [i.index for i in retry_batch.items], retry_batch.job_id) == (2, [6], batch.job_id)
+
+
+async def test_the_target_retry_after_lengthens_the_wait_to_the_next_tier_that_covers_it(script):
+    async with running(script, max_attempts=3) as runner:
+        outcome = await _outcome(runner, _batch([{"do": "fail-transient", "retry_after_s": 5}]))
+    assert [r.delay_s for r in outcome.retries] == [8]
+
+
+async def test_a_batch_whose_every_item_waits_for_a_retry_publishes_no_results_message(script):
+    async with running(script, max_attempts=2) as runner:
+        outcome = await _outcome(runner, _batch([{"do": "refuse-connection"}, {"do": "fail-transient"}]))
+    assert outcome.processed is None
+    assert [r.item.attempt for r in outcome.retries] == [2, 2]
+
+
+async def test_the_last_attempt_fails_the_item_with_its_attempt_count_and_a_dead_letter_of_the_original(script):
+    first_failed_at = datetime(2026, 1, 1, tzinfo=UTC)
+    item = TaskItem(index=3, input={"do": "fail-transient"}, attempt=3, first_failed_at=first_failed_at, generation=1)
+    batch = TaskBatch(tenant="acme", job_id=uuid4(), kind="test.script", batch_index=0, items=[item])
+    async with running(script, max_attempts=3) as runner:
+        outcome = await _outcome(runner, batch)
+    assert outcome.retries == []
+    (result,) = outcome.processed.results
+    assert (result.status, result.error, result.attempts, result.generation) == (ItemStatus.FAILED, "try later", 3, 1)
+    (letter,) = outcome.dead_letters
+    assert letter.item == TaskItem(index=3, input={"do": "fail-transient"}, generation=1)
+    assert letter.first_failure_at == first_failed_at
+    assert letter.last_failure_at > first_failed_at
+    assert outcome.dead_letter_batch(letter).items == [letter.item]
+
+
+async def test_a_permanent_failure_fails_at_once_and_is_dead_lettered_even_with_tries_left(script):
+    async with running(script, max_attempts=4) as runner:
+        outcome = await _outcome(runner, _batch([{"do": "raise", "n": 1}]))
+    assert outcome.retries == []
+    assert [(r.status, r.attempts) for r in outcome.results] == [(ItemStatus.FAILED, 1)]
+    (letter,) = outcome.dead_letters
+    assert letter.first_failure_at == letter.last_failure_at
+
+
+async def test_a_retried_item_that_succeeds_records_the_attempt_it_took(script):
+    item = TaskItem(index=0, input="ok", attempt=2, first_failed_at=datetime(2026, 1, 1, tzinfo=UTC))
+    batch = TaskBatch(tenant="acme", job_id=uuid4(), kind="test.script", batch_index=0, items=[item])
+    async with running(script, max_attempts=4) as runner:
+        outcome = await _outcome(runner, batch)
+    assert [(r.status, r.attempts) for r in outcome.processed.results] == [(ItemStatus.SUCCEEDED, 2)]
+    assert outcome.dead_letters == []
+
+
+async def test_a_hung_item_is_retried_as_a_transient_failure(script):
+    async with running(script, item_timeout_s=0.05, max_attempts=2) as runner:
+        outcome = await _outcome(runner, _batch([{"do": "hang"}]))
+    assert [(r.item.attempt, r.delay_s) for r in outcome.retries] == [(2, 2)]
+
+
+async def test_a_jobs_timeout_option_overrides_the_processors_item_timeout(script):
+    async with running(script, item_timeout_s=DEADLINE_S) as runner:
+        outcome = await _outcome(runner, _batch([{"do": "hang"}], options={"timeout_s": 0.05}))
+    assert [(r.error, r.error_type) for r in outcome.results] == [("timed out", "TimeoutError")]
+
+
+async def test_a_jobs_retry_option_overrides_the_kinds_override_which_overrides_the_default(script):
+    overrides = {"test.script": {"max_attempts": 1}}
+    async with running(script, max_attempts=4, kind_overrides=overrides) as runner:
+        by_kind = await _outcome(runner, _batch([{"do": "fail-transient"}]))
+        by_job = await _outcome(runner, _batch([{"do": "fail-transient"}], options={"retry": {"max_attempts": 2}}))
+    assert (len(by_kind.retries), len(by_kind.dead_letters)) == (0, 1)
+    assert (len(by_job.retries), len(by_job.dead_letters)) == (1, 0)
+
+
+async def test_invalid_retry_options_fail_every_item_permanently_naming_the_option(script):
+    async with running(script, max_attempts=4) as runner:
+        outcome = await _outcome(runner, _batch(["a", "b"], options={"retry": {"max_attempts": 0}}))
+    assert outcome.retries == []
+    assert len(outcome.dead_letters) == 2
+    assert all(r.error.startswith("options: retry.max_attempts") for r in outcome.results)
+    assert script.calls == 0
+
+
+async def test_items_of_a_kind_not_installed_are_dead_lettered(script):
+    async with running(script, max_attempts=4) as runner:
+        outcome = await _outcome(runner, _batch(["a"], kind="test.absent"))
+    assert [letter.result.error_type for letter in outcome.dead_letters] == ["KindNotInstalled"]

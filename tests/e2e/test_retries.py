@@ -1,0 +1,211 @@
+"""Retries a user relies on: transient failures retried off the main topic, dead letters for what ends failed."""
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import asyncpg
+import pytest
+from aiokafka import ConsumerRecord
+
+from shared.config import TopicNames
+from shared.devstack.postgres import quote_ident, with_database
+from shared.events import TaskBatch, TaskItem
+from shared.kinds.flaky import is_flaky
+from tests.support.kafka import produce, read_until
+from tests.support.pipeline import Pipeline, wait_for_status
+
+pytestmark = pytest.mark.e2e
+
+DLQ_HEADERS = {
+    "x-sluice-reason",
+    "x-sluice-error-type",
+    "x-sluice-attempts",
+    "x-sluice-first-failure-at",
+    "x-sluice-last-failure-at",
+    "x-sluice-trace-id",
+    "x-sluice-source-topic",
+    "x-sluice-kind",
+    "x-sluice-job-id",
+    "x-sluice-tenant",
+}
+
+
+@pytest.fixture(scope="module")
+async def retry_env(kafka_address: str, postgres_server_url: str, redis_url: str) -> AsyncIterator[dict[str, str]]:
+    """One database, topic prefix and set of groups for this module's pipeline (every test uses its own jobs).
+
+    Retry tiers of 1 and 2 s and a 1 s backoff base, so retries take seconds."""
+    name = f"sluice_retries_{uuid.uuid4().hex[:10]}"
+    admin = await asyncpg.connect(with_database(postgres_server_url, "postgres"))
+    try:
+        await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
+        yield {
+            "KAFKA_BOOTSTRAP_SERVERS": kafka_address,
+            "DATABASE_URL": with_database(postgres_server_url, name),
+            "REDIS_URL": redis_url,
+            "SLUICE_KAFKA_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}",
+            "SLUICE_KAFKA_TASK_PARTITIONS": "4",
+            "SLUICE_KAFKA_RESULT_PARTITIONS": "4",
+            "SLUICE_PROCESSOR_GROUP_ID": f"processor-{uuid.uuid4().hex[:10]}",
+            "SLUICE_AGGREGATOR_GROUP_ID": f"aggregator-{uuid.uuid4().hex[:10]}",
+            "SLUICE_INTAKE_REQUESTS_GROUP_ID": f"intake-{uuid.uuid4().hex[:10]}",
+            "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
+            "SLUICE_KAFKA_RETRY_TIERS_S": "[1,2]",
+            "SLUICE_PROCESSOR_RETRY_BASE_DELAY_S": "1",
+        }
+        await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def pipeline(retry_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """The data path, shared by this module's tests (starting one takes seconds)."""
+    running = Pipeline(retry_env, tmp_path_factory.mktemp("retries") / "services.log")
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture
+def topics(retry_env: dict[str, str]) -> TopicNames:
+    return TopicNames.for_prefix(retry_env["SLUICE_KAFKA_TOPIC_PREFIX"])
+
+
+@pytest.fixture
+async def db(retry_env: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(retry_env["DATABASE_URL"], min_size=1, max_size=2)
+    yield pool
+    await pool.close()
+
+
+def _headers(record: ConsumerRecord) -> dict[str, str]:
+    return {name: value.decode() for name, value in record.headers}
+
+
+def _letters_of(job_id: str, count: int):
+    def done(records: list[ConsumerRecord]) -> bool:
+        return len([r for r in records if _headers(r).get("x-sluice-job-id") == job_id]) >= count
+
+    return done
+
+
+async def _rows(db: asyncpg.Pool, job_id: str) -> list[asyncpg.Record]:
+    return await db.fetch(
+        "SELECT item_index, status, attempts, error FROM item_results WHERE job_id = $1 ORDER BY item_index", job_id
+    )
+
+
+async def _submit(pipeline: Pipeline, items: list[Any], options: dict[str, Any], kind: str = "bench.flaky") -> str:
+    async with pipeline.client("acme") as client:
+        response = await client.post("/v1/jobs", json={"kind": kind, "items": items, "options": options})
+        assert response.status_code == 202, response.text
+        return response.json()["job_id"]
+
+
+async def test_items_that_fail_transiently_once_succeed_on_their_second_attempt_with_one_row_each(
+    pipeline: Pipeline, db: asyncpg.Pool
+) -> None:
+    salt = uuid.uuid4().hex
+    items = [{"n": n, "salt": salt} for n in range(40)]
+    flaky = {n for n, item in enumerate(items) if is_flaky(item, 0.5)}
+    job_id = await _submit(pipeline, items, {"fail_rate": 0.5, "fail_times": 1})
+    async with pipeline.client("acme") as client:
+        final = await wait_for_status(client, job_id, timeout=60)
+
+    rows = await _rows(db, job_id)
+    assert final["status"] == "completed", pipeline.logs()
+    assert final["counts"]["succeeded"] == 40
+    assert [row["item_index"] for row in rows] == list(range(40))
+    assert {row["item_index"] for row in rows if row["attempts"] == 2} == flaky
+    assert {row["attempts"] for row in rows} == {1, 2}
+    assert all(row["status"] == "succeeded" for row in rows)
+
+
+async def test_a_permanently_failing_item_fails_at_once_and_lands_on_the_tasks_dlq_with_every_header(
+    pipeline: Pipeline, db: asyncpg.Pool, kafka_address: str, topics: TopicNames
+) -> None:
+    job_id = await _submit(pipeline, [{"bad": uuid.uuid4().hex}], {"fail_rate": 1.0, "permanent": True})
+    async with pipeline.client("acme") as client:
+        final = await wait_for_status(client, job_id, timeout=60)
+    (letter,) = [
+        r
+        for r in await read_until(kafka_address, topics.tasks_dlq, _letters_of(job_id, 1))
+        if _headers(r)["x-sluice-job-id"] == job_id
+    ]
+
+    (row,) = await _rows(db, job_id)
+    assert final["status"] == "failed"
+    assert (row["status"], row["attempts"], row["error"]) == ("failed", 1, "bench.flaky: permanent failure")
+    headers = _headers(letter)
+    assert set(headers) >= DLQ_HEADERS
+    assert headers["x-sluice-reason"] == "bench.flaky: permanent failure"
+    assert headers["x-sluice-error-type"] == "ItemFailed"
+    assert headers["x-sluice-attempts"] == "1"
+    assert headers["x-sluice-first-failure-at"] == headers["x-sluice-last-failure-at"]
+    assert (headers["x-sluice-source-topic"], headers["x-sluice-kind"], headers["x-sluice-tenant"]) == (
+        topics.tasks,
+        "bench.flaky",
+        "acme",
+    )
+    assert letter.key == job_id.encode()
+    batch = TaskBatch.model_validate_json(letter.value)
+    assert (str(batch.job_id), batch.kind, batch.options) == (
+        job_id,
+        "bench.flaky",
+        {"fail_rate": 1.0, "permanent": True},
+    )
+    assert [(item.index, item.attempt, item.generation) for item in batch.items] == [(0, 1, 0)]
+
+
+async def test_an_item_that_never_recovers_fails_after_max_attempts_while_other_jobs_run_past_its_retries(
+    pipeline: Pipeline, db: asyncpg.Pool, kafka_address: str, topics: TopicNames
+) -> None:
+    stuck = await _submit(
+        pipeline, [{"stuck": uuid.uuid4().hex}], {"fail_rate": 1.0, "fail_times": 99, "retry": {"max_attempts": 4}}
+    )
+    async with pipeline.client("acme") as client:
+        await read_until(kafka_address, topics.retry(1), lambda rs: any(r.key.startswith(stuck.encode()) for r in rs))
+        quick = await _submit(pipeline, list(range(200)), {}, kind="bench.noop")
+        quick_final = await wait_for_status(client, quick, timeout=60)
+        stuck_meanwhile = (await client.get(f"/v1/jobs/{stuck}")).json()
+        stuck_final = await wait_for_status(client, stuck, timeout=60)
+    records = await read_until(kafka_address, topics.tasks_dlq, _letters_of(stuck, 1))
+    (letter,) = [r for r in records if _headers(r)["x-sluice-job-id"] == stuck]
+
+    assert quick_final["status"] == "completed"
+    assert stuck_meanwhile["counts"]["pending"] == 1, "the second job waited for the first one's retries"
+    (row,) = await _rows(db, stuck)
+    assert stuck_final["status"] == "failed"
+    assert (row["status"], row["attempts"]) == ("failed", 4)
+    headers = _headers(letter)
+    assert set(headers) >= DLQ_HEADERS
+    assert headers["x-sluice-attempts"] == "4"
+    assert headers["x-sluice-reason"] == "bench.flaky: planned transient failure 4 of 99"
+    assert headers["x-sluice-first-failure-at"] < headers["x-sluice-last-failure-at"]
+    assert headers["x-sluice-source-topic"].startswith(f"{topics.prefix}.tasks.retry-")
+    assert TaskBatch.model_validate_json(letter.value).items == [TaskItem(index=0, input=row_input(letter))]
+
+
+def row_input(letter: ConsumerRecord) -> Any:
+    return TaskBatch.model_validate_json(letter.value).items[0].input
+
+
+async def test_a_garbage_message_on_the_tasks_topic_is_dead_lettered_with_a_reason_and_the_next_batch_runs(
+    pipeline: Pipeline, kafka_address: str, topics: TopicNames
+) -> None:
+    garbage = b"{not a task batch " + uuid.uuid4().hex.encode()
+    await produce(kafka_address, topics.tasks, garbage, key=b"junk")
+    job_id = await _submit(pipeline, [1, 2, 3], {}, kind="bench.noop")
+    async with pipeline.client("acme") as client:
+        final = await wait_for_status(client, job_id, timeout=60)
+    records = await read_until(kafka_address, topics.tasks_dlq, lambda rs: any(r.value == garbage for r in rs))
+
+    (letter,) = [r for r in records if r.value == garbage]
+    assert final["status"] == "completed"
+    assert letter.key == b"junk"
+    assert _headers(letter)["x-sluice-reason"].startswith("not a TaskBatch: ")
+    assert _headers(letter)["x-sluice-source-topic"] == topics.tasks
