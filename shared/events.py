@@ -128,10 +128,11 @@ class JobCounts(BaseModel):
     succeeded: int = Field(0, ge=0)
     failed: int = Field(0, ge=0)
     cancelled: int = Field(0, ge=0)
+    timed_out: int = Field(0, ge=0)
 
     @property
     def done(self) -> int:
-        return self.succeeded + self.failed + self.cancelled
+        return self.succeeded + self.failed + self.cancelled + self.timed_out
 
     @property
     def pending(self) -> int:

@@ -138,6 +138,7 @@ def status_view(job: JobRecord, now: datetime) -> dict[str, JsonValue]:
             "succeeded": counts.succeeded,
             "failed": counts.failed,
             "cancelled": counts.cancelled,
+            "timed_out": counts.timed_out,
             "pending": counts.pending,
         },
         "percent": min(percent, 100.0),

@@ -38,6 +38,7 @@ class JobRecord(NewJob):
     succeeded: int
     failed: int
     cancelled: int
+    timed_out: int = 0
     error: str | None
     created_at: datetime
     accepted_at: datetime | None
@@ -50,7 +51,13 @@ class JobRecord(NewJob):
 
     @property
     def counts(self) -> JobCounts:
-        return JobCounts(total=self.total_items, succeeded=self.succeeded, failed=self.failed, cancelled=self.cancelled)
+        return JobCounts(
+            total=self.total_items,
+            succeeded=self.succeeded,
+            failed=self.failed,
+            cancelled=self.cancelled,
+            timed_out=self.timed_out,
+        )
 
     @property
     def accepted(self) -> bool:

@@ -6,18 +6,45 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.events import BatchProcessed, CancelJob, ItemStatus, JobCounts, JobStatus
+from shared.events import BatchProcessed, CancelJob, JobCounts, JobStatus
 
 TERMINAL = [status.value for status in JobStatus if status.is_terminal]
 
 _INCOMING_COLUMNS = (
-    "job_id", "item_index", "status", "input", "output", "error", "error_type", "attempts", "duration_ms",
+    "job_id", "item_index", "status", "input", "output", "error", "error_type", "attempts", "duration_ms", "generation",
 )  # fmt: skip
 _INCOMING_TABLE = """CREATE TEMP TABLE IF NOT EXISTS incoming_results (
     job_id uuid, item_index integer, status text, input jsonb, output jsonb,
-    error text, error_type text, attempts integer, duration_ms double precision
+    error text, error_type text, attempts integer, duration_ms double precision, generation integer
 ) ON COMMIT DELETE ROWS"""
-_JOB_STATE = "job_id, tenant, status, total_items, succeeded, failed, cancelled, error"
+_UPSERT = """WITH incoming AS (
+        SELECT DISTINCT ON (i.job_id, i.item_index) i.*
+        FROM incoming_results i JOIN jobs j ON j.job_id = i.job_id
+        ORDER BY i.job_id, i.item_index, i.generation DESC),
+    previous AS (
+        SELECT r.job_id, r.item_index, r.status FROM item_results r JOIN incoming i USING (job_id, item_index)),
+    written AS (
+        INSERT INTO item_results AS r (job_id, item_index, status, input, output, error, error_type, attempts,
+                                       duration_ms, generation)
+        SELECT job_id, item_index, status, input, output, error, error_type, attempts, duration_ms, generation
+        FROM incoming
+        ON CONFLICT (job_id, item_index) DO UPDATE
+            SET status = excluded.status, input = excluded.input, output = excluded.output, error = excluded.error,
+                error_type = excluded.error_type, attempts = excluded.attempts, duration_ms = excluded.duration_ms,
+                generation = excluded.generation, recorded_at = now()
+            WHERE r.status IN ('failed', 'timed_out') AND excluded.generation > r.generation
+        RETURNING r.job_id, r.item_index, r.status)
+    SELECT w.job_id,
+           count(*) FILTER (WHERE p.status IS NULL) AS inserted,
+           count(*) FILTER (WHERE p.status IS NOT NULL) AS replaced,
+           count(*) FILTER (WHERE w.status = 'succeeded') AS succeeded,
+           count(*) FILTER (WHERE w.status = 'failed') - count(*) FILTER (WHERE p.status = 'failed') AS failed,
+           count(*) FILTER (WHERE w.status = 'cancelled') AS cancelled,
+           count(*) FILTER (WHERE w.status = 'timed_out') - count(*) FILTER (WHERE p.status = 'timed_out') AS timed_out
+    FROM written w LEFT JOIN previous p USING (job_id, item_index) GROUP BY w.job_id"""
+"""Insert new results; replace a failed or timed-out one only with a later generation's. Per job: how many rows
+were inserted or replaced and how each counter moves (a replaced row leaves its old status's counter)."""
+_JOB_STATE = "job_id, tenant, status, total_items, succeeded, failed, cancelled, timed_out, error"
 
 
 @dataclass(frozen=True)
@@ -32,7 +59,9 @@ class JobState:
 @dataclass(frozen=True)
 class WriteOutcome:
     inserted: int = 0
+    """Rows written: new ones plus failed ones replaced by a later generation."""
     duplicates: int = 0
+    replaced: int = 0
     jobs: list[JobState] = field(default_factory=list)
     """Every known job the write touched, with its counts after the write."""
     finished: list[JobState] = field(default_factory=list)
@@ -43,7 +72,11 @@ class WriteOutcome:
 
 def _state(row: asyncpg.Record) -> JobState:
     counts = JobCounts(
-        total=row["total_items"], succeeded=row["succeeded"], failed=row["failed"], cancelled=row["cancelled"]
+        total=row["total_items"],
+        succeeded=row["succeeded"],
+        failed=row["failed"],
+        cancelled=row["cancelled"],
+        timed_out=row["timed_out"],
     )
     return JobState(row["job_id"], row["tenant"], JobStatus(row["status"]), counts, row["error"])
 
@@ -55,7 +88,7 @@ def _text(value: str | None) -> str | None:
 def _rows(batches: Sequence[BatchProcessed]) -> list[tuple[object, ...]]:
     return [
         (b.job_id, r.index, r.status.value, r.input, r.output, _text(r.error), _text(r.error_type), r.attempts,
-         r.duration_ms)
+         r.duration_ms, r.generation)
         for b in batches
         for r in b.results
     ]  # fmt: skip
@@ -90,34 +123,23 @@ class ResultStore:
                            WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = i.job_id)"""
                     )
                 }
-                tallies = await connection.fetch(
-                    """WITH inserted AS (
-                           INSERT INTO item_results (job_id, item_index, status, input, output, error, error_type,
-                                                     attempts, duration_ms)
-                           SELECT i.job_id, i.item_index, i.status, i.input, i.output, i.error, i.error_type,
-                                  i.attempts, i.duration_ms
-                           FROM incoming_results i JOIN jobs j ON j.job_id = i.job_id
-                           ON CONFLICT DO NOTHING
-                           RETURNING job_id, status)
-                       SELECT job_id,
-                              count(*) FILTER (WHERE status = $1) AS succeeded,
-                              count(*) FILTER (WHERE status = $2) AS failed,
-                              count(*) FILTER (WHERE status = $3) AS cancelled
-                       FROM inserted GROUP BY job_id""",
-                    ItemStatus.SUCCEEDED.value, ItemStatus.FAILED.value, ItemStatus.CANCELLED.value,
-                )  # fmt: skip
+                tallies = await connection.fetch(_UPSERT)
                 await connection.execute(
+                    # A replaced timed_out row the scheduler counted as failed (sweeps.TIMED_OUT_COUNTER)
+                    # comes off failed: no counter goes below zero and done stays right either way.
                     """UPDATE jobs j SET succeeded = j.succeeded + d.succeeded,
-                                         failed = j.failed + d.failed,
+                                         failed = j.failed + d.failed + least(j.timed_out + d.timed_out, 0),
                                          cancelled = j.cancelled + d.cancelled,
+                                         timed_out = greatest(j.timed_out + d.timed_out, 0),
                                          started_at = coalesce(j.started_at, now()),
                                          last_progress_at = now(),
                                          status = CASE WHEN j.status = 'queued' THEN 'running' ELSE j.status END
-                       FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[])
-                            AS d(job_id, succeeded, failed, cancelled)
+                       FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[])
+                            AS d(job_id, succeeded, failed, cancelled, timed_out)
                        WHERE j.job_id = d.job_id""",
                     [t["job_id"] for t in tallies], [t["succeeded"] for t in tallies],
                     [t["failed"] for t in tallies], [t["cancelled"] for t in tallies],
+                    [t["timed_out"] for t in tallies],
                 )  # fmt: skip
             finished = []
             if cancel_ids:
@@ -130,25 +152,32 @@ class ResultStore:
                     cancel_ids, TERMINAL,
                 )  # fmt: skip
             touched = list(dict.fromkeys([t["job_id"] for t in tallies] + cancel_ids))
+            # A job that ended with failures is recomputed when a later generation replaced some of them,
+            # and announced again; cancelled jobs stay cancelled.
+            recomputed = [t["job_id"] for t in tallies if t["replaced"]]
             finished += await connection.fetch(
-                f"""UPDATE jobs SET finished_at = now(),
-                        status = CASE WHEN failed = 0 AND cancelled = 0 THEN 'completed'
+                f"""UPDATE jobs SET finished_at = now(), lifecycle_announced = false,
+                        status = CASE WHEN failed = 0 AND timed_out = 0 AND cancelled = 0 THEN 'completed'
                                       WHEN succeeded = 0 AND cancelled = 0 THEN 'failed'
-                                      WHEN succeeded = 0 AND failed = 0 THEN 'cancelled'
+                                      WHEN succeeded = 0 AND failed = 0 AND timed_out = 0 THEN 'cancelled'
                                       ELSE 'partially_failed' END,
                         error = CASE WHEN succeeded = 0 AND cancelled = 0
-                                     THEN 'all ' || total_items || ' items failed' ELSE error END
-                    WHERE job_id = ANY($1::uuid[]) AND status <> ALL($2::text[])
-                      AND succeeded + failed + cancelled >= total_items
+                                     THEN 'all ' || total_items || ' items failed'
+                                     WHEN status = 'failed' THEN NULL ELSE error END
+                    WHERE job_id = ANY($1::uuid[]) AND succeeded + failed + cancelled + timed_out >= total_items
+                      AND (status <> ALL($2::text[])
+                           OR (job_id = ANY($3::uuid[]) AND status IN ('partially_failed', 'failed')))
                     RETURNING {_JOB_STATE}""",
-                touched, TERMINAL,
+                touched, TERMINAL, recomputed,
             )  # fmt: skip
             states = await connection.fetch(f"SELECT {_JOB_STATE} FROM jobs WHERE job_id = ANY($1::uuid[])", touched)
-        inserted = sum(t["succeeded"] + t["failed"] + t["cancelled"] for t in tallies)
+        replaced = sum(t["replaced"] for t in tallies)
+        inserted = sum(t["inserted"] for t in tallies) + replaced
         known_rows = sum(len(b.results) for b in batches if b.job_id not in unknown)
         return WriteOutcome(
             inserted=inserted,
             duplicates=known_rows - inserted,
+            replaced=replaced,
             jobs=[_state(row) for row in states],
             finished=[_state(row) for row in finished],
             unknown_jobs=unknown,

@@ -41,7 +41,7 @@ def _job(status: JobStatus, total: int, succeeded: int = 0, failed: int = 0, can
 def test_a_queued_job_shows_nothing_done_everything_pending_and_no_eta():
     view = status_view(_job(JobStatus.QUEUED, 40), CREATED + timedelta(seconds=5))
     assert view["status"] == "queued"
-    assert view["counts"] == {"total": 40, "succeeded": 0, "failed": 0, "cancelled": 0, "pending": 40}
+    assert view["counts"] == {"total": 40, "succeeded": 0, "failed": 0, "cancelled": 0, "timed_out": 0, "pending": 40}
     assert view["percent"] == 0.0
     assert view["eta_seconds"] is None
     assert view["started_at"] is None and view["finished_at"] is None
