@@ -50,6 +50,12 @@ def scale() -> Scale:
 
 
 @pytest.fixture
+def service_env(service_env: dict[str, str], scale: Scale) -> dict[str, str]:
+    """Quick runs keep one retry tier: each tier is one more consumer group a processor joins at start."""
+    return service_env if scale.full else {**service_env, "SLUICE_KAFKA_RETRY_TIERS_S": "[2]"}
+
+
+@pytest.fixture
 def scenario(request: pytest.FixtureRequest) -> ScenarioRecord:
     """This scenario's figures, reported in the chaos summary whatever the outcome."""
     record = ScenarioRecord(request.node.name.removeprefix("test_"))

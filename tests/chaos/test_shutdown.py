@@ -45,8 +45,9 @@ async def test_every_service_exits_within_bound_on_sigterm_mid_job_and_after_a_r
 
     audit = await audit_job(database_url, timeline.final, scale.items)
     scenario.add(audit)
-    scenario.measured.update({f"{name}_exit_s": round(after, 3) for name, after in zip(SERVICES, exit_after)})
-    assert max(exit_after) <= SHUTDOWN_BOUND_S, dict(zip(SERVICES, exit_after))
+    exits = dict(zip(SERVICES, exit_after, strict=True))
+    scenario.measured.update({f"{name}_exit_s": round(after, 3) for name, after in exits.items()})
+    assert max(exit_after) <= SHUTDOWN_BOUND_S, exits
     assert set(exit_codes.values()) <= {0, -signal.SIGTERM}, exit_codes
     assert audit.status == "completed", pipeline.logs()
     assert (audit.lost, audit.duplicates) == (0, 0)

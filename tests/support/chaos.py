@@ -4,6 +4,7 @@ import asyncio
 import os
 import signal
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 from uuid import UUID
@@ -11,6 +12,7 @@ from uuid import UUID
 import asyncpg
 import httpx
 import psutil
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
 
 from tests.support.pipeline import TERMINAL, Pipeline
 from tests.support.poll import eventually
@@ -171,13 +173,12 @@ async def wait_until_ready(pipeline: Pipeline, timeout: float = 60.0) -> None:
         await eventually(probe, timeout=timeout, interval=0.1)
 
 
-def process_with_args(*fragments: str) -> psutil.Process:
-    """The one process whose command line contains every fragment (a launched broker, Redis...)."""
-    for process in psutil.process_iter(["cmdline"]):
-        cmdline = process.info["cmdline"] or []
-        if all(fragment in cmdline for fragment in fragments):
-            return process
-    raise LookupError(f"no process runs with {fragments}")
+def process_listening_on(port: int) -> psutil.Process:
+    """The process with a listening TCP socket on `port` (a launched broker, Redis...)."""
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+            return psutil.Process(connection.pid)
+    raise LookupError(f"no process listens on port {port}")
 
 
 class Paused:
@@ -247,3 +248,31 @@ class Recorder:
 
     def as_dicts(self) -> list[dict[str, Any]]:
         return [asdict(record) for record in self.records]
+
+
+async def existing_topics(address: str) -> set[str]:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=address)
+    await admin.start()
+    try:
+        return set(await admin.list_topics())
+    finally:
+        await admin.close()
+
+
+async def read_topics_until(
+    address: str, topics: list[str], done: Callable[[list[ConsumerRecord]], bool], timeout: float = 60.0
+) -> list[ConsumerRecord]:
+    """Read several topics from the start (no group) until ``done(records so far)``; TimeoutError otherwise."""
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=address, auto_offset_reset="earliest")
+    await consumer.start()
+    records: list[ConsumerRecord] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while not done(records):
+                for partition_records in (await consumer.getmany(timeout_ms=200)).values():
+                    records.extend(partition_records)
+    finally:
+        await consumer.stop()
+    return records

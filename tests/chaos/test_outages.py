@@ -1,0 +1,120 @@
+"""Chaos: Postgres, Redis or the broker away mid-job; the API says so (503 + Retry-After) and nothing is lost."""
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from shared.devstack.pg_control import EmbeddedPostgres
+from tests.support.chaos import (
+    Paused,
+    Scale,
+    ScenarioRecord,
+    audit_job,
+    follow,
+    outage_probes,
+    process_listening_on,
+    submit,
+    wait_until_partly_done,
+)
+from tests.support.pipeline import Pipeline, wait_for_status
+
+pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
+
+
+async def test_postgres_stopped_mid_job_gives_503_with_retry_after_and_the_job_completes_once_it_is_back(
+    own_postgres: EmbeddedPostgres, service_env: dict[str, str], tmp_path: Path, scale: Scale, scenario: ScenarioRecord
+) -> None:
+    pipeline = Pipeline({**service_env, "DATABASE_URL": own_postgres.url}, tmp_path / "services.log")
+    try:
+        pipeline.start()
+        async with pipeline.client() as client:
+            job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
+            await wait_until_partly_done(client, job_id)
+            own_postgres.stop()
+            scenario.kills += 1
+            try:
+                during = await outage_probes(
+                    client, [f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/results"], scale.postgres_outage_s
+                )
+            finally:
+                own_postgres.start()
+            back_at = time.monotonic()
+            timeline = await follow(client, job_id, back_at)
+        audit = await audit_job(own_postgres.url, timeline.final, scale.items)
+    finally:
+        pipeline.stop()
+
+    scenario.add(audit)
+    scenario.measured["recovery_after_restart_s"] = round(timeline.samples[-1][0], 3)
+    assert during and {answer.status_code for answer in during} == {503}, [a.text for a in during[:3]]
+    assert all(answer.headers.get("Retry-After", "").isdigit() for answer in during)
+    assert audit.status == "completed", pipeline.logs()
+    assert (audit.lost, audit.duplicates) == (0, 0)
+    assert audit.counts_match_rows
+
+
+async def test_with_redis_hung_mid_job_processing_goes_on_and_a_cancel_still_ends_the_job_cancelled(
+    own_redis: str, service_env: dict[str, str], database_url: str, tmp_path: Path, scale: Scale,
+    scenario: ScenarioRecord,
+) -> None:  # fmt: skip
+    """Degraded without Redis: processors cannot read cancellation flags, so a cancelled job's remaining
+    items still run, but the aggregator (told through the topic) still ends the job cancelled."""
+    pipeline = Pipeline({**service_env, "REDIS_URL": own_redis}, tmp_path / "services.log")
+    port = int(own_redis.rsplit(":", 1)[1].split("/")[0])
+    try:
+        pipeline.start()
+        async with pipeline.client() as client:
+            job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
+            doomed_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds * 4})
+            await wait_until_partly_done(client, job_id)
+            with Paused(process_listening_on(port)):
+                scenario.kills += 1
+                cancel = await client.delete(f"/v1/jobs/{doomed_id}")
+                timeline = await follow(client, job_id, time.monotonic())
+                doomed = await wait_for_status(client, doomed_id)
+        audit = await audit_job(database_url, timeline.final, scale.items)
+    finally:
+        pipeline.stop()
+
+    scenario.add(audit)
+    assert cancel.status_code in (200, 202), cancel.text
+    assert audit.status == "completed", pipeline.logs()
+    assert (audit.lost, audit.duplicates) == (0, 0)
+    assert audit.counts_match_rows
+    assert doomed["status"] == "cancelled", doomed
+
+
+async def test_a_paused_broker_gives_503_never_202_and_the_services_reconnect_and_complete_the_job(
+    own_broker: str, service_env: dict[str, str], database_url: str, tmp_path: Path, scale: Scale,
+    scenario: ScenarioRecord,
+) -> None:  # fmt: skip
+    env = {**service_env, "KAFKA_BOOTSTRAP_SERVERS": own_broker, "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": "2"}
+    pipeline = Pipeline(env, tmp_path / "services.log")
+    try:
+        pipeline.start()
+        async with pipeline.client() as client:
+            job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
+            await wait_until_partly_done(client, job_id)
+            with Paused(process_listening_on(int(own_broker.rsplit(":", 1)[1]))):
+                scenario.kills += 1
+                paused_at = time.monotonic()
+                during = []
+                while time.monotonic() - paused_at < scale.broker_pause_s:
+                    during.append(await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2, 3]}))
+                    await asyncio.sleep(0.2)  # pacing inside a fixed-length outage
+            timeline = await follow(client, job_id, time.monotonic())
+            after = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2, 3]})
+        audit = await audit_job(database_url, timeline.final, scale.items)
+    finally:
+        pipeline.stop()
+
+    scenario.add(audit)
+    scenario.measured["completion_after_resume_s"] = round(timeline.samples[-1][0], 3)
+    assert during and {answer.status_code for answer in during} == {503}, [a.text for a in during[:3]]
+    assert all(answer.headers.get("Retry-After", "").isdigit() for answer in during)
+    assert after.status_code == 202, after.text
+    assert audit.status == "completed", pipeline.logs()
+    assert (audit.lost, audit.duplicates) == (0, 0)
+    assert audit.counts_match_rows
