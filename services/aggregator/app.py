@@ -10,12 +10,14 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from services.aggregator.dead_letters import DeadLetterIndexer
 from services.aggregator.logic import ProgressThrottle
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.sink import ResultSink
 from shared.kafka import SendWindow, ensure_topics, make_broker
 from shared.postgres import apply_migrations, open_pool
 from shared.readiness import wait_for
+from shared.stores.dead_letters import DeadLetterStore
 from shared.stores.results import ResultStore
 from shared.telemetry import make_tracer_provider
 
@@ -28,6 +30,7 @@ class Runtime:
     """What the lifespan opens and the handler uses; one per app, never module-global."""
 
     sink: ResultSink | None = None
+    dead_letters: DeadLetterIndexer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -55,6 +58,21 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
         assert runtime.sink is not None
         await runtime.sink.handle(message.raw_message)
 
+    @broker.subscriber(
+        settings.kafka.topics.tasks_dlq,
+        settings.kafka.topics.results_dlq,
+        batch=True,
+        max_records=settings.messages_per_poll,
+        batch_timeout_ms=50,
+        group_id=f"{settings.group_id}-dlq",
+        auto_offset_reset="earliest",
+        # Committed only once the poll is indexed in Postgres; an error seeks back and redelivers.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+    )
+    async def on_dead_letters(message: KafkaMessage) -> None:
+        assert runtime.dead_letters is not None
+        await runtime.dead_letters.handle(message.raw_message)
+
 
 @contextlib.asynccontextmanager
 async def _lifespan(settings: AggregatorSettings, broker: KafkaBroker, runtime: Runtime) -> AsyncIterator[None]:
@@ -64,6 +82,7 @@ async def _lifespan(settings: AggregatorSettings, broker: KafkaBroker, runtime: 
         await apply_migrations(pool)
         store = ResultStore(pool)
         topics = settings.kafka.topics
+        runtime.dead_letters = DeadLetterIndexer(DeadLetterStore(pool), settings.kafka.topics)
         runtime.sink = ResultSink(
             store,
             SendWindow(broker, settings.kafka.publish_window),

@@ -8,6 +8,13 @@ from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord
 
+from services.aggregator.dead_letters import (
+    ATTEMPTS_HEADER,
+    ERROR_TYPE_HEADER,
+    JOB_ID_HEADER,
+    LAST_FAILURE_HEADER,
+    TENANT_HEADER,
+)
 from services.aggregator.logic import (
     ProgressThrottle,
     backoff_delay,
@@ -17,7 +24,7 @@ from services.aggregator.logic import (
 )
 from shared.config import TopicNames
 from shared.errors import DatabaseUnavailable
-from shared.events import BatchProcessed, CancelJob
+from shared.events import BatchProcessed, CancelJob, utc_now
 from shared.kafka import SendWindow, error_headers
 from shared.postgres import CONNECTION_ERRORS
 from shared.stores.results import JobState, ResultStore, WriteOutcome
@@ -36,9 +43,9 @@ class ResultSink:
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Process one poll of the results topic.
 
-        1. decode; undecodable messages go to the rejected topic with the reason;
+        1. decode; undecodable messages go to the results dead-letter topic with the reason;
         2. write results and counters in one transaction (ResultStore.record);
-        3. publish lifecycle and due progress events, and results of unknown jobs to the rejected topic;
+        3. publish lifecycle and due progress events, and results of unknown jobs to the dead-letter topic;
            wait for the broker to acknowledge them;
         4. mark the lifecycle events announced;
         5. return: only then are the offsets committed. A crash before that redelivers the poll,
@@ -51,7 +58,7 @@ class ResultSink:
             try:
                 message = decode_results_message(record.value)
             except ValueError as exc:
-                await self._reject(record, str(exc))
+                await self._reject(record, str(exc), "UndecodableMessage")
                 continue
             (batches if isinstance(message, BatchProcessed) else cancels).append(message)
             raw_by_job.setdefault(message.job_id, []).append(record)
@@ -61,7 +68,9 @@ class ResultSink:
         outcome = await self._record_with_retry(batches, cancels)
         for job_id in outcome.unknown_jobs:
             for record in raw_by_job.get(job_id, []):
-                await self._reject(record, f"unknown job {job_id}: no job row exists, results not written")
+                reason = f"unknown job {job_id}: no job row exists, results not written"
+                tenant = next((m.tenant for m in [*batches, *cancels] if m.job_id == job_id), None)
+                await self._reject(record, reason, "UnknownJob", job_id=str(job_id), tenant=tenant)
         await self._announce(outcome.finished)
         for state in self.throttle.due(outcome.jobs, time.monotonic()):
             await self._publish(progress_event(state).model_dump_json().encode(), state)
@@ -100,8 +109,16 @@ class ResultSink:
     async def _publish(self, body: bytes, state: JobState) -> None:
         await self.window.send(body, self.topics.job_events, key=str(state.job_id).encode())
 
-    async def _reject(self, record: ConsumerRecord, reason: str) -> None:
-        log.warning("rejected a message from %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
-        await self.window.send(
-            record.value or b"", self.topics.rejected, key=record.key, headers=error_headers(reason, record.topic)
-        )
+    async def _reject(
+        self, record: ConsumerRecord, reason: str, error_type: str, job_id: str | None = None, tenant: str | None = None
+    ) -> None:
+        """Set a message aside on the results dead-letter topic, where the aggregator also indexes it."""
+        log.warning("dead-lettered a message from %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+        headers = error_headers(reason, record.topic) | {
+            ERROR_TYPE_HEADER: error_type,
+            LAST_FAILURE_HEADER: utc_now().isoformat(),
+            ATTEMPTS_HEADER: "1",
+        }
+        if job_id is not None and tenant is not None:
+            headers |= {JOB_ID_HEADER: job_id, TENANT_HEADER: tenant}
+        await self.window.send(record.value or b"", self.topics.results_dlq, key=record.key, headers=headers)
