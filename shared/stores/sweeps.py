@@ -100,10 +100,11 @@ class SweepStore:
         """Time out overdue jobs, stamp default deadlines and mark stalls, in one transaction.
 
         1. take the sweep lock (pg_try_advisory_xact_lock) or return at once: another replica is sweeping;
-        2. for at most ``max_jobs`` unfinished jobs past their deadline, insert a timed_out row for every item
-           with no row yet (ON CONFLICT DO NOTHING, so a result written meanwhile wins), then add the rows
-           inserted to the counters and end the job (failed if nothing succeeded, else partially_failed) with
-           lifecycle_announced = false, so the aggregator's sweep publishes its lifecycle event;
+        2. for at most ``max_jobs`` unfinished jobs past their deadline (created_at + ``default_timeout_s`` for
+           jobs without one), insert a timed_out row for every item with no row yet (ON CONFLICT DO NOTHING, so
+           a result written meanwhile wins), then add the rows inserted to the counters and end the job (failed
+           if nothing succeeded, else partially_failed) with lifecycle_announced = false, so the aggregator's
+           sweep publishes its lifecycle event;
         3. give unfinished jobs without a deadline created_at + ``default_timeout_s``;
         4. mark running jobs without a result for ``stall_window_s`` stalled; clear the rest;
         5. commit. Rows are inserted before job rows are locked, in the aggregator's order, and a lock wait
@@ -114,7 +115,7 @@ class SweepStore:
                 if not await connection.fetchval("SELECT pg_try_advisory_xact_lock($1)", SWEEP_LOCK_ID):
                     return SweepOutcome(swept=False)
                 await connection.execute(f"SET LOCAL lock_timeout = '{SWEEP_LOCK_TIMEOUT}'")
-                timed_out = await _time_out_overdue(connection, now, max_jobs)
+                timed_out = await _time_out_overdue(connection, now, max_jobs, default_timeout_s)
                 quiet_since = now - timedelta(seconds=stall_window_s)
                 stamped = await connection.execute(
                     """UPDATE jobs SET deadline_at = created_at + $1::float8 * interval '1 second'
@@ -190,12 +191,17 @@ class SweepStore:
         return PurgeOutcome(results=results, jobs=jobs)
 
 
-async def _time_out_overdue(connection: asyncpg.Connection, now: datetime, max_jobs: int) -> list[TimedOutJob]:
+async def _time_out_overdue(
+    connection: asyncpg.Connection, now: datetime, max_jobs: int, default_timeout_s: float
+) -> list[TimedOutJob]:
     due = await connection.fetch(
-        """SELECT job_id, total_items, extract(epoch FROM deadline_at - created_at)::float8 AS timeout_s
-           FROM jobs WHERE status = ANY($1::text[]) AND deadline_at <= $2
-           ORDER BY deadline_at LIMIT $3""",
-        _UNFINISHED, now, max_jobs,
+        """WITH unfinished AS (
+               SELECT job_id, total_items, created_at,
+                      coalesce(deadline_at, created_at + $4::float8 * interval '1 second') AS deadline
+               FROM jobs WHERE status = ANY($1::text[]) AND (deadline_at <= $2 OR deadline_at IS NULL))
+           SELECT job_id, total_items, extract(epoch FROM deadline - created_at)::float8 AS timeout_s
+           FROM unfinished WHERE deadline <= $2 ORDER BY deadline LIMIT $3""",
+        _UNFINISHED, now, max_jobs, default_timeout_s,
     )  # fmt: skip
     if not due:
         return []

@@ -7,6 +7,8 @@ from uuid import UUID
 import asyncpg
 import pytest
 
+from services.scheduler.app import Sweeper
+from services.scheduler.logic import SweepPolicy
 from shared.events import BatchProcessed, ItemResult, ItemStatus, JobStatus
 from shared.stores.jobs import Created, JobRecord, JobStore
 from shared.stores.results import ResultStore
@@ -217,3 +219,34 @@ async def test_two_concurrent_sweeps_time_a_job_out_once(timed_job, result_store
     stored = await _job(job_store, job.job_id)
     assert (stored.succeeded, stored.failed, stored.status) == (2, 48, JobStatus.PARTIALLY_FAILED)
     assert len(await _rows(db, job.job_id)) == 50
+
+
+async def test_one_scheduler_sweep_times_out_due_jobs_logs_new_stalls_and_purges_expired_jobs(
+    timed_job, result_store, job_store, db, caplog
+):
+    sweeper = Sweeper(
+        SweepStore(db), SweepPolicy(job_timeout_s=60, stall_window_s=WINDOW_S, retention_days=30, purge_chunk_rows=2)
+    )
+    due, stalling, expired = (
+        await timed_job(total_items=3),
+        await timed_job(total_items=3),
+        await timed_job(total_items=3),
+    )
+    await _record(result_store, stalling.job_id, {0: S})
+    await _record(result_store, expired.job_id, {0: S, 1: S, 2: S})
+    now = (await _job(job_store, stalling.job_id)).last_progress_at + timedelta(seconds=WINDOW_S + 1)
+    await db.execute("UPDATE jobs SET created_at = $2 WHERE job_id = $1", due.job_id, now - timedelta(seconds=61))
+    await db.execute("UPDATE jobs SET finished_at = $2 WHERE job_id = $1", expired.job_id, now - timedelta(days=31))
+    await db.execute("UPDATE jobs SET created_at = $2 WHERE job_id = $1", stalling.job_id, now - timedelta(seconds=59))
+
+    with caplog.at_level("INFO", logger="services.scheduler.app"):
+        outcome, purged = await sweeper.run_once(now)
+
+    assert [job.job_id for job in outcome.timed_out] == [due.job_id]
+    assert (await _job(job_store, due.job_id)).status is JobStatus.FAILED
+    assert [job.job_id for job in outcome.newly_stalled] == [stalling.job_id]
+    assert (purged.jobs, purged.results) == (1, 3)
+    assert await job_store.get("acme", expired.job_id) is None
+    assert f"job {stalling.job_id} (tenant acme) stalled" in caplog.text
+    assert "sweep: timed out 1 jobs (3 items unfinished); 1 newly stalled; purged 1 jobs and 3 results" in caplog.text
+    assert "1 jobs stalled now" in caplog.text
