@@ -24,9 +24,6 @@ SWEEP_LOCK_ID = 0x51_1C_E0_03
 PURGE_LOCK_ID = 0x51_1C_E0_04
 """Advisory lock key for one retention chunk."""
 
-TIMED_OUT_COUNTER = "failed"
-"""The job counter timed-out items add to (JobCounts has no timed_out counter yet)."""
-
 SWEEP_LOCK_TIMEOUT = "500ms"
 """The sweep gives way to a concurrent aggregator write rather than make it wait (or deadlock) for long."""
 
@@ -227,7 +224,7 @@ async def _time_out_overdue(
     }
     errors = [timeout_error(d["timeout_s"], inserted.get(d["job_id"], 0)) for d in due]
     ended = await connection.fetch(
-        f"""UPDATE jobs j SET {TIMED_OUT_COUNTER} = j.{TIMED_OUT_COUNTER} + d.rows,
+        """UPDATE jobs j SET timed_out = j.timed_out + d.rows,
                 status = CASE WHEN j.succeeded = 0 THEN 'failed' ELSE 'partially_failed' END,
                 finished_at = $4, error = d.error, lifecycle_announced = false, stalled_since = NULL
             FROM unnest($1::uuid[], $2::int[], $3::text[]) AS d(job_id, rows, error)

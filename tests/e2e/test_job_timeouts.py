@@ -106,5 +106,6 @@ async def _rows(db: asyncpg.Pool, job_id: str) -> dict[int, tuple[str, str | Non
 
 
 def _unfinished(counts: dict[str, int]) -> int:
-    """Timed-out items: counted as failed until the jobs table's timed_out counter is in use."""
-    return counts["failed"] + counts.get("timed_out", 0)
+    """Timed-out items, which count apart from failed ones."""
+    assert counts["failed"] == 0, counts
+    return counts["timed_out"]

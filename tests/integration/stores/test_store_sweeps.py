@@ -78,7 +78,8 @@ async def test_a_job_past_its_deadline_gets_a_timed_out_row_for_exactly_its_miss
     assert rows[1] == ("timed_out", "job timed out after 60 s")
     stored = await _job(job_store, job.job_id)
     assert stored.status is JobStatus.PARTIALLY_FAILED
-    assert (stored.succeeded, stored.failed) == (1, 1 + 4)  # timed-out items count as failed for now
+    assert (stored.succeeded, stored.failed, stored.timed_out) == (1, 1, 4)
+    assert stored.counts.pending == 0
     assert stored.error == "timed out after 60 s: 4 items unfinished"
     assert stored.finished_at == now
     assert [(j.job_id, j.unfinished) for j in outcome.timed_out] == [(job.job_id, 4)]
@@ -92,7 +93,7 @@ async def test_a_timed_out_job_where_nothing_succeeded_ends_failed(timed_job, re
     await _sweep(sweeps, job.created_at + timedelta(seconds=5))
 
     stored = await _job(job_store, job.job_id)
-    assert (stored.status, stored.succeeded, stored.failed) == (JobStatus.FAILED, 0, 3)
+    assert (stored.status, stored.succeeded, stored.failed, stored.timed_out) == (JobStatus.FAILED, 0, 1, 2)
     assert stored.error == "timed out after 5 s: 2 items unfinished"
     assert len(await _rows(db, job.job_id)) == 3
 
@@ -104,7 +105,7 @@ async def test_a_job_before_its_deadline_is_untouched(timed_job, job_store, swee
 
     assert outcome.swept and outcome.timed_out == ()
     stored = await _job(job_store, job.job_id)
-    assert (stored.status, stored.failed, stored.finished_at) == (JobStatus.QUEUED, 0, None)
+    assert (stored.status, stored.timed_out, stored.finished_at) == (JobStatus.QUEUED, 0, None)
     assert await _rows(db, job.job_id) == {}
 
 
@@ -145,6 +146,23 @@ async def test_a_late_result_for_a_timed_out_item_changes_nothing(timed_job, res
 
     assert await _job(job_store, job.job_id) == timed_out
     assert (await _rows(db, job.job_id))[1][0] == "timed_out"
+
+
+async def test_a_redriven_result_replaces_a_timed_out_row_and_moves_it_off_the_timed_out_counter(
+    timed_job, result_store, job_store, sweeps, db
+):
+    job = await timed_job(total_items=2, job_timeout_s=1)
+    await _record(result_store, job.job_id, {0: S})
+    await _sweep(sweeps, job.created_at + timedelta(seconds=2))
+    redriven = ItemResult(index=1, status=S, generation=1)
+
+    await result_store.record(
+        [BatchProcessed(tenant="acme", job_id=job.job_id, kind="bench.noop", batch_index=0, results=[redriven])]
+    )
+
+    stored = await _job(job_store, job.job_id)
+    assert (stored.succeeded, stored.failed, stored.timed_out, stored.status) == (2, 0, 0, JobStatus.COMPLETED)
+    assert (await _rows(db, job.job_id))[1] == ("succeeded", None)
 
 
 async def test_a_running_job_without_results_for_the_window_is_stalled_until_progress_resumes(
@@ -217,7 +235,7 @@ async def test_two_concurrent_sweeps_time_a_job_out_once(timed_job, result_store
 
     assert sum(len(outcome.timed_out) for outcome in outcomes) == 1
     stored = await _job(job_store, job.job_id)
-    assert (stored.succeeded, stored.failed, stored.status) == (2, 48, JobStatus.PARTIALLY_FAILED)
+    assert (stored.succeeded, stored.timed_out, stored.status) == (2, 48, JobStatus.PARTIALLY_FAILED)
     assert len(await _rows(db, job.job_id)) == 50
 
 
