@@ -1,5 +1,6 @@
 """Retries a user relies on: transient failures retried off the main topic, dead letters for what ends failed."""
 
+import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
@@ -146,6 +147,7 @@ async def test_a_permanently_failing_item_fails_at_once_and_lands_on_the_tasks_d
     assert headers["x-sluice-error-type"] == "ItemFailed"
     assert headers["x-sluice-attempts"] == "1"
     assert headers["x-sluice-first-failure-at"] == headers["x-sluice-last-failure-at"]
+    assert re.fullmatch(r"[0-9a-f]{32}", headers["x-sluice-trace-id"]), "the processing span's trace id"
     assert (headers["x-sluice-source-topic"], headers["x-sluice-kind"], headers["x-sluice-tenant"]) == (
         topics.tasks,
         "bench.flaky",
@@ -164,9 +166,8 @@ async def test_a_permanently_failing_item_fails_at_once_and_lands_on_the_tasks_d
 async def test_an_item_that_never_recovers_fails_after_max_attempts_while_other_jobs_run_past_its_retries(
     pipeline: Pipeline, db: asyncpg.Pool, kafka_address: str, topics: TopicNames
 ) -> None:
-    stuck = await _submit(
-        pipeline, [{"stuck": uuid.uuid4().hex}], {"fail_rate": 1.0, "fail_times": 99, "retry": {"max_attempts": 4}}
-    )
+    item = {"stuck": uuid.uuid4().hex}
+    stuck = await _submit(pipeline, [item], {"fail_rate": 1.0, "fail_times": 99, "retry": {"max_attempts": 4}})
     async with pipeline.client("acme") as client:
         await read_until(kafka_address, topics.retry(1), lambda rs: any(r.key.startswith(stuck.encode()) for r in rs))
         quick = await _submit(pipeline, list(range(200)), {}, kind="bench.noop")
@@ -187,11 +188,7 @@ async def test_an_item_that_never_recovers_fails_after_max_attempts_while_other_
     assert headers["x-sluice-reason"] == "bench.flaky: planned transient failure 4 of 99"
     assert headers["x-sluice-first-failure-at"] < headers["x-sluice-last-failure-at"]
     assert headers["x-sluice-source-topic"].startswith(f"{topics.prefix}.tasks.retry-")
-    assert TaskBatch.model_validate_json(letter.value).items == [TaskItem(index=0, input=row_input(letter))]
-
-
-def row_input(letter: ConsumerRecord) -> Any:
-    return TaskBatch.model_validate_json(letter.value).items[0].input
+    assert TaskBatch.model_validate_json(letter.value).items == [TaskItem(index=0, input=item)]
 
 
 async def test_a_garbage_message_on_the_tasks_topic_is_dead_lettered_with_a_reason_and_the_next_batch_runs(

@@ -92,3 +92,29 @@ def test_a_batch_result_answers_for_the_batch_it_ran():
         batch.batch_index,
     )
     assert processed.results == results
+
+
+def test_retries_are_grouped_into_one_batch_per_tier_keeping_the_batch_envelope():
+    from services.processor.logic import BatchOutcome, RetryScheduled
+
+    batch = _batch()
+    first, second = (item.model_copy(update={"attempt": 2}) for item in batch.items)
+    outcome = BatchOutcome(batch, retries=[RetryScheduled(second, 8), RetryScheduled(first, 2)])
+    grouped = outcome.retry_batches()
+    assert [(tier, [i.index for i in b.items]) for tier, b in grouped] == [(2, [8]), (8, [9])]
+    assert all((b.job_id, b.batch_index, b.kind) == (batch.job_id, 4, "k") for _, b in grouped)
+    assert outcome.processed is None
+
+
+def test_a_results_message_lists_the_items_in_index_order_whatever_order_they_finished_in():
+    from services.processor.logic import BatchOutcome
+
+    batch = _batch()
+    outcome = BatchOutcome(batch, results=[succeeded(item, None, 1.0) for item in reversed(batch.items)])
+    assert [r.index for r in outcome.processed.results] == [8, 9]
+
+
+def test_results_carry_the_attempt_and_generation_of_the_item():
+    item = TaskItem(index=1, input=1, attempt=3, generation=2)
+    assert (succeeded(item, 1, 0.0).attempts, succeeded(item, 1, 0.0).generation) == (3, 2)
+    assert (failed(item, ValueError("x"), 0.0).attempts, failed(item, ValueError("x"), 0.0).generation) == (3, 2)
