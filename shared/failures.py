@@ -43,7 +43,15 @@ class Disposition(Enum):
 
 
 class InvalidRetryOverrides(SluiceError):
-    """SLUICE_PROCESSOR_RETRY_OVERRIDES is not a JSON object of kind → {max_attempts, base_delay_s}."""
+    """A retry setting is malformed: the per-kind overrides or the retry tiers."""
+
+
+def checked_tiers(tiers: Sequence[int]) -> tuple[int, ...]:
+    """The retry tiers, ascending and distinct; raises InvalidRetryOverrides unless there is at least one
+    and every one is a positive number of seconds."""
+    if not tiers or min(tiers) <= 0:
+        raise InvalidRetryOverrides(f"SLUICE_KAFKA_RETRY_TIERS_S must list positive delays in seconds, not {tiers!r}")
+    return tuple(sorted(set(tiers)))
 
 
 def classify(exc: BaseException) -> Disposition:

@@ -29,11 +29,12 @@ from shared.failures import (
     TRACE_ID_HEADER,
     FailureRecord,
     RetryPolicy,
+    checked_tiers,
     dead_letter_headers,
     due_wait_s,
     parse_retry_overrides,
 )
-from shared.kafka import SendWindow, ensure_topics, make_broker, retry_tiers
+from shared.kafka import SendWindow, ensure_topics, make_broker
 from shared.kinds import load_kinds
 from shared.readiness import wait_for
 from shared.redis import CancellationFlags, open_redis
@@ -91,8 +92,14 @@ class BatchWork:
                 key=f"{batch.job_id}:{batch.batch_index}".encode(),
                 headers={DUE_AT_HEADER: str(due_at_ms)},
             )
-        if outcome.retries:
-            log.info("job %s batch %d: %d items to retry", batch.job_id, batch.batch_index, len(outcome.retries))
+        if outcome.retries or outcome.dead_letters:
+            log.info(
+                "job %s batch %d: %d items to retry, %d dead-lettered",
+                batch.job_id,
+                batch.batch_index,
+                len(outcome.retries),
+                len(outcome.dead_letters),
+            )
         for letter in outcome.dead_letters:
             record = FailureRecord(
                 reason=letter.result.error or "",
@@ -159,7 +166,7 @@ def failure_policy(settings: ProcessorSettings) -> FailurePolicy:
     return FailurePolicy(
         retry=RetryPolicy(settings.retry_max_attempts, settings.retry_base_delay_s),
         kind_overrides=parse_retry_overrides(settings.retry_overrides),
-        tiers_s=tuple(retry_tiers(settings.kafka)),
+        tiers_s=checked_tiers(settings.kafka.retry_tiers_s),
         item_timeout_s=settings.item_timeout_s,
     )
 
@@ -177,7 +184,7 @@ def build_app(settings: ProcessorSettings) -> FastStream:
 def register_handlers(broker: KafkaBroker, settings: ProcessorSettings, runtime: Runtime) -> None:
     topics = settings.kafka.topics
     subscribe(broker, settings, runtime, topics.tasks, settings.group_id, None)
-    for tier in retry_tiers(settings.kafka):
+    for tier in checked_tiers(settings.kafka.retry_tiers_s):
         subscribe(broker, settings, runtime, topics.retry(tier), f"{settings.group_id}-retry-{tier}s", tier)
 
 

@@ -354,3 +354,17 @@ async def test_items_of_a_kind_not_installed_are_dead_lettered(script):
     async with running(script, max_attempts=4) as runner:
         outcome = await _outcome(runner, _batch(["a"], kind="test.absent"))
     assert [letter.result.error_type for letter in outcome.dead_letters] == ["KindNotInstalled"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "tiers"), [('{"bench.noop": {"max_attempts": 0}}', [2]), ("{}", []), ("not json", [2])]
+)
+def test_the_processor_refuses_to_start_with_bad_retry_settings(overrides, tiers):
+    from services.processor.app import build_app
+    from services.processor.settings import ProcessorSettings
+    from shared.config import KafkaSettings
+    from shared.failures import InvalidRetryOverrides
+
+    settings = ProcessorSettings(retry_overrides=overrides, kafka=KafkaSettings(retry_tiers_s=tiers))
+    with pytest.raises(InvalidRetryOverrides):
+        build_app(settings)

@@ -10,6 +10,7 @@ from shared.failures import (
     FailureRecord,
     InvalidRetryOverrides,
     RetryPolicy,
+    checked_tiers,
     classify,
     dead_letter_headers,
     due_wait_s,
@@ -226,3 +227,13 @@ def test_intake_refuses_a_job_with_bad_retry_options_as_an_invalid_job():
     with pytest.raises(InvalidJob, match="options: retry.max_attempts") as raised:
         validate_options(BENCH_NOOP, {"retry": {"max_attempts": 50}})
     assert raised.value.field == "options"
+
+
+@pytest.mark.parametrize("tiers", [[], [0, 2], [-1]])
+def test_retry_tiers_must_be_positive_and_at_least_one(tiers):
+    with pytest.raises(InvalidRetryOverrides, match="SLUICE_KAFKA_RETRY_TIERS_S"):
+        checked_tiers(tiers)
+
+
+def test_retry_tiers_are_sorted_and_deduplicated():
+    assert checked_tiers([8, 2, 8, 4]) == (2, 4, 8)
