@@ -73,7 +73,7 @@ async def test_results_redelivered_to_the_aggregator_make_no_duplicate_rows_and_
         after = (await client.get(f"/v1/jobs/{job_id}")).json()
 
     assert after["counts"] == before["counts"] == {
-        "total": 120, "succeeded": 120, "failed": 0, "cancelled": 0, "pending": 0
+        "total": 120, "succeeded": 120, "failed": 0, "cancelled": 0, "timed_out": 0, "pending": 0
     }  # fmt: skip
     assert await db.fetchval("SELECT count(*) FROM item_results WHERE job_id = $1", job_id) == 120
     assert await db.fetchval("SELECT count(*) FROM item_results WHERE status <> 'succeeded'") == 0

@@ -38,7 +38,7 @@ async def test_web_page_job_of_2000_pages_completes_with_one_correct_row_per_ite
 
     assert final["status"] == "completed", pipeline.logs()
     counts = final["counts"]
-    assert counts == {"total": 2000, "succeeded": 2000, "failed": 0, "cancelled": 0, "pending": 0}
+    assert counts == {"total": 2000, "succeeded": 2000, "failed": 0, "cancelled": 0, "timed_out": 0, "pending": 0}
     assert final["percent"] == 100.0
     rows = await db.fetch(
         "SELECT item_index, status, output FROM item_results WHERE job_id = $1 ORDER BY item_index",
