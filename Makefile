@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test test-fast up lint clean
+.PHONY: install demo test test-fast chaos up lint clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Sluice needs Python 3.11 or newer")'
@@ -24,6 +24,10 @@ test: $(STAMP)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not e2e"
+
+# Full-size chaos scenarios (kills, outages, poison); the last line printed is a JSON summary.
+chaos: $(STAMP)
+	SLUICE_CHAOS_FULL=1 $(BIN)/python -m pytest -m chaos tests/chaos -p no:cacheprovider
 
 up: $(STAMP)
 	$(BIN)/sluice dev up

@@ -5,16 +5,27 @@ import time
 
 import pytest
 
-from tests.support.chaos import Scale, ScenarioRecord, audit_job, follow, submit, wait_until_partly_done
+from shared.config import TopicNames
+from tests.support.chaos import (
+    Scale,
+    ScenarioRecord,
+    audit_job,
+    follow,
+    submit,
+    wait_for_assignment,
+    wait_until_partly_done,
+)
 from tests.support.pipeline import Pipeline
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 
 async def test_one_of_two_processors_killed_mid_job_loses_no_item_and_results_flow_again(
-    pipeline: Pipeline, database_url: str, scale: Scale, scenario: ScenarioRecord
+    pipeline: Pipeline, database_url: str, topic_prefix: str, scale: Scale, scenario: ScenarioRecord
 ) -> None:
     survivor = pipeline.start_service("processor")
+    # Both in the group before the job starts, so the kill measures a takeover, not a late join.
+    await wait_for_assignment(pipeline, survivor, TopicNames.for_prefix(topic_prefix).tasks)
     async with pipeline.client() as client:
         job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
         await wait_until_partly_done(client, job_id)

@@ -276,3 +276,14 @@ async def read_topics_until(
     finally:
         await consumer.stop()
     return records
+
+
+async def wait_for_assignment(pipeline: Pipeline, label: str, topic: str, timeout: float = 60.0) -> None:
+    """Until service `label` logs that it was assigned partitions of `topic` (its group join is done)."""
+    needle = f"topic='{topic}'"
+
+    async def probe() -> bool | None:
+        lines = pipeline.supervisor.tail(label)
+        return any("assigned to partitions" in line and needle in line for line in lines) or None
+
+    await eventually(probe, timeout=timeout, interval=0.1)
