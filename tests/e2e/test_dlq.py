@@ -120,6 +120,12 @@ async def test_failed_items_redriven_after_the_cause_is_fixed_complete_the_job_w
     assert sorted((d["item_index"], d["redrive_count"], d["redriven_at"] is not None) for d in listed_by_cli) == [
         (n, 1, True) for n in sorted(MISSING)
     ]
+    redrive_again = await _sluice(
+        "dlq", "redrive", "--json", "--url", pipeline.url, "--tenant", "acme", "--job", job_id
+    )
+    unfiltered = await _sluice("dlq", "redrive", "--url", pipeline.url, "--tenant", "acme")
+    assert redrive_again[:2] == (0, '{"redriven": 0}\n'), redrive_again[2]
+    assert unfiltered[0] == 2 and unfiltered[2].startswith("sluice: intake answered 422: ") and "all" in unfiltered[2]
 
 
 async def test_sluice_dlq_says_in_one_line_when_intake_is_unreachable() -> None:
