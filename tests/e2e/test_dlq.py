@@ -12,7 +12,7 @@ import pytest
 
 from shared.config import TopicNames
 from shared.events import JobCompleted, JobStatus, job_event
-from tests.support.kafka import read_until
+from tests.support.kafka import produce, read_until
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually
 
@@ -74,6 +74,8 @@ async def _sluice(*args: str) -> tuple[int, str, str]:
 async def test_failed_items_redriven_after_the_cause_is_fixed_complete_the_job_with_one_row_per_item(
     pipeline: Pipeline, site: FixableSite, db: asyncpg.Pool, kafka_address: str, topic_prefix: str
 ) -> None:
+    topics = TopicNames.for_prefix(topic_prefix)
+    await produce(kafka_address, topics.results, b"{garbage", key=b"poison")
     async with pipeline.client("acme") as client:
         urls = [site.url(number) for number in range(6)]
         job_id = (await client.post("/v1/jobs", json={"kind": "web.page", "items": urls})).json()["job_id"]
@@ -112,7 +114,14 @@ async def test_failed_items_redriven_after_the_cause_is_fixed_complete_the_job_w
             JobStatus.COMPLETED,
         ]
 
-    await read_until(kafka_address, TopicNames.for_prefix(topic_prefix).job_events, completed_twice, timeout=30)
+    await read_until(kafka_address, topics.job_events, completed_twice, timeout=30)
+    undecodable = await eventually(
+        lambda: db.fetchrow(
+            "SELECT reason, payload, raw_excerpt FROM dead_letters WHERE topic = $1", topics.results_dlq
+        )
+    )
+    assert undecodable["reason"].startswith("not a results-topic event") and undecodable["payload"] is None
+    assert undecodable["raw_excerpt"] == "{garbage"
 
     code, out, err = await _sluice("dlq", "list", "--json", "--url", pipeline.url, "--tenant", "acme", "--job", job_id)
     assert code == 0, err
