@@ -27,7 +27,8 @@ async def test_one_of_two_processors_killed_mid_job_loses_no_item_and_results_fl
     # Both in the group before the job starts, so the kill measures a takeover, not a late join.
     await wait_for_assignment(pipeline, survivor, TopicNames.for_prefix(topic_prefix).tasks)
     async with pipeline.client() as client:
-        job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
+        # Four times the work per item: the victim must still hold unprocessed tasks when it dies.
+        job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds * 4})
         await wait_until_partly_done(client, job_id)
         killed_at = time.monotonic()
         pipeline.kill("processor", signal.SIGKILL)
