@@ -22,9 +22,24 @@ DAY_MS = 24 * 3600 * 1000
 DLQ_PARTITIONS = 3
 
 
+class SluiceBroker(KafkaBroker):
+    """A KafkaBroker that starts its subscribers concurrently.
+
+    Starting a consumer blocks until its group join completes (seconds), so a service with one group per
+    retry tier would otherwise join them one after another and take half a minute to start.
+    """
+
+    async def start(self) -> None:
+        await self.connect()
+        await asyncio.gather(*(subscriber.start() for subscriber in self.subscribers))
+        for publisher in self.publishers:
+            await publisher.start()
+        self.running = True
+
+
 def make_broker(settings: KafkaSettings, *, client_id: str, tracer_provider: TracerProvider) -> KafkaBroker:
     """A FastStream broker whose producer waits for all in-sync replicas (acks=all) and traces every hop."""
-    return KafkaBroker(
+    return SluiceBroker(
         settings.bootstrap_servers,
         client_id=client_id,
         acks="all",

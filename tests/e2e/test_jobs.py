@@ -149,7 +149,12 @@ async def test_a_retried_request_with_the_same_idempotency_key_creates_no_second
 async def test_a_job_whose_items_all_fail_ends_failed_with_each_error_recorded(pipeline: Pipeline) -> None:
     async with pipeline.client() as client:
         response = await client.post(
-            "/v1/jobs", json={"kind": "web.page", "items": ["http://127.0.0.1:1/nothing-listens-here"] * 3}
+            "/v1/jobs",
+            json={
+                "kind": "web.page",
+                "items": ["http://127.0.0.1:1/nothing-listens-here"] * 3,
+                "options": {"retry": {"max_attempts": 1}},
+            },
         )
         final = await wait_for_status(client, response.json()["job_id"])
         results = (await client.get(f"/v1/jobs/{final['job_id']}/results")).json()["items"]
