@@ -105,12 +105,17 @@ async def job_body(client: httpx.AsyncClient, job_id: str) -> dict[str, Any]:
 async def wait_until_partly_done(client: httpx.AsyncClient, job_id: str, timeout: float = 120.0) -> int:
     """Poll until some but not all items are done: the moment to break something."""
 
+    seen: list[dict[str, Any]] = []
+
     async def probe() -> int | None:
-        job = await job_body(client, job_id)
+        seen[:] = [job := await job_body(client, job_id)]
         done = done_of(job)
         return done if 0 < done < job["counts"]["total"] else None
 
-    return await eventually(probe, timeout=timeout, interval=0.02)
+    try:
+        return await eventually(probe, timeout=timeout, interval=0.02)
+    except TimeoutError as exc:
+        raise AssertionError(f"job {job_id} never partly done within {timeout}s; last seen: {seen}") from exc
 
 
 @dataclass
