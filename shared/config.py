@@ -38,6 +38,9 @@ class KafkaSettings(BaseSettings):
         default_factory=lambda: [2, 4, 8, 30, 120],
         description="Delays of the retry topics, in seconds; a retry waits in the smallest tier >= its delay",
     )
+    session_timeout_ms: int = Field(
+        10_000, ge=3_000, le=300_000, description="A consumer silent this long is dropped from its group"
+    )
     publish_window: int = Field(256, ge=1, le=100_000, description="Unacknowledged sends in flight")
     request_timeout_ms: int = Field(15_000, ge=1000, le=300_000)
 

@@ -54,6 +54,14 @@ def make_broker(settings: KafkaSettings, *, client_id: str, tracer_provider: Tra
     )
 
 
+def group_options(settings: KafkaSettings) -> dict[str, int]:
+    """Consumer-group timing for every subscriber: how soon a dead member's partitions move on."""
+    return {
+        "session_timeout_ms": settings.session_timeout_ms,
+        "heartbeat_interval_ms": max(settings.session_timeout_ms // 3, 1000),
+    }
+
+
 def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     """Every Sluice topic with its partition count and retention (see the README's topic table)."""
     topics = settings.topics

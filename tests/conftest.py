@@ -98,6 +98,8 @@ def service_env(kafka_address: str, database_url: str, redis_url: str, topic_pre
         "SLUICE_INTAKE_REQUESTS_GROUP_ID": unique_name("intake-"),
         "SLUICE_KINDS_WEB_ALLOW_NETWORKS": '["127.0.0.0/8"]',
         "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
+        # A killed member's partitions move on after this; the production default is 10 s.
+        "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "6000",
     }
 
 

@@ -16,7 +16,7 @@ from services.intake.errors import install_error_handlers
 from services.intake.front_door import on_job_requested
 from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
-from shared.kafka import ensure_topics, make_broker
+from shared.kafka import ensure_topics, group_options, make_broker
 from shared.kinds import load_kinds
 from shared.postgres import apply_migrations, open_pool
 from shared.readiness import wait_for
@@ -47,6 +47,7 @@ def _register_front_door(broker: KafkaBroker, app: FastAPI, settings: IntakeSett
         max_partition_fetch_bytes=settings.kafka.max_request_bytes,
         # Committed only once the job's batches are acknowledged (or the request is on the rejected topic).
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        **group_options(settings.kafka),
     )
     async def on_request(message: KafkaMessage) -> None:
         await on_job_requested(app.state.runtime, message.raw_message)

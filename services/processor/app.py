@@ -34,7 +34,7 @@ from shared.failures import (
     due_wait_s,
     parse_retry_overrides,
 )
-from shared.kafka import SendWindow, ensure_topics, make_broker
+from shared.kafka import SendWindow, ensure_topics, group_options, make_broker
 from shared.kinds import load_kinds
 from shared.readiness import wait_for
 from shared.redis import CancellationFlags, open_redis
@@ -203,6 +203,7 @@ def subscribe(
         max_partition_fetch_bytes=settings.kafka.max_request_bytes,
         # Commit only after the results are acknowledged; an error seeks back and redelivers the poll.
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        **group_options(settings.kafka),
     )
     async def on_task_batches(message: KafkaMessage) -> None:
         assert runtime.work is not None
