@@ -39,10 +39,11 @@ def error_message(error: BaseException) -> str:
 
 
 def failed(item: TaskItem, error: BaseException, duration_ms: float) -> ItemResult:
-    """A failed result carrying what went wrong and how many tries it took."""
+    """A failed result carrying what went wrong and how many tries it took; timed_out if the item's own
+    timeout ended its last try."""
     return ItemResult(
         index=item.index,
-        status=ItemStatus.FAILED,
+        status=ItemStatus.TIMED_OUT if isinstance(error, TimeoutError) else ItemStatus.FAILED,
         input=item.input,
         error=error_message(error)[:2000],
         error_type=type(error).__name__,

@@ -50,7 +50,7 @@ def test_a_batch_with_no_items_is_refused_naming_the_items_field():
 def test_a_timeout_is_reported_as_timed_out():
     result = failed(TaskItem(index=0, input=1), TimeoutError(), 12.5)
     assert (result.status, result.error, result.error_type, result.duration_ms) == (
-        ItemStatus.FAILED,
+        ItemStatus.TIMED_OUT,
         "timed out",
         "TimeoutError",
         12.5,

@@ -171,7 +171,7 @@ async def test_a_handler_that_hangs_past_the_item_timeout_fails_that_item_as_tim
     async with running(script, item_timeout_s=0.05) as runner:
         processed = await _run(runner, _batch(["ok", {"do": "hang"}, "ok"]))
     statuses = [r.status for r in processed.results]
-    assert statuses == [ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.SUCCEEDED]
+    assert statuses == [ItemStatus.SUCCEEDED, ItemStatus.TIMED_OUT, ItemStatus.SUCCEEDED]
     hung = processed.results[1]
     assert (hung.error, hung.error_type) == ("timed out", "TimeoutError")
     assert script.running == 0  # the hung call was cancelled, not left behind
@@ -181,7 +181,8 @@ async def test_failed_and_timed_out_items_give_their_slot_back(script):
     inputs = [{"do": "hang"}, {"do": "raise", "n": 1}, {"do": "fail"}, {"do": "hang"}, "ok"]
     async with running(script, max_in_flight=1, item_timeout_s=0.02) as runner:
         processed = await _run(runner, _batch(inputs))
-    assert [r.status for r in processed.results] == [ItemStatus.FAILED] * 4 + [ItemStatus.SUCCEEDED]
+    timed_out, failed, succeeded = ItemStatus.TIMED_OUT, ItemStatus.FAILED, ItemStatus.SUCCEEDED
+    assert [r.status for r in processed.results] == [timed_out, failed, failed, timed_out, succeeded]
     assert script.calls == 5
 
 
