@@ -13,11 +13,10 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from shared.config import KafkaSettings
 from shared.errors import BrokerUnavailable
+from shared.failures import REASON_HEADER, SOURCE_TOPIC_HEADER
 
 log = logging.getLogger(__name__)
 
-REASON_HEADER = "x-sluice-reason"
-SOURCE_TOPIC_HEADER = "x-sluice-source-topic"
 DAY_MS = 24 * 3600 * 1000
 DLQ_PARTITIONS = 3
 

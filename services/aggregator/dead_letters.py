@@ -10,17 +10,19 @@ from aiokafka import ConsumerRecord
 
 from shared.config import TopicNames
 from shared.events import decode, results_topic_message, task_batch
-from shared.kafka import REASON_HEADER
+from shared.failures import (
+    ATTEMPTS_HEADER,
+    ERROR_TYPE_HEADER,
+    FIRST_FAILURE_HEADER,
+    JOB_ID_HEADER,
+    KIND_HEADER,
+    LAST_FAILURE_HEADER,
+    REASON_HEADER,
+    TENANT_HEADER,
+    TRACE_ID_HEADER,
+)
 from shared.stores.dead_letters import DeadLetterStore, NewDeadLetter
 
-ERROR_TYPE_HEADER = "x-sluice-error-type"
-ATTEMPTS_HEADER = "x-sluice-attempts"
-FIRST_FAILURE_HEADER = "x-sluice-first-failure-at"
-LAST_FAILURE_HEADER = "x-sluice-last-failure-at"
-TRACE_ID_HEADER = "x-sluice-trace-id"
-KIND_HEADER = "x-sluice-kind"
-JOB_ID_HEADER = "x-sluice-job-id"
-TENANT_HEADER = "x-sluice-tenant"
 RAW_EXCERPT_CHARS = 2000
 
 
