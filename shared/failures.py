@@ -180,8 +180,24 @@ def policy_for(
     return policy if job_retry is None else policy.overridden(job_retry)
 
 
+def parse_timeout_overrides(raw: str) -> dict[str, float]:
+    """The per-kind item timeouts setting, checked: a JSON object of kind → seconds."""
+    try:
+        parsed = orjson.loads(raw or "{}")
+    except orjson.JSONDecodeError as exc:
+        raise InvalidRetryOverrides(f"SLUICE_PROCESSOR_ITEM_TIMEOUT_OVERRIDES is not JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidRetryOverrides("SLUICE_PROCESSOR_ITEM_TIMEOUT_OVERRIDES must be a JSON object keyed by kind")
+    for kind, seconds in parsed.items():
+        if not _is_number(seconds) or not 0 < seconds <= MAX_TIMEOUT_S:
+            raise InvalidRetryOverrides(
+                f"SLUICE_PROCESSOR_ITEM_TIMEOUT_OVERRIDES[{kind!r}] must be seconds over 0, at most {MAX_TIMEOUT_S:g}"
+            )
+    return {kind: float(seconds) for kind, seconds in parsed.items()}
+
+
 def item_timeout_s(default_s: float, options: Mapping[str, JsonValue]) -> float:
-    """The job's ``options.timeout_s`` if it set one, else the processor's default."""
+    """The job's ``options.timeout_s`` if it set one, else ``default_s`` (the kind's or the processor's)."""
     timeout = options.get("timeout_s")
     if isinstance(timeout, int | float) and _is_number(timeout) and 0 < timeout <= MAX_TIMEOUT_S:
         return float(timeout)

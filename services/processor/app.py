@@ -33,6 +33,7 @@ from shared.failures import (
     dead_letter_headers,
     due_wait_s,
     parse_retry_overrides,
+    parse_timeout_overrides,
 )
 from shared.kafka import SendWindow, ensure_topics, group_options, make_broker
 from shared.kinds import load_kinds
@@ -168,6 +169,7 @@ def failure_policy(settings: ProcessorSettings) -> FailurePolicy:
         kind_overrides=parse_retry_overrides(settings.retry_overrides),
         tiers_s=checked_tiers(settings.kafka.retry_tiers_s),
         item_timeout_s=settings.item_timeout_s,
+        kind_timeouts_s=parse_timeout_overrides(settings.item_timeout_overrides),
     )
 
 

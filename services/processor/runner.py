@@ -33,6 +33,7 @@ class FailurePolicy:
     kind_overrides: Mapping[str, Mapping[str, JsonValue]] = field(default_factory=dict)
     tiers_s: Sequence[int] = (2, 4, 8, 30, 120)
     item_timeout_s: float = 30.0
+    kind_timeouts_s: Mapping[str, float] = field(default_factory=dict)
 
 
 class KindRunner:
@@ -77,7 +78,8 @@ class KindRunner:
             return self._fail_all(
                 outcome, KindNotInstalled(f"kind {batch.kind!r} is not installed on this processor"), retry
             )
-        timeout = item_timeout_s(self._policy.item_timeout_s, batch.options)
+        kind_default_s = self._policy.kind_timeouts_s.get(batch.kind, self._policy.item_timeout_s)
+        timeout = item_timeout_s(kind_default_s, batch.options)
         await asyncio.gather(*(self._run_item(outcome, handler, item, retry, timeout) for item in batch.items))
         return outcome
 

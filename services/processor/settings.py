@@ -29,6 +29,9 @@ class ProcessorSettings(BaseSettings):
         "{}",
         description='Per-kind retry policy, a JSON object: {"web.page": {"max_attempts": 5, "base_delay_s": 1}}',
     )
+    item_timeout_overrides: str = Field(
+        "{}", description='Per-kind item timeout in seconds, a JSON object: {"web.page": 20}'
+    )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

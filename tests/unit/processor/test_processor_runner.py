@@ -369,3 +369,12 @@ def test_the_processor_refuses_to_start_with_bad_retry_settings(overrides, tiers
     settings = ProcessorSettings(retry_overrides=overrides, kafka=KafkaSettings(retry_tiers_s=tiers))
     with pytest.raises(InvalidRetryOverrides):
         build_app(settings)
+
+
+async def test_a_kinds_item_timeout_replaces_the_processors_and_a_jobs_option_still_wins(script):
+    async with running(script, item_timeout_s=DEADLINE_S, kind_timeouts_s={"test.script": 0.05}) as runner:
+        by_kind = await _outcome(runner, _batch([{"do": "hang"}]))
+    async with running(script, item_timeout_s=0.05, kind_timeouts_s={"test.script": DEADLINE_S}) as runner:
+        by_job = await _outcome(runner, _batch([{"do": "hang"}], options={"timeout_s": 0.05}))
+    assert [r.status for r in by_kind.results] == [ItemStatus.TIMED_OUT]
+    assert [r.status for r in by_job.results] == [ItemStatus.TIMED_OUT]

@@ -237,3 +237,13 @@ def test_retry_tiers_must_be_positive_and_at_least_one(tiers):
 
 def test_retry_tiers_are_sorted_and_deduplicated():
     assert checked_tiers([8, 2, 8, 4]) == (2, 4, 8)
+
+
+def test_per_kind_item_timeouts_are_parsed_and_bad_ones_name_the_setting():
+    from shared.failures import InvalidRetryOverrides, parse_timeout_overrides
+
+    assert parse_timeout_overrides('{"web.page": 20}') == {"web.page": 20.0}
+    assert parse_timeout_overrides("") == {}
+    for bad in ('{"web.page": 0}', '{"web.page": "soon"}', "[1]", "{"):
+        with pytest.raises(InvalidRetryOverrides, match="SLUICE_PROCESSOR_ITEM_TIMEOUT_OVERRIDES"):
+            parse_timeout_overrides(bad)
