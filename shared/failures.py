@@ -152,14 +152,20 @@ def validate_failure_options(options: dict[str, JsonValue]) -> dict[str, JsonVal
     return options
 
 
-def parse_retry_overrides(raw: str) -> dict[str, Mapping[str, JsonValue]]:
-    """The per-kind overrides setting, checked: a JSON object of kind → {max_attempts, base_delay_s}."""
+def _per_kind_setting(raw: str, name: str) -> dict[str, JsonValue]:
+    """A setting holding a JSON object keyed by kind; InvalidRetryOverrides naming ``name`` otherwise."""
     try:
         parsed = orjson.loads(raw or "{}")
     except orjson.JSONDecodeError as exc:
-        raise InvalidRetryOverrides(f"SLUICE_PROCESSOR_RETRY_OVERRIDES is not JSON: {exc}") from exc
+        raise InvalidRetryOverrides(f"{name} is not JSON: {exc}") from exc
     if not isinstance(parsed, dict):
-        raise InvalidRetryOverrides("SLUICE_PROCESSOR_RETRY_OVERRIDES must be a JSON object keyed by kind")
+        raise InvalidRetryOverrides(f"{name} must be a JSON object keyed by kind")
+    return parsed
+
+
+def parse_retry_overrides(raw: str) -> dict[str, Mapping[str, JsonValue]]:
+    """The per-kind overrides setting, checked: a JSON object of kind → {max_attempts, base_delay_s}."""
+    parsed = _per_kind_setting(raw, "SLUICE_PROCESSOR_RETRY_OVERRIDES")
     for kind, override in parsed.items():
         try:
             RetryPolicy().overridden(override)
@@ -182,12 +188,7 @@ def policy_for(
 
 def parse_timeout_overrides(raw: str) -> dict[str, float]:
     """The per-kind item timeouts setting, checked: a JSON object of kind → seconds."""
-    try:
-        parsed = orjson.loads(raw or "{}")
-    except orjson.JSONDecodeError as exc:
-        raise InvalidRetryOverrides(f"SLUICE_PROCESSOR_ITEM_TIMEOUT_OVERRIDES is not JSON: {exc}") from exc
-    if not isinstance(parsed, dict):
-        raise InvalidRetryOverrides("SLUICE_PROCESSOR_ITEM_TIMEOUT_OVERRIDES must be a JSON object keyed by kind")
+    parsed = _per_kind_setting(raw, "SLUICE_PROCESSOR_ITEM_TIMEOUT_OVERRIDES")
     for kind, seconds in parsed.items():
         if not _is_number(seconds) or not 0 < seconds <= MAX_TIMEOUT_S:
             raise InvalidRetryOverrides(
