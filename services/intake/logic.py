@@ -151,4 +151,5 @@ def status_view(job: JobRecord, now: datetime) -> dict[str, JsonValue]:
         "deadline_at": job.deadline_at.isoformat() if job.deadline_at else None,
         "stalled": job.status is JobStatus.RUNNING and job.stalled_since is not None,
         "stalled_since": job.stalled_since.isoformat() if job.stalled_since else None,
+        "options": job.options,
     }

@@ -1,0 +1,1 @@
+"""Sluice's public Python surface for users: the client SDK lives in ``sluice.client``."""

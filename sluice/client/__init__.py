@@ -1,0 +1,42 @@
+"""The Sluice client SDK: intake's REST API (sync and async) and the Kafka side (requests in, events out).
+
+    from sluice.client import SluiceClient
+
+    with SluiceClient("http://127.0.0.1:8000", api_key="...") as sluice:
+        job = sluice.submit("web.page", ["https://example.com/"])
+        sluice.wait(job.job_id, on_progress=lambda view: print(view.percent))
+        for result in sluice.iter_results(job.job_id):
+            ...
+"""
+
+from sluice.client.aio import AsyncSluiceClient
+from sluice.client.auth import auth_headers
+from sluice.client.errors import ApiError, ClientError, IntakeUnreachable, NotAuthorized, NotFound, WaitTimedOut
+from sluice.client.items import ItemsUnreadable, read_items
+from sluice.client.kafka import EventConsumer, JobRequestPublisher, job_events_consumer, results_consumer
+from sluice.client.models import ItemResult, JobAccepted, JobCountsView, JobsPage, JobView, ResultsPage
+from sluice.client.sync import SluiceClient
+
+__all__ = [
+    "ApiError",
+    "AsyncSluiceClient",
+    "ClientError",
+    "EventConsumer",
+    "IntakeUnreachable",
+    "ItemResult",
+    "ItemsUnreadable",
+    "JobAccepted",
+    "JobCountsView",
+    "JobRequestPublisher",
+    "JobView",
+    "JobsPage",
+    "NotAuthorized",
+    "NotFound",
+    "ResultsPage",
+    "SluiceClient",
+    "WaitTimedOut",
+    "auth_headers",
+    "job_events_consumer",
+    "read_items",
+    "results_consumer",
+]
