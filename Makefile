@@ -34,7 +34,7 @@ up: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/python -m pip install --quiet ruff
-	$(BIN)/ruff check services shared tests
+	$(BIN)/ruff check services shared sluice tests
 
 clean:
 	rm -rf $(VENV) .sluice .pytest_cache

@@ -3,6 +3,7 @@
 import argparse
 import asyncio
 import json
+import logging
 import os
 import sys
 from collections.abc import Coroutine
@@ -54,6 +55,7 @@ def emit_json(value: Any) -> None:
 
 def run_async(coroutine: Coroutine[Any, Any, T], kafka: str) -> T:
     """Run one async operator command; broker trouble becomes a one-line error, not a traceback."""
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)  # its connection errors reach us as exceptions
     try:
         return asyncio.run(coroutine)
     except KafkaConnectionError as exc:

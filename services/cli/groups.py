@@ -8,7 +8,7 @@ from aiokafka import AIOKafkaConsumer
 from services.cli.common import config, connection_options, emit_json, run_async, say
 from services.cli.replay import topic_name
 from sluice.ops.errors import OpsError
-from sluice.ops.positions import partitions_of
+from sluice.ops.positions import partitions_of, running
 from sluice.ops.rewind import offsets_at_time, rewind_group, uniform_offsets
 
 
@@ -38,11 +38,8 @@ async def _targets(bootstrap: str, topic: str, args: argparse.Namespace) -> dict
             raise OpsError("--to-time needs a UTC offset, e.g. 2026-11-24T08:00:00+00:00")
         return await offsets_at_time(bootstrap, topic, args.to_time)
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with running(consumer):
         partitions = await partitions_of(consumer, topic)
-    finally:
-        await consumer.stop()
     if args.to_offset is not None and args.to_offset < 0:
         raise OpsError("--to-offset must be 0 or more")
     return uniform_offsets(partitions, 0 if args.to_earliest else args.to_offset)

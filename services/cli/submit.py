@@ -1,4 +1,4 @@
-"""`sluice submit KIND FILE|-`: submit a job from a CSV, JSONL or plain-lines file (or stdin), optionally watching it."""
+"""`sluice submit KIND FILE|-`: submit a job from a CSV, JSONL or plain-lines file (or stdin), and watch it."""
 
 import argparse
 import json

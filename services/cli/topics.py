@@ -9,7 +9,7 @@ from services.cli.common import config, connection_options, emit_json, run_async
 from shared.config import KafkaSettings
 from sluice.ops.errors import OpsError
 from sluice.ops.groups import groups_by_topic
-from sluice.ops.positions import committed_offsets, end_offsets, lag_by_partition, partitions_of
+from sluice.ops.positions import committed_offsets, end_offsets, lag_by_partition, partitions_of, running
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -29,8 +29,7 @@ async def topic_report(bootstrap: str, prefix: str, extra_groups: list[str], onl
     kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix)
     report = []
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with running(consumer):
         for topic, groups in groups_by_topic(kafka).items():
             if only and topic not in only:
                 continue
@@ -49,8 +48,6 @@ async def topic_report(bootstrap: str, prefix: str, extra_groups: list[str], onl
                     "partitions": [asdict(p) | {"lag": p.lag} for p in lags],
                 }
             report.append(entry)
-    finally:
-        await consumer.stop()
     return report
 
 

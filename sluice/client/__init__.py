@@ -1,12 +1,12 @@
 """The Sluice client SDK: intake's REST API (sync and async) and the Kafka side (requests in, events out).
 
-    from sluice.client import SluiceClient
+from sluice.client import SluiceClient
 
-    with SluiceClient("http://127.0.0.1:8000", api_key="...") as sluice:
-        job = sluice.submit("web.page", ["https://example.com/"])
-        sluice.wait(job.job_id, on_progress=lambda view: print(view.percent))
-        for result in sluice.iter_results(job.job_id):
-            ...
+with SluiceClient("http://127.0.0.1:8000", api_key="...") as sluice:
+    job = sluice.submit("web.page", ["https://example.com/"])
+    sluice.wait(job.job_id, on_progress=lambda view: print(view.percent))
+    for result in sluice.iter_results(job.job_id):
+        ...
 """
 
 from sluice.client.aio import AsyncSluiceClient

@@ -11,8 +11,8 @@ from typing import Any, TypeVar
 import httpx
 from pydantic import BaseModel, JsonValue
 
-from sluice.client.errors import ApiError, NotAuthorized, NotFound
 from shared.events import Priority
+from sluice.client.errors import ApiError, NotAuthorized, NotFound
 
 NDJSON = "application/x-ndjson"
 JSON_ITEMS_MAX = 1000

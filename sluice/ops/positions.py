@@ -1,7 +1,8 @@
 """Where a topic ends and where a consumer group has got to, without ListOffsets or admin offset listing."""
 
 import asyncio
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import AsyncIterator, Iterable, Mapping
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -42,11 +43,8 @@ async def committed_offsets(
 ) -> dict[TopicPartition, int | None]:
     """The group's committed offset per partition (OffsetFetch, which every broker answers), None if none."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with running(consumer):
         return {tp: await consumer.committed(tp) for tp in partitions}
-    finally:
-        await consumer.stop()
 
 
 @dataclass(frozen=True)
@@ -65,3 +63,17 @@ def lag_by_partition(
     ends: Mapping[TopicPartition, int], committed: Mapping[TopicPartition, int | None]
 ) -> list[PartitionLag]:
     return [PartitionLag(tp.partition, end, committed.get(tp)) for tp, end in sorted(ends.items())]
+
+
+@contextlib.asynccontextmanager
+async def running(client: AIOKafkaConsumer) -> AsyncIterator[AIOKafkaConsumer]:
+    """Start a consumer and always stop it, also when starting fails (no "unclosed consumer" warnings)."""
+    try:
+        await client.start()
+    except BaseException:
+        await client.stop()
+        raise
+    try:
+        yield client
+    finally:
+        await client.stop()

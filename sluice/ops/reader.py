@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator
 
 from aiokafka import AIOKafkaConsumer
 
-from sluice.ops.positions import end_offsets, partitions_of
+from sluice.ops.positions import end_offsets, partitions_of, running
 from sluice.ops.selection import Record, Selection
 
 
@@ -20,8 +20,7 @@ async def read_records(bootstrap_servers: str, topic: str, selection: Selection)
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=8 * 1024 * 1024,
     )
-    await consumer.start()
-    try:
+    async with running(consumer):
         partitions = [tp for tp in await partitions_of(consumer, topic) if selection.takes_partition(tp.partition)]
         if not partitions:
             return
@@ -48,5 +47,3 @@ async def read_records(bootstrap_servers: str, topic: str, selection: Selection)
             for tp in list(open_partitions):
                 if await consumer.position(tp) >= stops[tp]:
                     open_partitions.discard(tp)
-    finally:
-        await consumer.stop()

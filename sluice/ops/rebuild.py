@@ -7,14 +7,14 @@ from uuid import UUID
 
 import asyncpg
 
-from sluice.ops.errors import OpsError
-from sluice.ops.reader import read_records
-from sluice.ops.selection import Selection
-from sluice.ops.sketch import JobSketch, add_batch
 from shared.config import TopicNames
 from shared.events import BatchProcessed, CancelJob, decode, results_topic_message, task_batch
 from shared.stores.jobs import AlreadyExists, JobStore
 from shared.stores.results import ResultStore
+from sluice.ops.errors import OpsError
+from sluice.ops.reader import read_records
+from sluice.ops.selection import Selection
+from sluice.ops.sketch import JobSketch, add_batch
 
 log = logging.getLogger(__name__)
 

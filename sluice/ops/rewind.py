@@ -5,7 +5,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from sluice.ops.positions import end_offsets, partitions_of
+from sluice.ops.positions import end_offsets, partitions_of, running
 from sluice.ops.reader import read_records
 from sluice.ops.selection import Selection
 
@@ -16,11 +16,8 @@ async def offsets_at_time(bootstrap_servers: str, topic: str, moment: datetime) 
     Found by reading timestamps (from the start of the partition), not by offsets_for_times.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with running(consumer):
         ends = await end_offsets(consumer, await partitions_of(consumer, topic))
-    finally:
-        await consumer.stop()
     found = {tp.partition: end for tp, end in ends.items()}
     seen: set[int] = set()
     async for record in read_records(bootstrap_servers, topic, Selection(since=moment)):
@@ -37,14 +34,11 @@ async def rewind_group(bootstrap_servers: str, group_id: str, topic: str, offset
     overwrites them with its own next commit.
     """
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False)
-    await consumer.start()
-    try:
+    async with running(consumer):
         partitions = [tp for tp in await partitions_of(consumer, topic) if tp.partition in offsets]
         consumer.assign(partitions)
         await consumer.commit({tp: OffsetAndMetadata(offsets[tp.partition], "") for tp in partitions})
         return {tp.partition: await consumer.committed(tp) for tp in partitions}  # type: ignore[misc]
-    finally:
-        await consumer.stop()
 
 
 def uniform_offsets(partitions: list[TopicPartition], offset: int) -> dict[int, int]:
