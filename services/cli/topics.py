@@ -1,6 +1,7 @@
 """`sluice topics`: every Sluice topic with its partitions, end offsets and each consumer group's lag."""
 
 import argparse
+import asyncio
 from dataclasses import asdict
 
 from aiokafka import AIOKafkaConsumer
@@ -26,29 +27,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 async def topic_report(bootstrap: str, prefix: str, extra_groups: list[str], only: list[str]) -> list[dict]:
+    """Every Sluice topic (or those in ``only``) with its groups' lag, the topics looked at concurrently."""
     kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix)
-    report = []
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
-    async with running(consumer):
-        for topic, groups in groups_by_topic(kafka).items():
-            if only and topic not in only:
-                continue
-            try:
-                partitions = await partitions_of(consumer, topic)
-            except OpsError:
-                report.append({"topic": topic, "exists": False})
-                continue
-            ends = await end_offsets(consumer, partitions)
-            entry = {"topic": topic, "exists": True, "partitions": len(partitions),
-                     "written": sum(ends.values()), "groups": {}}  # fmt: skip
-            for group in dict.fromkeys(groups + extra_groups):
-                lags = lag_by_partition(ends, await committed_offsets(bootstrap, group, partitions))
-                entry["groups"][group] = {
-                    "lag": sum(p.lag for p in lags),
-                    "partitions": [asdict(p) | {"lag": p.lag} for p in lags],
-                }
-            report.append(entry)
-    return report
+    chosen = [(topic, groups) for topic, groups in groups_by_topic(kafka).items() if not only or topic in only]
+    return list(await asyncio.gather(*(_topic_entry(bootstrap, t, [*g, *extra_groups]) for t, g in chosen)))
+
+
+async def _topic_entry(bootstrap: str, topic: str, groups: list[str]) -> dict:
+    # One consumer per topic: an assigned consumer refreshes metadata only for its own topics.
+    async with running(AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)) as consumer:
+        try:
+            partitions = await partitions_of(consumer, topic)
+        except OpsError:
+            return {"topic": topic, "exists": False}
+        ends = await end_offsets(consumer, partitions)
+    entry: dict = {"topic": topic, "exists": True, "partitions": len(partitions), "written": sum(ends.values())}
+    entry["groups"] = {}
+    for group in dict.fromkeys(groups):
+        lags = lag_by_partition(ends, await committed_offsets(bootstrap, group, partitions))
+        entry["groups"][group] = {
+            "lag": sum(p.lag for p in lags),
+            "partitions": [asdict(p) | {"lag": p.lag} for p in lags],
+        }
+    return entry
 
 
 def run_topics(args: argparse.Namespace) -> int:

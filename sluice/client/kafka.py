@@ -91,19 +91,30 @@ class EventConsumer(Generic[E]):
             fetched = await self._consumer.getmany(timeout_ms=500, max_records=100)
             for tp, records in fetched.items():
                 for record in records:
-                    try:
-                        event = decode(self._adapter, record.value, self._what)
-                    except ValueError as exc:
-                        if on_undecodable is None:
-                            raise
-                        await on_undecodable(record, exc)
-                    else:
-                        await handler(event)
-                        self.handled += 1
-                    await self._consumer.commit({TopicPartition(tp.topic, tp.partition): record.offset + 1})
                     if max_events is not None and self.handled >= max_events:
-                        return self.handled
+                        # Fetched but not handled: read them again next time (the offset was not committed).
+                        self._consumer.seek(tp, record.offset)
+                        break
+                    try:
+                        await self._handle(tp, record, handler, on_undecodable)
+                    except BaseException:
+                        self._consumer.seek(tp, record.offset)  # a later run() starts with this message again
+                        raise
         return self.handled
+
+    async def _handle(
+        self, tp: TopicPartition, record: ConsumerRecord, handler: Handler[E], on_undecodable: OnUndecodable | None
+    ) -> None:
+        try:
+            event = decode(self._adapter, record.value, self._what)
+        except ValueError as exc:
+            if on_undecodable is None:
+                raise
+            await on_undecodable(record, exc)
+        else:
+            await handler(event)
+            self.handled += 1
+        await self._consumer.commit({TopicPartition(tp.topic, tp.partition): record.offset + 1})
 
 
 def job_events_consumer(

@@ -70,8 +70,16 @@ async def rebuild(bootstrap_servers: str, topics: TopicNames, pool: asyncpg.Pool
             outcome.undecodable += 1
             continue
         outcome.result_messages += 1
-        (batches if isinstance(message, BatchProcessed) else cancels).append(message)
-        if len(batches) + len(cancels) >= WRITE_CHUNK:
+        if isinstance(message, CancelJob):
+            # Written after the results before it, as the aggregator saw them: a job that completed
+            # before a late cancellation stays completed.
+            if batches:
+                await flush()
+            cancels.append(message)
+            await flush()
+            continue
+        batches.append(message)
+        if len(batches) >= WRITE_CHUNK:
             await flush()
     if batches or cancels:
         await flush()

@@ -1,0 +1,299 @@
+"""A user's tools against the running pipeline: the SDK, the `sluice` CLI, the contracts intake serves,
+the Kafka side of the SDK, and rebuilding the read model from the topics after losing the database.
+
+One pipeline serves the whole module; each test uses its own tenant.
+"""
+
+import asyncio
+import csv
+import io
+import json
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from uuid import uuid4
+
+import asyncpg
+import httpx
+import pytest
+
+from shared.config import PostgresSettings
+from shared.devstack.postgres import quote_ident, with_database
+from shared.events import JobCompleted
+from shared.postgres import open_pool
+from sluice.client import AsyncSluiceClient, JobRequestPublisher, JobView, SluiceClient, job_events_consumer
+from tests.support.kafka import committed_offset
+from tests.support.pipeline import Pipeline
+from tests.support.poll import eventually
+
+pytestmark = pytest.mark.e2e
+
+FLAKY_FOREVER = {"fail_rate": 0.5, "permanent": True}
+"""bench.flaky options under which about half the items fail for good (which ones is fixed by their hash)."""
+
+
+def _tenant() -> str:
+    return f"tools-{uuid4().hex[:8]}"
+
+
+@pytest.fixture(scope="module")
+async def tools_database(postgres_server_url: str) -> AsyncIterator[str]:
+    name = f"sluice_tools_{uuid4().hex[:10]}"
+    admin = await asyncpg.connect(with_database(postgres_server_url, "postgres"))
+    try:
+        await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
+        yield with_database(postgres_server_url, name)
+        await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+    finally:
+        await admin.close()
+
+
+@pytest.fixture(scope="module")
+def tools(
+    kafka_address: str, redis_url: str, tools_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    suffix = uuid4().hex[:10]
+    env = {
+        "KAFKA_BOOTSTRAP_SERVERS": kafka_address,
+        "DATABASE_URL": tools_database,
+        "REDIS_URL": redis_url,
+        "SLUICE_KAFKA_TOPIC_PREFIX": f"tools{suffix}",
+        "SLUICE_KAFKA_TASK_PARTITIONS": "4",
+        "SLUICE_KAFKA_RESULT_PARTITIONS": "4",
+        "SLUICE_PROCESSOR_GROUP_ID": f"processor-{suffix}",
+        "SLUICE_AGGREGATOR_GROUP_ID": f"aggregator-{suffix}",
+        "SLUICE_INTAKE_REQUESTS_GROUP_ID": f"intake-{suffix}",
+        "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
+        "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+    }
+    running = Pipeline(env, tmp_path_factory.mktemp("tools") / "services.log")
+    try:
+        running.start()
+        yield running
+    finally:
+        running.stop()
+
+
+@pytest.fixture(scope="module")
+async def tools_db(tools: Pipeline) -> AsyncIterator[asyncpg.Pool]:
+    pool = await open_pool(PostgresSettings(url=tools.env["DATABASE_URL"]))
+    yield pool
+    await pool.close()
+
+
+def _sync_twin(client: httpx.AsyncClient) -> httpx.Client:
+    """A blocking client with the same address and authentication as the pipeline's own."""
+    return httpx.Client(base_url=client.base_url, headers=client.headers, timeout=60)
+
+
+def _cli_env(tools: Pipeline, tenant: str) -> dict[str, str]:
+    """The pipeline's environment plus the tenant's credentials, taken from the pipeline's own client."""
+    headers = tools.client(tenant).headers
+    env = {**os.environ, **tools.env, "SLUICE_URL": tools.url, "SLUICE_CONFIG": "/nonexistent/sluice.toml"}
+    if authorization := headers.get("authorization"):
+        env["SLUICE_API_KEY"] = authorization.removeprefix("Bearer ")
+    if tenant_header := headers.get("x-sluice-tenant"):
+        env["SLUICE_TENANT"] = tenant_header
+    return env
+
+
+async def _sluice(tools: Pipeline, tenant: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "services.cli", *args]
+    return await asyncio.to_thread(
+        subprocess.run, command, env=_cli_env(tools, tenant), input=stdin, capture_output=True, text=True, timeout=120
+    )
+
+
+async def test_sdk_streams_a_lazy_submission_watches_progress_and_reads_every_result_across_pages(tools: Pipeline):
+    seen: list[JobView] = []
+    async with AsyncSluiceClient(http=tools.client(_tenant())) as sluice:
+        accepted = await sluice.submit("bench.noop", ({"n": n} for n in range(120)))
+        final = await sluice.wait(accepted.job_id, on_progress=seen.append, poll_interval_s=0.1, timeout_s=60)
+        results = [result async for result in sluice.iter_results(accepted.job_id, page_size=50)]
+        exported = io.BytesIO()
+        await sluice.export(accepted.job_id, exported, "jsonl")
+
+    assert accepted.total_items == 120
+    assert final.status.value == "completed" and final.counts.succeeded == 120
+    assert seen[-1] == final and all(view.job_id == final.job_id for view in seen)
+    assert [result.index for result in results] == list(range(120))
+    assert [result.output for result in results] == [{"n": n} for n in range(120)]
+    assert [json.loads(line)["index"] for line in exported.getvalue().splitlines()] == list(range(120))
+
+
+async def test_sync_client_submits_a_list_lists_pages_of_jobs_and_exports_csv(tools: Pipeline):
+    tenant = _tenant()
+
+    def use_the_sync_client() -> tuple[list[str], list[str], list[str], bytes]:
+        with _sync_twin(tools.client(tenant)) as http, SluiceClient(http=http) as sluice:
+            ids = [str(sluice.submit("bench.noop", [f"item-{job}-{i}" for i in range(3)]).job_id) for job in range(3)]
+            for job_id in ids:
+                sluice.wait(job_id, poll_interval_s=0.1, timeout_s=60)
+            first = sluice.list_jobs(limit=2)
+            second = sluice.list_jobs(limit=2, cursor=first.next_cursor)
+            exported = io.BytesIO()
+            sluice.export(ids[0], exported, "csv")
+        listed = [str(view.job_id) for view in first.jobs], [str(view.job_id) for view in second.jobs]
+        return ids, *listed, exported.getvalue()
+
+    ids, first_page, second_page, exported = await asyncio.to_thread(use_the_sync_client)
+    with _sync_twin(tools.client(_tenant())) as http, SluiceClient(http=http) as stranger:
+        others = await asyncio.to_thread(stranger.list_jobs)
+
+    assert first_page + second_page == list(reversed(ids))
+    assert others.jobs == [] and others.next_cursor is None
+    rows = list(csv.DictReader(io.StringIO(exported.decode())))
+    assert [(row["item_index"], row["status"]) for row in rows] == [
+        ("0", "succeeded"),
+        ("1", "succeeded"),
+        ("2", "succeeded"),
+    ]
+
+
+async def test_cli_submits_a_file_watches_it_exports_it_and_reruns_only_its_failures(tools: Pipeline, tmp_path: Path):
+    tenant = _tenant()
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(json.dumps({"n": n}) + "\n" for n in range(40)))
+    options = json.dumps(FLAKY_FOREVER)
+
+    submitted = await _sluice(
+        tools, tenant, "submit", "bench.flaky", str(items), "--options", options, "--watch", "--json"
+    )
+    final = json.loads(submitted.stdout)
+    exported = tmp_path / "results.csv"
+    results = await _sluice(tools, tenant, "results", final["job_id"], "--format", "csv", "-o", str(exported))
+    rerun = await _sluice(tools, tenant, "jobs", "rerun", final["job_id"], "--failed-only", "--watch", "--json")
+    listed = await _sluice(tools, tenant, "jobs", "list", "--json")
+
+    assert submitted.returncode == 1, submitted.stderr  # partially failed: not a success for a script
+    assert final["status"] == "partially_failed"
+    failed = final["counts"]["failed"]
+    assert 0 < failed < 40
+    assert results.returncode == 0, results.stderr
+    rows = list(csv.DictReader(exported.open()))
+    assert len(rows) == 40
+    failed_inputs = sorted(json.loads(row["input"])["n"] for row in rows if row["status"] == "failed")
+    second = json.loads(rerun.stdout)
+    assert second["counts"]["total"] == failed == len(failed_inputs)
+    assert second["options"] == FLAKY_FOREVER and second["kind"] == "bench.flaky"
+    assert second["counts"]["failed"] == failed  # the same items fail again: the failure is in the data
+    assert [job["job_id"] for job in json.loads(listed.stdout)["jobs"]] == [second["job_id"], final["job_id"]]
+
+
+async def test_cli_errors_from_intake_are_one_line_without_a_traceback(tools: Pipeline):
+    bad_kind = await _sluice(tools, _tenant(), "submit", "no.such.kind", "-", stdin="a\nb\n")
+
+    assert bad_kind.returncode == 2
+    assert bad_kind.stderr.startswith("sluice: intake answered 422 invalid_request: unknown kind 'no.such.kind'")
+    assert "Traceback" not in bad_kind.stderr
+
+
+async def test_cli_topics_shows_every_topic_and_no_lag_once_the_work_is_done(tools: Pipeline):
+    tenant = _tenant()
+    async with AsyncSluiceClient(http=tools.client(tenant)) as sluice:
+        accepted = await sluice.submit("bench.noop", list(range(30)))
+        await sluice.wait(accepted.job_id, poll_interval_s=0.1, timeout_s=60)
+    prefix = tools.env["SLUICE_KAFKA_TOPIC_PREFIX"]
+
+    async def settled() -> dict | None:
+        answer = await _sluice(tools, tenant, "topics", "--json")
+        assert answer.returncode == 0, answer.stderr
+        report = {entry["topic"]: entry for entry in json.loads(answer.stdout)}
+        lags = [report[f"{prefix}.{name}"]["groups"] for name in ("tasks", "results")]
+        return report if all(info["lag"] == 0 for groups in lags for info in groups.values()) else None
+
+    report = await eventually(settled, timeout=30, interval=0.5)
+    tasks = report[f"{prefix}.tasks"]
+    assert tasks["partitions"] == 4 and tasks["written"] >= 1
+    assert list(tasks["groups"]) == [tools.env["SLUICE_PROCESSOR_GROUP_ID"]]
+    assert list(report[f"{prefix}.results"]["groups"]) == [tools.env["SLUICE_AGGREGATOR_GROUP_ID"]]
+
+
+async def test_intake_serves_the_asyncapi_document_and_openapi(tools: Pipeline):
+    prefix = tools.env["SLUICE_KAFKA_TOPIC_PREFIX"]
+    async with tools.client() as client:
+        asyncapi = (await client.get("/asyncapi")).json()
+        html = await client.get("/asyncapi.html")
+        docs = await client.get("/docs")
+        openapi = (await client.get("/openapi.json")).json()
+
+    addresses = {channel["address"] for channel in asyncapi["channels"].values()}
+    assert {f"{prefix}.job-requests", f"{prefix}.tasks", f"{prefix}.results", f"{prefix}.job-events"} <= addresses
+    assert "BatchProcessed" in asyncapi["components"]["schemas"]
+    assert html.status_code == 200 and "AsyncAPI" in html.text
+    assert docs.status_code == 200
+    assert {"get", "post"} <= set(openapi["paths"]["/v1/jobs"])
+
+
+async def test_kafka_side_requests_a_job_and_consumes_its_completion_committing_after_handling(
+    tools: Pipeline, kafka_address: str
+):
+    prefix = tools.env["SLUICE_KAFKA_TOPIC_PREFIX"]
+    group = f"downstream-{uuid4().hex[:8]}"
+    async with JobRequestPublisher(kafka_address, topic_prefix=prefix) as publisher:
+        request = await publisher.request("bench.noop", ["a", "b", "c"], tenant=_tenant())
+
+    completions: list[JobCompleted] = []
+
+    async def on_event(event: object) -> None:
+        if isinstance(event, JobCompleted) and event.job_id == request.job_id:
+            completions.append(event)
+
+    async with job_events_consumer(kafka_address, group, topic_prefix=prefix) as consumer:
+        async with asyncio.timeout(60):
+            while not completions:
+                await consumer.run(on_event, max_events=consumer.handled + 1)
+
+    assert completions[0].counts.succeeded == 3
+    committed = {p: await committed_offset(kafka_address, group, f"{prefix}.job-events", p) for p in range(6)}
+    assert sum(offset or 0 for offset in committed.values()) == consumer.handled
+
+
+_JOB_COLUMNS = (
+    "job_id, tenant, kind, priority, options, status, total_items, total_batches, succeeded, failed, cancelled, "
+    "timed_out, error"
+)
+_RESULT_COLUMNS = "job_id, item_index, status, input, output, error, error_type, attempts, duration_ms, generation"
+
+
+async def _read_model(pool: asyncpg.Pool) -> tuple[list[dict], list[dict]]:
+    jobs = await pool.fetch(f"SELECT {_JOB_COLUMNS} FROM jobs ORDER BY job_id")
+    results = await pool.fetch(f"SELECT {_RESULT_COLUMNS} FROM item_results ORDER BY job_id, item_index")
+    return [dict(row) for row in jobs], [dict(row) for row in results]
+
+
+async def test_rebuild_after_losing_the_whole_schema_restores_every_row_and_the_pipeline_goes_on(
+    tools: Pipeline, tools_db: asyncpg.Pool
+):
+    tenant = _tenant()
+    async with AsyncSluiceClient(http=tools.client(tenant)) as sluice:
+        failing = await sluice.submit("bench.flaky", [{"n": n} for n in range(30)], options=FLAKY_FOREVER)
+        slow = await sluice.submit("bench.flaky", list(range(20)), options={"fail_rate": 1.0, "fail_times": 3})
+        await sluice.cancel(slow.job_id)
+        await sluice.wait(failing.job_id, poll_interval_s=0.1, timeout_s=60)
+
+        async def every_item_has_its_row() -> bool | None:
+            missing = await tools_db.fetchval(
+                """SELECT count(*) FROM jobs j WHERE j.total_items >
+                       (SELECT count(*) FROM item_results r WHERE r.job_id = j.job_id) OR j.finished_at IS NULL"""
+            )
+            return True if missing == 0 else None
+
+        await eventually(every_item_has_its_row, timeout=60, interval=0.2)
+        before = await _read_model(tools_db)
+        await tools_db.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+
+        rebuilt = await _sluice(tools, tenant, "rebuild", "--json")
+        after = await _read_model(tools_db)
+        later = await sluice.submit("bench.noop", ["after", "the", "rebuild"])
+        later_final = await sluice.wait(later.job_id, poll_interval_s=0.1, timeout_s=60)
+
+    assert rebuilt.returncode == 0, rebuilt.stderr
+    report = json.loads(rebuilt.stdout)
+    assert report["jobs_created"] == len(before[0])
+    assert report["results_restored"] == len(before[1])
+    assert {job["status"] for job in before[0]} >= {"completed", "partially_failed", "cancelled"}
+    assert after == before
+    assert later_final.status.value == "completed"
