@@ -1,6 +1,10 @@
 """`sluice jobs list|show|cancel|rerun`: the caller's jobs through intake's REST API."""
 
 import argparse
+import itertools
+from collections.abc import Iterator
+
+from pydantic import JsonValue
 
 from services.cli.common import client, connection_options, emit_json, say
 from services.cli.submit import add_watch_option, watch
@@ -9,6 +13,7 @@ from sluice.client import JobView, SluiceClient
 
 COLUMNS = ("job_id", "kind", "status", "total", "succeeded", "failed", "created_at")
 RERUN_STATUSES = {"failed", "timed_out", "cancelled"}
+_NONE = object()
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -87,11 +92,14 @@ def run_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
-def rerun_items(sluice: SluiceClient, job_id: str, failed_only: bool) -> list[object]:
-    items = [r.input for r in sluice.iter_results(job_id) if not failed_only or r.status.value in RERUN_STATUSES]
-    if not items:
+def rerun_items(sluice: SluiceClient, job_id: str, failed_only: bool) -> Iterator[JsonValue]:
+    """The inputs to submit again, read page by page (a big job is streamed, never held whole)."""
+    results = sluice.iter_results(job_id)
+    chosen = (r.input for r in results if not failed_only or r.status.value in RERUN_STATUSES)
+    first = next(chosen, _NONE)
+    if first is _NONE:
         raise SluiceError(f"job {job_id} has no {'failed ' if failed_only else ''}results to rerun")
-    return items
+    return itertools.chain([first], chosen)  # type: ignore[list-item]
 
 
 def run_rerun(args: argparse.Namespace) -> int:
