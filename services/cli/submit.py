@@ -24,11 +24,22 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("kind", help="the job's kind, e.g. web.page")
     parser.add_argument("file", help="a .csv, .jsonl/.ndjson or text file; - reads stdin")
     parser.add_argument("--format", choices=FORMATS, help="the input's format (default: from the suffix; stdin: lines)")
-    parser.add_argument("--options", type=json.loads, default=None, help="the job's options as a JSON object")
+    parser.add_argument("--options", type=json_object, default=None, help="the job's options as a JSON object")
     parser.add_argument("--priority", choices=("high", "normal", "bulk"))
     parser.add_argument("--idempotency-key", help="a retry with the same key returns the same job")
     add_watch_option(parser)
     parser.set_defaults(run=run_submit)
+
+
+def json_object(text: str) -> dict:
+    """argparse type: a JSON object, or a usage error saying so."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not JSON: {exc.msg}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError("must be a JSON object, e.g. {\"rounds\": 10}")
+    return value
 
 
 def add_watch_option(parser: argparse.ArgumentParser) -> None:
@@ -36,8 +47,6 @@ def add_watch_option(parser: argparse.ArgumentParser) -> None:
 
 
 def run_submit(args: argparse.Namespace) -> int:
-    if args.options is not None and not isinstance(args.options, dict):
-        raise SluiceError("--options must be a JSON object")
     with client(args) as sluice:
         if args.file == "-":
             accepted = _submit(sluice, args, sys.stdin, args.format or "lines")

@@ -88,10 +88,13 @@ class AsyncSluiceClient:
             return protocol.parse(JobAccepted, await self._send(submission.json_call(list(items))))  # type: ignore[arg-type]
         return protocol.parse(JobAccepted, await self._send(submission.ndjson_call(), _chunks(items)))
 
-    async def submit_file(self, kind: str, path: str | Path, *, fmt: str | None = None, **options: Any) -> JobAccepted:
-        """Submit every item of a CSV, JSONL or plain-lines file (streamed; the format follows the suffix)."""
+    async def submit_file(
+        self, kind: str, path: str | Path, *, fmt: str | None = None, **submit_args: Any
+    ) -> JobAccepted:
+        """Submit every item of a CSV, JSONL or plain-lines file, streamed; the format follows the suffix unless
+        ``fmt`` says; other keyword arguments are ``submit``'s."""
         with open(path, encoding="utf-8", newline="") as stream:
-            return await self.submit(kind, read_items(stream, fmt or str(path)), **options)
+            return await self.submit(kind, read_items(stream, fmt or str(path)), **submit_args)
 
     async def status(self, job_id: object) -> JobView:
         return protocol.parse(JobView, await self._send(Call("GET", f"/v1/jobs/{job_id}")))

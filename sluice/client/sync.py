@@ -75,10 +75,11 @@ class SluiceClient:
             return protocol.parse(JobAccepted, self._send(submission.json_call(list(items))))
         return protocol.parse(JobAccepted, self._send(submission.ndjson_call(), protocol.ndjson_chunks(items)))
 
-    def submit_file(self, kind: str, path: str | Path, *, fmt: str | None = None, **options: Any) -> JobAccepted:
-        """Submit every item of a CSV, JSONL or plain-lines file (streamed; the format follows the suffix)."""
+    def submit_file(self, kind: str, path: str | Path, *, fmt: str | None = None, **submit_args: Any) -> JobAccepted:
+        """Submit every item of a CSV, JSONL or plain-lines file, streamed; the format follows the suffix unless
+        ``fmt`` says; other keyword arguments are ``submit``'s."""
         with open(path, encoding="utf-8", newline="") as stream:
-            return self.submit(kind, read_items(stream, fmt or str(path)), **options)
+            return self.submit(kind, read_items(stream, fmt or str(path)), **submit_args)
 
     def status(self, job_id: object) -> JobView:
         return protocol.parse(JobView, self._send(Call("GET", f"/v1/jobs/{job_id}")))

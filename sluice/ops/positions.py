@@ -73,6 +73,9 @@ async def running(client: AIOKafkaConsumer) -> AsyncIterator[AIOKafkaConsumer]:
     except BaseException:
         await client.stop()
         raise
+    # Let the consumer's background tasks begin: aiokafka's stop() raises CancelledError when it cancels
+    # a task that never ran (a consumer stopped right after start, without awaiting anything in between).
+    await asyncio.sleep(0)
     try:
         yield client
     finally:

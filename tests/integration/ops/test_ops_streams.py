@@ -4,6 +4,8 @@ The broker batches records here (linger), which is where Tansu's ListOffsets ans
 tests pin that our end offsets and time lookups are right anyway.
 """
 
+import asyncio
+import json
 import time
 from datetime import UTC, datetime
 from uuid import uuid4
@@ -93,8 +95,9 @@ async def test_replay_of_one_job_publishes_exactly_its_messages_with_their_origi
 
 async def test_a_time_range_is_found_by_message_timestamps_and_a_group_rewinds_to_it(kafka_address, topic):
     await _create(kafka_address, topic)
-    before = await _produce(kafka_address, topic, [b"k"], 40)
-    boundary_ms = max(ts for _, _, ts in before) + 1
+    await _produce(kafka_address, topic, [b"k"], 40)
+    # The timestamps the broker hands back when reading are the ones a time range is matched against.
+    boundary_ms = max([r.timestamp_ms async for r in read_records(kafka_address, topic, Selection())]) + 1
     _wait_for_next_millisecond(boundary_ms)
     after = await _produce(kafka_address, topic, [b"k"], 30)
     boundary = datetime.fromtimestamp(boundary_ms / 1000, UTC)
@@ -116,3 +119,40 @@ async def test_a_time_range_is_found_by_message_timestamps_and_a_group_rewinds_t
 async def test_an_unknown_topic_is_a_clear_error(kafka_address):
     with pytest.raises(OpsError, match="does not exist"):
         [record async for record in read_records(kafka_address, f"missing-{uuid4().hex[:8]}", Selection())]
+
+
+def test_the_sluice_commands_replay_a_job_rewind_a_group_and_report_its_lag(kafka_address, monkeypatch, capsys):
+    from services.cli.__main__ import main
+
+    prefix = f"cli{uuid4().hex[:8]}"
+    source, target = f"{prefix}.results", f"{prefix}.results-copy"
+    job = uuid4()
+
+    async def prepare() -> None:
+        await _create(kafka_address, source, target)
+        await _produce(kafka_address, source, [str(job).encode(), str(uuid4()).encode()], 30)
+
+    asyncio.run(prepare())
+    monkeypatch.setenv("SLUICE_CONFIG", "/nonexistent/sluice.toml")
+    connection = ["--kafka", kafka_address, "--topic-prefix", prefix, "--json"]
+    group = f"g-{uuid4().hex[:8]}"
+
+    def sluice(*args: str) -> object:
+        assert main([*args, *connection]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    replayed = sluice("replay", "results", "--to", target, "--job", str(job))
+    rewound = sluice("groups", "rewind", group, "--topic", "results", "--to-offset", "5")
+    [report] = sluice("topics", "--topic", source, "--group", group)
+
+    assert replayed == {"source": source, "target": target, "published": 15}
+    assert rewound["committed"] == {"0": 5, "1": 5}
+    assert report["partitions"] == PARTITIONS and report["written"] == 30
+    assert report["groups"][group]["lag"] == 30 - 2 * 5
+
+
+def test_replaying_a_topic_into_itself_is_refused(kafka_address, capsys):
+    from services.cli.__main__ import main
+
+    assert main(["replay", "results", "--to", "sluice.results", "--kafka", kafka_address]) == 2
+    assert "must differ" in capsys.readouterr().err
