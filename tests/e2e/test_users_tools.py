@@ -5,6 +5,7 @@ One pipeline serves the whole module; each test uses its own tenant.
 """
 
 import asyncio
+import contextlib
 import csv
 import io
 import json
@@ -19,6 +20,7 @@ import asyncpg
 import httpx
 import pytest
 
+from services.cli.__main__ import main
 from shared.config import PostgresSettings
 from shared.devstack.postgres import quote_ident, with_database
 from shared.events import JobCompleted
@@ -88,21 +90,43 @@ def _sync_twin(client: httpx.AsyncClient) -> httpx.Client:
     return httpx.Client(base_url=client.base_url, headers=client.headers, timeout=60)
 
 
-def _cli_env(tools: Pipeline, tenant: str) -> dict[str, str]:
-    """The pipeline's environment plus the tenant's credentials, taken from the pipeline's own client."""
+def _credentials(tools: Pipeline, tenant: str) -> list[str]:
+    """The tenant's credentials as `sluice` flags, taken from the pipeline's own client."""
     headers = tools.client(tenant).headers
-    env = {**os.environ, **tools.env, "SLUICE_URL": tools.url, "SLUICE_CONFIG": "/nonexistent/sluice.toml"}
+    flags = []
     if authorization := headers.get("authorization"):
-        env["SLUICE_API_KEY"] = authorization.removeprefix("Bearer ")
+        flags += ["--api-key", authorization.removeprefix("Bearer ")]
     if tenant_header := headers.get("x-sluice-tenant"):
-        env["SLUICE_TENANT"] = tenant_header
-    return env
+        flags += ["--tenant", tenant_header]
+    return flags
 
 
-async def _sluice(tools: Pipeline, tenant: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
-    command = [sys.executable, "-m", "services.cli", *args]
+def _connection(tools: Pipeline, tenant: str) -> list[str]:
+    env = tools.env
+    return [
+        "--url", tools.url, "--kafka", env["KAFKA_BOOTSTRAP_SERVERS"], "--topic-prefix",
+        env["SLUICE_KAFKA_TOPIC_PREFIX"], "--database-url", env["DATABASE_URL"], *_credentials(tools, tenant),
+    ]  # fmt: skip
+
+
+async def _sluice(tools: Pipeline, tenant: str, *args: str) -> subprocess.CompletedProcess:
+    """Run `sluice ARGS` in this process (in a thread, as it blocks), answering like subprocess.run."""
+
+    def run() -> subprocess.CompletedProcess:
+        out, err = io.StringIO(), io.StringIO()
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main([*args, *_connection(tools, tenant)])
+        return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
+
+    return await asyncio.to_thread(run)
+
+
+async def _sluice_process(tools: Pipeline, tenant: str, *args: str, stdin: str) -> subprocess.CompletedProcess:
+    """Run `sluice ARGS` as its own process, as a user's shell would."""
+    command = [sys.executable, "-m", "services.cli", *args, *_connection(tools, tenant)]
+    env = {**os.environ, "SLUICE_CONFIG": "/nonexistent/sluice.toml"}
     return await asyncio.to_thread(
-        subprocess.run, command, env=_cli_env(tools, tenant), input=stdin, capture_output=True, text=True, timeout=120
+        subprocess.run, command, env=env, input=stdin, capture_output=True, text=True, timeout=120
     )
 
 
@@ -152,6 +176,15 @@ async def test_sync_client_submits_a_list_lists_pages_of_jobs_and_exports_csv(to
     ]
 
 
+async def test_job_list_answers_a_bad_cursor_or_status_with_a_4xx_naming_the_field(tools: Pipeline):
+    async with tools.client(_tenant()) as client:
+        bad_cursor = await client.get("/v1/jobs", params={"cursor": "not-a-cursor"})
+        bad_status = await client.get("/v1/jobs", params={"status": "sleeping"})
+
+    assert bad_cursor.status_code == 400 and bad_cursor.json()["error"]["field"] == "cursor"
+    assert bad_status.status_code == 422 and bad_status.json()["error"]["field"] == "status"
+
+
 async def test_cli_submits_a_file_watches_it_exports_it_and_reruns_only_its_failures(tools: Pipeline, tmp_path: Path):
     tenant = _tenant()
     items = tmp_path / "items.jsonl"
@@ -183,15 +216,17 @@ async def test_cli_submits_a_file_watches_it_exports_it_and_reruns_only_its_fail
 
 
 async def test_cli_errors_from_intake_are_one_line_without_a_traceback(tools: Pipeline):
-    bad_kind = await _sluice(tools, _tenant(), "submit", "no.such.kind", "-", stdin="a\nb\n")
+    bad_kind = await _sluice_process(tools, _tenant(), "submit", "no.such.kind", "-", stdin="a\nb\n")
 
     assert bad_kind.returncode == 2
     assert bad_kind.stderr.startswith("sluice: intake answered 422 invalid_request: unknown kind 'no.such.kind'")
     assert "Traceback" not in bad_kind.stderr
 
 
-async def test_cli_topics_shows_every_topic_and_no_lag_once_the_work_is_done(tools: Pipeline):
+async def test_cli_topics_shows_every_topic_and_no_lag_once_the_work_is_done(tools: Pipeline, monkeypatch):
     tenant = _tenant()
+    for variable in ("SLUICE_PROCESSOR_GROUP_ID", "SLUICE_AGGREGATOR_GROUP_ID", "SLUICE_INTAKE_REQUESTS_GROUP_ID"):
+        monkeypatch.setenv(variable, tools.env[variable])  # the groups are named as the services name them
     async with AsyncSluiceClient(http=tools.client(tenant)) as sluice:
         accepted = await sluice.submit("bench.noop", list(range(30)))
         await sluice.wait(accepted.job_id, poll_interval_s=0.1, timeout_s=60)
