@@ -38,7 +38,7 @@ def json_object(text: str) -> dict:
     except json.JSONDecodeError as exc:
         raise argparse.ArgumentTypeError(f"not JSON: {exc.msg}") from exc
     if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError("must be a JSON object, e.g. {\"rounds\": 10}")
+        raise argparse.ArgumentTypeError('must be a JSON object, e.g. {"rounds": 10}')
     return value
 
 
