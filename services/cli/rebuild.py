@@ -3,9 +3,12 @@
 import argparse
 from dataclasses import asdict
 
+import asyncpg
+
 from services.cli.common import config, connection_options, emit_json, run_async, say
 from shared.config import PostgresSettings, TopicNames
 from shared.postgres import apply_migrations, open_pool
+from sluice.ops.errors import OpsError
 from sluice.ops.rebuild import RebuildOutcome, rebuild
 
 
@@ -14,7 +17,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "rebuild",
         parents=[connection_options()],
         help="rebuild the jobs and item_results tables from the tasks and results topics",
-        description="Into a database whose item_results table is empty (a fresh one, or after losing the table): "
+        description="Into a database whose item_results table is empty (a new one, the schema dropped, the rows "
+        "lost): "
         "creates the schema, a jobs row per job on the tasks topic and every result on the results topic, "
         "counted as the aggregator counts them. Reports the rows restored.",
     )
@@ -26,6 +30,8 @@ async def _rebuild(bootstrap: str, prefix: str, database_url: str) -> RebuildOut
     try:
         await apply_migrations(pool)
         return await rebuild(bootstrap, TopicNames.for_prefix(prefix), pool)
+    except asyncpg.PostgresError as exc:
+        raise OpsError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
     finally:
         await pool.close()
 

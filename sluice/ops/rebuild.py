@@ -38,6 +38,11 @@ async def rebuild(bootstrap_servers: str, topics: TopicNames, pool: asyncpg.Pool
     that survived gets its counters reset); 3. write every result on the results topic through the
     aggregator's ResultStore, so counters and statuses come out as the aggregator computed them;
     4. mark the jobs that finished as announced (their events went out the first time)."""
+    if await pool.fetchval("SELECT to_regclass('item_results')") is None:
+        raise OpsError(
+            "table item_results is missing although its migration is recorded: rebuild into a new database, "
+            "or drop the schema whole (DROP SCHEMA public CASCADE; CREATE SCHEMA public) and run rebuild again"
+        )
     present = await pool.fetchval("SELECT count(*) FROM item_results")
     if present:
         raise OpsError(f"item_results already holds {present} rows: rebuild needs an empty read model")
