@@ -11,7 +11,15 @@ with SluiceClient("http://127.0.0.1:8000", api_key="...") as sluice:
 
 from sluice.client.aio import AsyncSluiceClient
 from sluice.client.auth import auth_headers
-from sluice.client.errors import ApiError, ClientError, IntakeUnreachable, NotAuthorized, NotFound, WaitTimedOut
+from sluice.client.errors import (
+    ApiError,
+    ClientError,
+    IntakeUnreachable,
+    NotAuthorized,
+    NotFound,
+    ServiceUnavailable,
+    WaitTimedOut,
+)
 from sluice.client.items import ItemsUnreadable, read_items
 from sluice.client.kafka import EventConsumer, JobRequestPublisher, job_events_consumer, results_consumer
 from sluice.client.models import ItemResult, JobAccepted, JobCountsView, JobsPage, JobView, ResultsPage
@@ -33,6 +41,7 @@ __all__ = [
     "NotAuthorized",
     "NotFound",
     "ResultsPage",
+    "ServiceUnavailable",
     "SluiceClient",
     "WaitTimedOut",
     "auth_headers",

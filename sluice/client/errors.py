@@ -32,6 +32,14 @@ class NotFound(ApiError):
     """404: no such job for this tenant."""
 
 
+class ServiceUnavailable(ApiError):
+    """503: the broker or the database behind intake is down; nothing was accepted. Retry after ``retry_after_s``."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None, retry_after_s: float = 5.0):
+        super().__init__(status, code, message, field)
+        self.retry_after_s = retry_after_s
+
+
 class WaitTimedOut(ClientError):
     """``wait`` gave up before the job reached a terminal status."""
 

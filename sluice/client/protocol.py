@@ -12,7 +12,7 @@ import httpx
 from pydantic import BaseModel, JsonValue
 
 from shared.events import Priority
-from sluice.client.errors import ApiError, NotAuthorized, NotFound
+from sluice.client.errors import ApiError, NotAuthorized, NotFound, ServiceUnavailable
 
 NDJSON = "application/x-ndjson"
 JSON_ITEMS_MAX = 1000
@@ -111,8 +111,17 @@ def check(response: httpx.Response) -> httpx.Response:
         except (ValueError, KeyError, TypeError):
             pass
     status = response.status_code
+    if status == 503:
+        raise ServiceUnavailable(status, code, message, fld, _retry_after(response))
     error_type = NotAuthorized if status in (401, 403) else NotFound if status == 404 else ApiError
     raise error_type(status, code, message, fld)
+
+
+def _retry_after(response: httpx.Response) -> float:
+    try:
+        return max(float(response.headers.get("Retry-After", "5")), 0.0)
+    except ValueError:  # an HTTP date instead of seconds: fall back to the default
+        return 5.0
 
 
 def parse(model: type[M], response: httpx.Response) -> M:

@@ -6,7 +6,15 @@ import json
 import httpx
 import pytest
 
-from sluice.client import ApiError, ItemsUnreadable, NotAuthorized, NotFound, auth_headers, read_items
+from sluice.client import (
+    ApiError,
+    ItemsUnreadable,
+    NotAuthorized,
+    NotFound,
+    ServiceUnavailable,
+    auth_headers,
+    read_items,
+)
 from sluice.client.items import detect_format
 from sluice.client.protocol import JSON_ITEMS_MAX, check, ndjson_chunks, sends_as_json
 
@@ -69,3 +77,11 @@ def test_error_answers_become_typed_errors_with_intakes_message_and_field(status
     assert raised.value.status == status
     assert raised.value.field == "kind"
     assert "unknown kind 'x'" in str(raised.value)
+
+
+def test_a_503_says_nothing_was_accepted_and_when_to_retry():
+    body = {"error": {"code": "unavailable", "message": "broker unreachable", "field": "kafka"}}
+    request = httpx.Request("POST", "http://intake/v1/jobs")
+    with pytest.raises(ServiceUnavailable) as raised:
+        check(httpx.Response(503, json=body, headers={"Retry-After": "7"}, request=request))
+    assert raised.value.retry_after_s == 7.0
