@@ -33,7 +33,7 @@ class NotFound(ApiError):
 
 
 class ServiceUnavailable(ApiError):
-    """503: the broker or the database behind intake is down; nothing was accepted. Retry after ``retry_after_s``."""
+    """503: intake's broker or database is down (a submission was not accepted); retry after ``retry_after_s``."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None, retry_after_s: float = 5.0):
         super().__init__(status, code, message, field)
