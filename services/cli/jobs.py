@@ -31,6 +31,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
     show = actions.add_parser("show", parents=[common], help="one job's status and counts")
     show.add_argument("job")
+    add_watch_option(show)
     show.set_defaults(run=run_show)
 
     cancel = actions.add_parser("cancel", parents=[common], help="cancel a job (unprocessed items end cancelled)")
@@ -82,6 +83,8 @@ def _show(view: JobView, as_json: bool) -> None:
 
 def run_show(args: argparse.Namespace) -> int:
     with client(args) as sluice:
+        if args.watch:
+            return watch(sluice, args.job, args.json)
         _show(sluice.status(args.job), args.json)
     return 0
 
