@@ -8,7 +8,7 @@ from types import ModuleType
 
 from shared.errors import SluiceError
 
-SUBCOMMANDS = ("dev", "serve", "demo", "dlq")
+SUBCOMMANDS = ("dev", "serve", "demo", "dlq", "tenants")
 
 
 def build_parser() -> argparse.ArgumentParser:

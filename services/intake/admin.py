@@ -7,7 +7,8 @@ from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from services.intake.api import Runtime, Tenant
+from services.intake.api import Runtime
+from services.intake.auth import Tenant
 from services.intake.errors import error_body
 from shared.kafka import SendWindow
 from shared.stores.dead_letters import MAX_LIMIT, DeadLetter, DeadLetterFilter, DeadLetterStore

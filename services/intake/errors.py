@@ -6,6 +6,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from services.intake.auth import RateLimited, Unauthenticated
+from services.intake.rate_limit import rate_limit_headers
 from shared.errors import DatabaseUnavailable, DependencyUnavailable, InvalidJob, JobNotFound
 from shared.postgres import CONNECTION_ERRORS
 
@@ -29,6 +31,22 @@ def install_error_handlers(app: FastAPI) -> None:
     async def on_invalid_job(request: Request, exc: InvalidJob) -> JSONResponse:
         code = "limit_exceeded" if exc.status == 413 else "invalid_request"
         return JSONResponse(error_body(code, exc.reason, exc.field), status_code=exc.status)
+
+    @app.exception_handler(Unauthenticated)
+    async def on_unauthenticated(request: Request, exc: Unauthenticated) -> JSONResponse:
+        return JSONResponse(
+            error_body("unauthenticated", str(exc), "Authorization"),
+            status_code=401,
+            headers={"WWW-Authenticate": 'Bearer realm="sluice"'},
+        )
+
+    @app.exception_handler(RateLimited)
+    async def on_rate_limited(request: Request, exc: RateLimited) -> JSONResponse:
+        return JSONResponse(
+            error_body("rate_limited", str(exc), "requests_per_minute"),
+            status_code=429,
+            headers=rate_limit_headers(exc.decision),
+        )
 
     @app.exception_handler(JobNotFound)
     async def on_not_found(request: Request, exc: JobNotFound) -> JSONResponse:

@@ -13,6 +13,7 @@ import httpx
 from shared.devstack.ports import free_port
 from shared.devstack.supervisor import Supervisor, service_command
 from tests.support.poll import eventually
+from tests.support.tenants import issue_key_sync
 
 TERMINAL = {"completed", "partially_failed", "failed", "cancelled"}
 
@@ -28,6 +29,7 @@ class Pipeline:
         self._log = log_path.open("a", encoding="utf-8")
         self.supervisor = Supervisor(self._log, stop_timeout=15.0)
         self._generation: dict[str, int] = {}
+        self._keys: dict[str, str] = {}
 
     def start(self, services: Iterable[str] = ("intake", "processor", "aggregator")) -> "Pipeline":
         for name in services:
@@ -60,7 +62,16 @@ class Pipeline:
         raise TimeoutError(f"intake not ready within {timeout}s\n{self.logs()}")
 
     def client(self, tenant: str = "default") -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, headers={"X-Sluice-Tenant": tenant}, timeout=60)
+        """A client authenticated as the tenant (see `api_key`)."""
+        return httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.api_key(tenant)}"}, timeout=60
+        )
+
+    def api_key(self, tenant: str = "default") -> str:
+        """A key of the tenant, which is created in this run's database on first use."""
+        if tenant not in self._keys:
+            self._keys[tenant] = issue_key_sync(self.env["DATABASE_URL"], tenant)
+        return self._keys[tenant]
 
     def logs(self, lines: int = 60) -> str:
         self._log.flush()
