@@ -6,7 +6,8 @@ This module is the contract between tenancy (who the caller is, which plan they 
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError, model_validator
+import orjson
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from pydantic_settings import BaseSettings
 
 from shared.config import _section
@@ -64,19 +65,26 @@ class TenancySettings(BaseSettings):
 
     model_config = _section("SLUICE_TENANCY_")
 
-    plans: dict[str, dict[str, JsonValue]] = Field(
-        default_factory=dict, description="Named plans: limits that differ from the defaults; `standard` is implied"
+    plans: str = Field(
+        "{}",
+        description='Named plans, a JSON object of limits that differ from the defaults: {"pro": {"weight": 4}}',
     )
     plan_cache_ttl_s: float = Field(
         5.0, ge=0, le=3600, description="How long a tenant's plan is reused before re-reading it"
     )
     defaults: PlanDefaults = Field(default_factory=PlanDefaults)
 
-    @model_validator(mode="after")
-    def _plans_are_valid(self) -> "TenancySettings":
-        for name in self.plans:
-            resolve_plan(self.defaults, self.plans, name, {})
-        return self
+    def named_plans(self) -> dict[str, dict[str, JsonValue]]:
+        """The named plans, each checked to resolve; raises InvalidPlan naming what is wrong."""
+        try:
+            named = orjson.loads(self.plans)
+        except orjson.JSONDecodeError as exc:
+            raise InvalidPlan(f"SLUICE_TENANCY_PLANS is not JSON: {exc}", field="SLUICE_TENANCY_PLANS") from exc
+        if not isinstance(named, dict) or not all(isinstance(limits, dict) for limits in named.values()):
+            raise InvalidPlan('SLUICE_TENANCY_PLANS must look like {"pro": {"requests_per_minute": 1000}}')
+        for name in named:
+            resolve_plan(self.defaults, named, name, {})
+        return named
 
 
 def resolve_plan(

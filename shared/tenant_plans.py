@@ -24,6 +24,7 @@ class TenantPlans:
         self, store: TenantStore, settings: TenancySettings, clock: Callable[[], float] = time.monotonic
     ) -> None:
         self._store, self._settings, self._clock = store, settings, clock
+        self._named = settings.named_plans()
         self._cache: dict[str, tuple[float, Plan]] = {}
 
     async def plan_for(self, tenant: str) -> Plan:
@@ -43,7 +44,7 @@ class TenantPlans:
         if record is None:
             return settings.defaults.plan()
         try:
-            return resolve_plan(settings.defaults, settings.plans, record.plan, record.plan_overrides)
+            return resolve_plan(settings.defaults, self._named, record.plan, record.plan_overrides)
         except InvalidPlan as exc:
             # The stored plan was valid when set; the named plans in settings changed since. Keep serving.
             log.warning("tenant %s: plan %r no longer resolves (%s); using its overrides on the defaults",

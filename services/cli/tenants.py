@@ -99,9 +99,14 @@ def parse_limits(pairs: list[str]) -> dict[str, JsonValue]:
     return limits
 
 
-def _run(work: Callable[[TenantStore], Awaitable[Any]]) -> Any:
+def issue_key(tenant: str, database_url: str, overrides: dict[str, JsonValue] | None = None) -> str:
+    """A new key for the tenant (created with these plan overrides if need be); for `sluice dev up` and `demo`."""
+    return _run(lambda store: store.key_for(tenant, overrides), PostgresSettings(url=database_url)).token
+
+
+def _run(work: Callable[[TenantStore], Awaitable[Any]], postgres: PostgresSettings | None = None) -> Any:
     async def main() -> Any:
-        pool = await open_pool(PostgresSettings(pool_min=0, pool_max=2))
+        pool = await open_pool((postgres or PostgresSettings()).model_copy(update={"pool_min": 0, "pool_max": 2}))
         try:
             await apply_migrations(pool)
             return await work(TenantStore(pool))
@@ -129,13 +134,13 @@ def _key_answer(args: argparse.Namespace, name: str, key: IssuedKey, what: str) 
 
 
 def _plan_of(record: TenantRecord, settings: TenancySettings) -> Plan:
-    return resolve_plan(settings.defaults, settings.plans, record.plan, record.plan_overrides)
+    return resolve_plan(settings.defaults, settings.named_plans(), record.plan, record.plan_overrides)
 
 
 def run_create(args: argparse.Namespace) -> int:
     settings = TenancySettings()
     plan_name, limits = args.plan or "standard", parse_limits(args.limit)
-    resolve_plan(settings.defaults, settings.plans, plan_name, limits)  # refuse what would not resolve
+    resolve_plan(settings.defaults, settings.named_plans(), plan_name, limits)  # refuse what would not resolve
     key = _run(lambda store: store.create(args.name, plan_name, limits))
     _key_answer(args, args.name, key, "API key created")
     return 0
@@ -185,7 +190,7 @@ def run_set_plan(args: argparse.Namespace) -> int:
             raise UnknownTenant(args.name)
         plan_name = args.plan or record.plan
         limits = {**({} if args.clear_limits else record.plan_overrides), **parse_limits(args.limit)}
-        resolve_plan(settings.defaults, settings.plans, plan_name, limits)
+        resolve_plan(settings.defaults, settings.named_plans(), plan_name, limits)
         return await store.set_plan(args.name, plan_name, limits)
 
     record = _run(change)

@@ -82,6 +82,16 @@ class TenantStore:
             await self._insert_key(connection, name, key)
         return key
 
+    async def key_for(self, name: str, overrides: dict[str, JsonValue] | None = None) -> IssuedKey:
+        """A new key for the tenant, creating it (with these plan overrides) first if it does not exist."""
+        try:
+            return await self.add_key(name)
+        except UnknownTenant:
+            try:
+                return await self.create(name, overrides=overrides)
+            except TenantExists:  # created concurrently
+                return await self.add_key(name)
+
     async def rotate(self, name: str) -> IssuedKey:
         """A new key for the tenant; every older key stops working in the same transaction."""
         key = new_api_key()

@@ -7,7 +7,7 @@ from pydantic import JsonValue
 
 from shared.config import PostgresSettings
 from shared.postgres import apply_migrations, open_pool
-from shared.stores.tenants import TenantStore, UnknownTenant
+from shared.stores.tenants import TenantStore
 
 
 async def issue_key(database_url: str, tenant: str, overrides: dict[str, JsonValue] | None = None) -> str:
@@ -15,11 +15,7 @@ async def issue_key(database_url: str, tenant: str, overrides: dict[str, JsonVal
     pool = await open_pool(PostgresSettings(url=database_url, pool_min=0, pool_max=1))
     try:
         await apply_migrations(pool)
-        store = TenantStore(pool)
-        try:
-            return (await store.add_key(tenant)).token
-        except UnknownTenant:
-            return (await store.create(tenant, overrides=overrides)).token
+        return (await TenantStore(pool).key_for(tenant, overrides)).token
     finally:
         await pool.close()
 
