@@ -100,8 +100,6 @@ def service_env(kafka_address: str, database_url: str, redis_url: str, topic_pre
         "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
         # A killed member's partitions move on after this; the production default is 10 s.
         "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "6000",
-        # Tests poll job status several times a second; the rate-limit tests give their tenants a low limit.
-        "SLUICE_PLAN_REQUESTS_PER_MINUTE": "1000000",
     }
 
 

@@ -9,11 +9,11 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
 from services.intake.api import Runtime
 from services.intake.auth import Tenant
-from services.intake.errors import error_body
+from services.intake.errors import AUTHENTICATED, error_body, error_responses
 from shared.kafka import SendWindow
 from shared.stores.dead_letters import MAX_LIMIT, DeadLetter, DeadLetterFilter, DeadLetterStore
 
-router = APIRouter(prefix="/v1/admin/dlq", tags=["admin"])
+router = APIRouter(prefix="/v1/admin/dlq", tags=["admin"], responses=AUTHENTICATED)
 
 
 class RedriveRequest(BaseModel):
@@ -60,7 +60,7 @@ async def list_dead_letters(
     return {"dead_letters": summaries, "next_cursor": next_cursor}
 
 
-@router.get("/{letter_id}", response_model=None)
+@router.get("/{letter_id}", response_model=None, responses=error_responses(404))
 async def show_dead_letter(runtime: Runtime, tenant: Tenant, letter_id: int) -> dict[str, JsonValue] | JSONResponse:
     letter = await DeadLetterStore(runtime.pool).get(letter_id, tenant)
     if letter is None:

@@ -17,6 +17,7 @@ from redis.exceptions import RedisError
 
 from services.intake.accept import Acceptance, JobDraft
 from services.intake.auth import Tenant
+from services.intake.errors import AUTHENTICATED, error_responses
 from services.intake.limits import batch_size_for, check_items, check_priority, naming_plan_limits
 from services.intake.logic import (
     Fingerprint,
@@ -77,7 +78,9 @@ def _accepted_answer(request: Request, acceptance: Acceptance) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=202, headers=headers)
 
 
-@router.post("/v1/jobs", status_code=202, response_model=JobAccepted)
+@router.post(
+    "/v1/jobs", status_code=202, response_model=JobAccepted, responses=AUTHENTICATED | error_responses(413, 415)
+)
 async def submit_job(
     request: Request,
     rt: Runtime,
@@ -172,12 +175,12 @@ async def _visible_job(rt: IntakeRuntime, tenant: str, job_id: UUID) -> JobRecor
     return job
 
 
-@router.get("/v1/jobs/{job_id}")
+@router.get("/v1/jobs/{job_id}", responses=AUTHENTICATED | error_responses(404))
 async def get_job(job_id: UUID, rt: Runtime, tenant: Tenant) -> dict[str, JsonValue]:
     return status_view(await _visible_job(rt, tenant, job_id), datetime.now(UTC))
 
 
-@router.delete("/v1/jobs/{job_id}", status_code=202)
+@router.delete("/v1/jobs/{job_id}", status_code=202, responses=AUTHENTICATED | error_responses(404))
 async def cancel_job(job_id: UUID, rt: Runtime, tenant: Tenant) -> dict[str, JsonValue]:
     """Cancel: processors skip the job's remaining batches and the aggregator ends it as cancelled."""
     job = await _visible_job(rt, tenant, job_id)
@@ -198,7 +201,7 @@ async def cancel_job(job_id: UUID, rt: Runtime, tenant: Tenant) -> dict[str, Jso
     return status_view(await _visible_job(rt, tenant, job_id), datetime.now(UTC))
 
 
-@router.get("/v1/jobs/{job_id}/results")
+@router.get("/v1/jobs/{job_id}/results", responses=AUTHENTICATED | error_responses(404))
 async def get_results(
     job_id: UUID,
     rt: Runtime,
@@ -227,7 +230,12 @@ def _result_json(row: dict[str, object]) -> dict[str, JsonValue]:
     }  # type: ignore[return-value]
 
 
-@router.get("/v1/jobs/{job_id}/results.ndjson")
+@router.get(
+    "/v1/jobs/{job_id}/results.ndjson",
+    responses=AUTHENTICATED
+    | error_responses(404)
+    | {200: {"content": {NDJSON: {}}, "description": "One result a line"}},
+)
 async def export_ndjson(job_id: UUID, rt: Runtime, tenant: Tenant) -> StreamingResponse:
     await _visible_job(rt, tenant, job_id)
 
@@ -238,7 +246,10 @@ async def export_ndjson(job_id: UUID, rt: Runtime, tenant: Tenant) -> StreamingR
     return StreamingResponse(lines(), media_type=NDJSON)
 
 
-@router.get("/v1/jobs/{job_id}/results.csv")
+@router.get(
+    "/v1/jobs/{job_id}/results.csv",
+    responses=AUTHENTICATED | error_responses(404) | {200: {"content": {"text/csv": {}}, "description": "CSV"}},
+)
 async def export_csv(job_id: UUID, rt: Runtime, tenant: Tenant) -> StreamingResponse:
     await _visible_job(rt, tenant, job_id)
 

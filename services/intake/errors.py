@@ -1,10 +1,12 @@
 """Translates Sluice errors into HTTP answers: a JSON body everywhere, Retry-After on every 503."""
 
 import logging
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 
 from services.intake.auth import RateLimited, Unauthenticated
 from services.intake.rate_limit import rate_limit_headers
@@ -16,6 +18,38 @@ log = logging.getLogger(__name__)
 
 def error_body(code: str, message: str, field: str | None = None) -> dict[str, dict[str, str | None]]:
     return {"error": {"code": code, "message": message, "field": field}}
+
+
+class ErrorDetail(BaseModel):
+    code: str
+    message: str
+    field: str | None
+
+
+class ErrorBody(BaseModel):
+    """Every 4xx and 5xx answer of the REST API."""
+
+    error: ErrorDetail
+
+
+_MEANINGS = {
+    401: "No API key, or an unknown or revoked one (`WWW-Authenticate: Bearer`)",
+    404: "No such job (or dead letter) for this tenant",
+    413: "Over a limit; `field` names it",
+    415: "Unsupported Content-Type",
+    422: "Invalid request; `field` names the culprit",
+    429: "Over the plan's requests_per_minute (`Retry-After`, `RateLimit-*`)",
+    503: "A dependency is unreachable (`Retry-After`)",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` for these error statuses, all with the ErrorBody shape."""
+    return {status: {"model": ErrorBody, "description": _MEANINGS[status]} for status in statuses}
+
+
+AUTHENTICATED = error_responses(401, 422, 429, 503)
+"""What any route behind `current_tenant` may answer besides its own success."""
 
 
 def _unavailable(exc: DependencyUnavailable) -> JSONResponse:

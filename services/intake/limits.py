@@ -27,9 +27,7 @@ def naming_plan_limits(plan: Plan) -> Iterator[None]:
 def check_priority(plan: Plan, priority: Priority) -> None:
     if priority not in plan.priorities:
         allowed = ", ".join(p.value for p in plan.priorities)
-        raise InvalidJob(
-            f"priority {priority.value!r} is not in the plan's priorities ({allowed})", field="priority", status=403
-        )
+        raise InvalidJob(f"priority {priority.value!r} is not in the plan's priorities ({allowed})", field="priority")
 
 
 def batch_size_for(plan: Plan, system_batch_size: int) -> int:
