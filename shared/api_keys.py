@@ -14,7 +14,7 @@ from dataclasses import dataclass
 PREFIX = "sk"
 KEY_ID_BYTES = 6
 SECRET_BYTES = 32
-_SHAPE = re.compile(rf"^{PREFIX}_(?P<key_id>[0-9a-f]{{{KEY_ID_BYTES * 2}}})_(?P<secret>[A-Za-z0-9_-]{{20,100}})$")
+_SHAPE = re.compile(rf"{PREFIX}_(?P<key_id>[0-9a-f]{{{KEY_ID_BYTES * 2}}})_(?P<secret>[A-Za-z0-9_-]{{20,100}})")
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def new_api_key() -> IssuedKey:
 
 def key_id_of(token: str) -> str | None:
     """The key id of a well-formed key, or None for anything that cannot be one of ours."""
-    match = _SHAPE.match(token)
+    match = _SHAPE.fullmatch(token)
     return match["key_id"] if match else None
 
 
