@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, JsonValue
 from shared.api_keys import IssuedKey, digest_matches, key_id_of, new_api_key
 from shared.errors import SluiceError
 
-TENANT_NAME = re.compile(r"^[A-Za-z0-9._:-]{1,200}$")
+TENANT_NAME = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 
 
 class TenantExists(SluiceError):
@@ -60,7 +60,7 @@ class TenantStore:
         self, name: str, plan: str = "standard", overrides: dict[str, JsonValue] | None = None
     ) -> IssuedKey:
         """Register a tenant with its first key; the key's secret is returned here and never stored."""
-        if not TENANT_NAME.match(name):
+        if not TENANT_NAME.fullmatch(name):
             raise InvalidTenantName(name)
         key = new_api_key()
         async with self._pool.acquire() as connection, connection.transaction():
