@@ -10,7 +10,15 @@ from typing import Any
 
 import asyncpg
 import httpx
+import hypothesis
 import pytest
+import schemathesis
+from schemathesis.checks import not_a_server_error
+from schemathesis.specs.openapi.checks import (
+    content_type_conformance,
+    response_schema_conformance,
+    status_code_conformance,
+)
 
 from shared.devstack.ports import free_port
 from shared.devstack.postgres import quote_ident, with_database
@@ -229,3 +237,58 @@ async def test_sluice_tenants_creates_a_key_whose_rotation_and_revocation_take_e
     entry = next(tenant for tenant in json.loads(listed[1]) if tenant["name"] == "cli-co")
     assert entry["active_key_ids"] == [] and entry["limits"]["max_batch_size"] == 2
     assert first_key not in listed[1] and second_key not in listed[1]
+
+
+SCHEMA_CHECKS = (not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance)
+
+
+def _fuzz(base_url: str, authorization: str | None, max_examples: int, fixed_job_id: str | None = None) -> list[Any]:
+    """Schemathesis over intake's own OpenAPI; every response must pass SCHEMA_CHECKS. Returns the responses."""
+    schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    headers = {"Authorization": authorization} if authorization else {}
+    responses: list[Any] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        has_job_id = any(parameter.name == "job_id" for parameter in operation.path_parameters)
+        if fixed_job_id and not has_job_id:
+            continue
+        strategy = operation.as_strategy(path_parameters={"job_id": fixed_job_id} if fixed_job_id else None)
+
+        @hypothesis.settings(
+            max_examples=max_examples, deadline=None, database=None, derandomize=True,
+            phases=[hypothesis.Phase.explicit, hypothesis.Phase.generate],
+            suppress_health_check=list(hypothesis.HealthCheck),
+        )  # fmt: skip
+        @hypothesis.given(case=strategy)
+        def call(case: schemathesis.Case) -> None:
+            response = case.call(base_url=base_url, headers=headers, timeout=30)
+            responses.append((case.method, case.path, response))
+            case.validate_response(response, checks=list(SCHEMA_CHECKS))
+
+        call()
+    return responses
+
+
+async def test_schemathesis_finds_no_5xx_no_off_schema_answer_and_no_other_tenants_data(
+    pipeline: Pipeline, owned_job: dict[str, Any]
+) -> None:
+    job_id = owned_job["job_id"]
+    intruder = f"Bearer {pipeline.api_key('fuzzer')}"
+
+    with_key = await asyncio.to_thread(_fuzz, pipeline.url, intruder, 8)
+    at_owned_job = await asyncio.to_thread(_fuzz, pipeline.url, intruder, 3, job_id)
+    without_key = await asyncio.to_thread(_fuzz, pipeline.url, None, 3)
+    wrong_key = await asyncio.to_thread(_fuzz, pipeline.url, "Bearer sk_000000000000_" + "y" * 43, 3)
+
+    open_paths = {"/healthz", "/readyz"}
+    assert {status for _, path, r in with_key if path not in open_paths for status in [r.status_code]} - {
+        200, 202, 404, 413, 415, 422
+    } == set()  # fmt: skip
+    # The owner's job answers exactly as a job that does not exist: nothing tells the intruder it is there.
+    unknown = {"error": {"code": "not_found", "message": f"job {job_id} not found", "field": None}}
+    assert [(r.status_code, r.json()) for _, _, r in at_owned_job] == [(404, unknown)] * len(at_owned_job)
+    for answers in (without_key, wrong_key):
+        assert {r.status_code for _, path, r in answers if path not in open_paths} == {401}
+    everything = with_key + at_owned_job + without_key + wrong_key
+    assert not [(m, p) for m, p, r in everything if "owner-only" in r.text]
+    assert not [(m, p) for m, p, r in with_key + without_key + wrong_key if job_id in r.text]
