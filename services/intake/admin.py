@@ -3,7 +3,7 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
@@ -12,6 +12,10 @@ from services.intake.auth import Tenant
 from services.intake.errors import AUTHENTICATED, error_body, error_responses
 from shared.kafka import SendWindow
 from shared.stores.dead_letters import MAX_LIMIT, DeadLetter, DeadLetterFilter, DeadLetterStore
+
+MAX_LETTER_ID = 2**63 - 1
+"""Dead letter ids are bigserial: a larger number is refused as invalid, not sent to PostgreSQL."""
+LetterId = Annotated[int, Field(ge=1, le=MAX_LETTER_ID)]
 
 router = APIRouter(prefix="/v1/admin/dlq", tags=["admin"], responses=AUTHENTICATED)
 
@@ -24,7 +28,7 @@ class RedriveRequest(BaseModel):
     job_id: UUID | None = None
     kind: str | None = Field(None, min_length=1, max_length=200)
     error: str | None = Field(None, min_length=1, max_length=1000)
-    ids: list[int] = Field(default_factory=list, max_length=MAX_LIMIT)
+    ids: list[LetterId] = Field(default_factory=list, max_length=MAX_LIMIT)
     limit: int = Field(1000, ge=1, le=MAX_LIMIT)
     again: bool = Field(False, description="Also redrive dead letters that were redriven before")
     all: bool = Field(False, description="Redrive every dead letter of the tenant (needed when no filter is given)")
@@ -48,7 +52,7 @@ async def list_dead_letters(
     kind: str | None = None,
     error: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[int, Query(ge=0, le=MAX_LETTER_ID)] = 0,
 ) -> dict[str, JsonValue]:
     flt = DeadLetterFilter(tenant=tenant, job_id=job_id, kind=kind, error=error)
     letters = await DeadLetterStore(runtime.pool).list(flt, limit=limit, after_id=cursor)
@@ -61,7 +65,9 @@ async def list_dead_letters(
 
 
 @router.get("/{letter_id}", response_model=None, responses=error_responses(404))
-async def show_dead_letter(runtime: Runtime, tenant: Tenant, letter_id: int) -> dict[str, JsonValue] | JSONResponse:
+async def show_dead_letter(
+    runtime: Runtime, tenant: Tenant, letter_id: Annotated[int, Path(ge=1, le=MAX_LETTER_ID)]
+) -> dict[str, JsonValue] | JSONResponse:
     letter = await DeadLetterStore(runtime.pool).get(letter_id, tenant)
     if letter is None:
         return JSONResponse(error_body("not_found", f"dead letter {letter_id} not found"), status_code=404)
