@@ -24,7 +24,7 @@ from shared.devstack.ports import free_port
 from shared.devstack.postgres import quote_ident, with_database
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually
-from tests.support.tenants import issue_key
+from tests.support.tenants import issue_key, tenant_store
 
 pytestmark = [pytest.mark.e2e, pytest.mark.fairness]
 
@@ -111,8 +111,9 @@ async def _request(client: httpx.AsyncClient, method: str, path: str) -> httpx.R
 async def test_every_tenant_route_answers_401_with_a_bearer_challenge_without_a_working_key(
     pipeline: Pipeline, tenancy_env: dict[str, str]
 ) -> None:
-    revoked = await issue_key(tenancy_env["DATABASE_URL"], "revoked-co")
-    await _sluice(tenancy_env, "tenants", "revoke", "revoked-co")
+    async with tenant_store(tenancy_env["DATABASE_URL"]) as store:
+        revoked = (await store.create("revoked-co")).token
+        await store.revoke("revoked-co")
     unknown = "sk_" + "0" * 12 + "_" + "x" * 43
     answers = []
     for authorization in (None, "Bearer junk", f"Bearer {unknown}", f"Bearer {revoked}", f"Basic {revoked}"):

@@ -2,6 +2,8 @@
 
 import asyncio
 import concurrent.futures
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 from pydantic import JsonValue
 
@@ -10,14 +12,20 @@ from shared.postgres import apply_migrations, open_pool
 from shared.stores.tenants import TenantStore
 
 
-async def issue_key(database_url: str, tenant: str, overrides: dict[str, JsonValue] | None = None) -> str:
-    """A working key for the tenant; creates the tenant (with the plan overrides) when it does not exist yet."""
+@asynccontextmanager
+async def tenant_store(database_url: str) -> AsyncIterator[TenantStore]:
     pool = await open_pool(PostgresSettings(url=database_url, pool_min=0, pool_max=1))
     try:
         await apply_migrations(pool)
-        return (await TenantStore(pool).key_for(tenant, overrides)).token
+        yield TenantStore(pool)
     finally:
         await pool.close()
+
+
+async def issue_key(database_url: str, tenant: str, overrides: dict[str, JsonValue] | None = None) -> str:
+    """A working key for the tenant; creates the tenant (with the plan overrides) when it does not exist yet."""
+    async with tenant_store(database_url) as store:
+        return (await store.key_for(tenant, overrides)).token
 
 
 def issue_key_sync(database_url: str, tenant: str) -> str:
