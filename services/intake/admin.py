@@ -16,6 +16,8 @@ from shared.stores.dead_letters import MAX_LIMIT, DeadLetter, DeadLetterFilter, 
 MAX_LETTER_ID = 2**63 - 1
 """Dead letter ids are bigserial: a larger number is refused as invalid, not sent to PostgreSQL."""
 LetterId = Annotated[int, Field(ge=1, le=MAX_LETTER_ID)]
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL text cannot hold NUL: a filter with one is refused as invalid."""
 
 router = APIRouter(prefix="/v1/admin/dlq", tags=["admin"], responses=AUTHENTICATED)
 
@@ -26,8 +28,8 @@ class RedriveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: UUID | None = None
-    kind: str | None = Field(None, min_length=1, max_length=200)
-    error: str | None = Field(None, min_length=1, max_length=1000)
+    kind: str | None = Field(None, min_length=1, max_length=200, pattern=NO_NUL)
+    error: str | None = Field(None, min_length=1, max_length=1000, pattern=NO_NUL)
     ids: list[LetterId] = Field(default_factory=list, max_length=MAX_LIMIT)
     limit: int = Field(1000, ge=1, le=MAX_LIMIT)
     again: bool = Field(False, description="Also redrive dead letters that were redriven before")
@@ -49,8 +51,8 @@ async def list_dead_letters(
     runtime: Runtime,
     tenant: Tenant,
     job_id: UUID | None = None,
-    kind: str | None = None,
-    error: str | None = None,
+    kind: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    error: Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[int, Query(ge=0, le=MAX_LETTER_ID)] = 0,
 ) -> dict[str, JsonValue]:

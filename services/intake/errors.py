@@ -94,7 +94,7 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def on_request_validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
-        field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query"))
+        field = ".".join(str(part) for part in first.get("loc", ()) if part not in ("body", "query", "path"))
         return JSONResponse(error_body("invalid_request", str(first.get("msg")), field or None), status_code=422)
 
     for error_type in CONNECTION_ERRORS:

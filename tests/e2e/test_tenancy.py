@@ -293,3 +293,18 @@ async def test_schemathesis_finds_no_5xx_no_off_schema_answer_and_no_other_tenan
     everything = with_key + at_owned_job + without_key + wrong_key
     assert not [(m, p) for m, p, r in everything if "owner-only" in r.text]
     assert not [(m, p) for m, p, r in with_key + without_key + wrong_key if job_id in r.text]
+
+
+async def test_input_postgres_cannot_store_is_a_422_naming_the_field_not_a_500(pipeline: Pipeline) -> None:
+    """Found by the schemathesis run: NUL characters and ids beyond bigint used to reach PostgreSQL."""
+    async with pipeline.client("careless") as client:
+        answers = [
+            await client.get("/v1/admin/dlq", params={"kind": "a\x00b"}),
+            await client.get("/v1/admin/dlq", params={"error": "\x00"}),
+            await client.post("/v1/admin/dlq/redrive", json={"error": "\u0000"}),
+            await client.post("/v1/admin/dlq/redrive", json={"ids": [2**70]}),
+            await client.get(f"/v1/admin/dlq/{2**70}"),
+        ]
+
+    assert [answer.status_code for answer in answers] == [422] * len(answers)
+    assert [answer.json()["error"]["field"] for answer in answers] == ["kind", "error", "error", "ids.0", "letter_id"]
