@@ -67,13 +67,26 @@ async def tenancy_env(kafka_address: str, postgres_server_url: str, redis_url: s
 
 
 @pytest.fixture(scope="module")
-def pipeline(tenancy_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def stack(tenancy_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pipeline, str]]:
+    """The pipeline plus a second intake replica on its own port, started alongside (start-up takes seconds)."""
     running = Pipeline(tenancy_env, tmp_path_factory.mktemp("tenancy") / "services.log")
+    replica_port = free_port()
     try:
+        running.start_service("intake", {"SLUICE_INTAKE_PORT": str(replica_port)})
         running.start()
-        yield running
+        yield running, f"http://127.0.0.1:{replica_port}"
     finally:
         running.stop()
+
+
+@pytest.fixture(scope="module")
+def pipeline(stack: tuple[Pipeline, str]) -> Pipeline:
+    return stack[0]
+
+
+@pytest.fixture(scope="module")
+def replica_url(stack: tuple[Pipeline, str]) -> str:
+    return stack[1]
 
 
 @pytest.fixture(scope="module")
@@ -156,25 +169,22 @@ async def test_another_tenants_job_results_exports_cancel_and_dead_letters_answe
 
 
 async def test_over_its_request_rate_a_tenant_gets_429_with_retry_after_on_any_intake_replica(
-    pipeline: Pipeline, tenancy_env: dict[str, str]
+    pipeline: Pipeline, replica_url: str, tenancy_env: dict[str, str]
 ) -> None:
     slow_key = await issue_key(tenancy_env["DATABASE_URL"], "slow-co", {"requests_per_minute": 3})
-    second_port = free_port()
-    pipeline.start_service("intake", {"SLUICE_INTAKE_PORT": str(second_port)})
-    second_url = f"http://127.0.0.1:{second_port}"
 
-    async def second_ready() -> bool | None:
+    async def replica_ready() -> bool | None:
         try:
             async with httpx.AsyncClient() as client:
-                return (await client.get(f"{second_url}/readyz")).status_code == 200 or None
+                return (await client.get(f"{replica_url}/readyz")).status_code == 200 or None
         except httpx.HTTPError:
             return None
 
-    await eventually(second_ready, timeout=60)
+    await eventually(replica_ready, timeout=60)
     answers = []
     for n in range(4):
         async with httpx.AsyncClient(
-            base_url=second_url if n % 2 else pipeline.url, headers={"Authorization": f"Bearer {slow_key}"}
+            base_url=replica_url if n % 2 else pipeline.url, headers={"Authorization": f"Bearer {slow_key}"}
         ) as client:
             answers.append(await client.get("/v1/admin/dlq"))
     async with pipeline.client("fast-co") as other:
@@ -218,6 +228,12 @@ async def test_sluice_tenants_creates_a_key_whose_rotation_and_revocation_take_e
     async with as_key(first_key) as client:
         within = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2, 3]})
         over = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2, 3, 4]})
+        streamed_over = await client.post(
+            "/v1/jobs",
+            params={"kind": "bench.noop"},
+            content=b"1\n2\n3\n4\n",
+            headers={"content-type": "application/x-ndjson"},
+        )
     rotated = await _sluice(tenancy_env, "tenants", "rotate", "cli-co", "--json")
     second_key = json.loads(rotated[1])["api_key"]
     async with as_key(first_key) as old, as_key(second_key) as new:
@@ -232,6 +248,7 @@ async def test_sluice_tenants_creates_a_key_whose_rotation_and_revocation_take_e
     assert (within.status_code, within.json()["total_batches"]) == (202, 2)
     assert over.status_code == 413 and over.json()["error"]["field"] == "items"
     assert "max_items_per_job of 3" in over.json()["error"]["message"]
+    assert streamed_over.status_code == 413 and "max_items_per_job of 3" in streamed_over.json()["error"]["message"]
     assert [answer.status_code for answer in after_rotation] == [401, 200]
     assert revoked[0] == 0 and json.loads(revoked[1])["revoked"] == [second_key.split("_")[1]]
     assert after_revocation.status_code == 401
