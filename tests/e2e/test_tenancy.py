@@ -20,8 +20,12 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
+from shared.config import TopicNames
 from shared.devstack.ports import free_port
 from shared.devstack.postgres import quote_ident, with_database
+from shared.events import JobRequested
+from shared.kafka import REASON_HEADER
+from tests.support.kafka import produce, read_until
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually
 from tests.support.tenants import issue_key, tenant_store
@@ -325,3 +329,32 @@ async def test_input_postgres_cannot_store_is_a_422_naming_the_field_not_a_500(p
 
     assert [answer.status_code for answer in answers] == [422] * len(answers)
     assert [answer.json()["error"]["field"] for answer in answers] == ["kind", "error", "error", "ids.0", "letter_id"]
+
+
+async def test_kafka_job_requests_follow_the_tenants_plan_limits_and_batch_size(
+    pipeline: Pipeline, tenancy_env: dict[str, str], kafka_address: str
+) -> None:
+    topics = TopicNames.for_prefix(tenancy_env["SLUICE_KAFKA_TOPIC_PREFIX"])
+    await issue_key(tenancy_env["DATABASE_URL"], "kafka-co", {"max_items_per_job": 3, "max_batch_size": 2})
+    too_big = JobRequested(tenant="kafka-co", job_id=uuid.uuid4(), kind="bench.noop", items=[1, 2, 3, 4])
+    within = JobRequested(tenant="kafka-co", job_id=uuid.uuid4(), kind="bench.noop", items=[1, 2, 3])
+    for request in (too_big, within):
+        await produce(
+            kafka_address, topics.requests, request.model_dump_json().encode(), key=str(request.job_id).encode()
+        )
+
+    rejected = await read_until(
+        kafka_address, topics.rejected, lambda records: any(r.key == str(too_big.job_id).encode() for r in records)
+    )
+    async with pipeline.client("kafka-co") as client:
+        final = await wait_for_status(client, within.job_id, timeout=60)
+    job_prefix = str(within.job_id).encode()
+    tasks = await read_until(
+        kafka_address, topics.tasks, lambda records: sum(r.key.startswith(job_prefix) for r in records) >= 2
+    )
+    batch_sizes = sorted(len(json.loads(r.value)["items"]) for r in tasks if r.key.startswith(job_prefix))
+
+    reason = next(dict(r.headers)[REASON_HEADER].decode() for r in rejected if r.key == str(too_big.job_id).encode())
+    assert reason == "items is 4, over the plan's max_items_per_job of 3"
+    assert (final["status"], final["counts"]["succeeded"]) == ("completed", 3)
+    assert batch_sizes == [1, 2]
