@@ -81,3 +81,13 @@ class ItemFailed(SluiceError):
     def __init__(self, reason: str, *, retryable: bool = False, retry_after_s: float | None = None) -> None:
         super().__init__(reason)
         self.reason, self.retryable, self.retry_after_s = reason, retryable, retry_after_s
+
+
+class PlanLimitExceeded(LimitExceeded):
+    """A request is over one of the tenant's plan limits; the plan limit is named."""
+
+    def __init__(self, limit: str, field: str, value: int, maximum: int) -> None:
+        super().__init__(field, value, maximum)
+        self.reason = f"{field} is {value}, over the plan's {limit} of {maximum}"
+        self.args = (self.reason,)
+        self.plan_limit = limit

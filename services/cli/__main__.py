@@ -8,7 +8,9 @@ from types import ModuleType
 
 from shared.errors import SluiceError
 
-SUBCOMMANDS = ("dev", "serve", "demo", "dlq", "submit", "jobs", "results", "topics", "replay", "rebuild", "groups")
+SUBCOMMANDS = (
+    "dev", "serve", "demo", "dlq", "tenants", "submit", "jobs", "results", "topics", "replay", "rebuild", "groups",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

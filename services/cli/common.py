@@ -19,12 +19,11 @@ T = TypeVar("T")
 
 
 def connection_options() -> argparse.ArgumentParser:
-    """A parent parser: --url, --api-key, --tenant, --kafka, --topic-prefix, --json."""
+    """A parent parser: --url, --api-key, --kafka, --topic-prefix, --json."""
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("connection (flags beat SLUICE_* variables, which beat the config file)")
     group.add_argument("--url", help="intake's base URL (SLUICE_URL; default http://127.0.0.1:8000)")
     group.add_argument("--api-key", help="API key, sent as a Bearer token (SLUICE_API_KEY)")
-    group.add_argument("--tenant", help="tenant, until API keys replace it (SLUICE_TENANT)")
     group.add_argument("--kafka", help="broker bootstrap servers (KAFKA_BOOTSTRAP_SERVERS)")
     group.add_argument("--topic-prefix", help="topic name prefix (SLUICE_KAFKA_TOPIC_PREFIX; default sluice)")
     group.add_argument("--database-url", help="PostgreSQL URL, for rebuild (DATABASE_URL)")
@@ -34,7 +33,7 @@ def connection_options() -> argparse.ArgumentParser:
 
 def config(args: argparse.Namespace) -> CliConfig:
     flags = {
-        "url": args.url, "api_key": args.api_key, "tenant": args.tenant, "kafka_bootstrap_servers": args.kafka,
+        "url": args.url, "api_key": args.api_key, "kafka_bootstrap_servers": args.kafka,
         "topic_prefix": args.topic_prefix, "database_url": args.database_url,
     }  # fmt: skip
     return load(flags, os.environ)
@@ -42,7 +41,7 @@ def config(args: argparse.Namespace) -> CliConfig:
 
 def client(args: argparse.Namespace) -> SluiceClient:
     cfg = config(args)
-    return SluiceClient(cfg.url, api_key=cfg.api_key, tenant=cfg.tenant)
+    return SluiceClient(cfg.url, api_key=cfg.api_key)
 
 
 def say(text: str) -> None:

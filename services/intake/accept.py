@@ -30,6 +30,8 @@ class JobDraft:
     idempotency_key: str | None
     fingerprint: str | None
     total_items: int
+    batch_size: int | None = None
+    """Items per TaskBatch (the tenant's plan may lower it); None: the acceptor's own."""
 
 
 @dataclass(frozen=True)
@@ -53,7 +55,8 @@ class JobAcceptor:
         3. mark the job accepted. If 2 fails, the job ends failed, its Idempotency-Key is released and
         BrokerUnavailable propagates: no caller is told "accepted" for a job that is not durably published.
         A repeat of a job whose publishing never finished publishes it again; the pipeline is idempotent."""
-        total_batches = count_batches(draft.total_items, self.batch_size)
+        batch_size = draft.batch_size or self.batch_size
+        total_batches = count_batches(draft.total_items, batch_size)
         outcome = await self.store.create(
             NewJob(
                 job_id=draft.job_id, tenant=draft.tenant, kind=draft.kind, priority=draft.priority,
@@ -69,18 +72,18 @@ class JobAcceptor:
             if job.accepted or job.status.is_terminal:
                 return Acceptance(job, replayed=True)
             log.info("job %s was registered but not fully published; publishing it again", job.job_id)
-        await self._publish(job, items())
+        await self._publish(job, items(), batch_size)
         await self.store.mark_accepted(job.job_id)
         refreshed = await self.store.get(job.tenant, job.job_id)
         return Acceptance(refreshed or job, replayed=False)
 
-    async def _publish(self, job: JobRecord, items: Iterable[JsonValue]) -> None:
+    async def _publish(self, job: JobRecord, items: Iterable[JsonValue], batch_size: int) -> None:
         window = SendWindow(self.broker, self.publish_window, self.stall_timeout_s)
         key_prefix = str(job.job_id)
         try:
             for batch in split_into_batches(
                 job_id=job.job_id, tenant=job.tenant, kind=job.kind, options=job.options,
-                priority=job.priority, items=items, batch_size=self.batch_size,
+                priority=job.priority, items=items, batch_size=batch_size,
             ):  # fmt: skip
                 key = f"{key_prefix}:{batch.batch_index}".encode()
                 await window.send(batch.model_dump_json().encode(), self.topics.tasks, key=key)

@@ -3,16 +3,23 @@
 from typing import Annotated
 from uuid import UUID
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, JsonValue, model_validator
 
-from services.intake.api import Runtime, Tenant
-from services.intake.errors import error_body
+from services.intake.api import Runtime
+from services.intake.auth import Tenant
+from services.intake.errors import AUTHENTICATED, error_body, error_responses
 from shared.kafka import SendWindow
 from shared.stores.dead_letters import MAX_LIMIT, DeadLetter, DeadLetterFilter, DeadLetterStore
 
-router = APIRouter(prefix="/v1/admin/dlq", tags=["admin"])
+MAX_LETTER_ID = 2**63 - 1
+"""Dead letter ids are bigserial: a larger number is refused as invalid, not sent to PostgreSQL."""
+LetterId = Annotated[int, Field(ge=1, le=MAX_LETTER_ID)]
+NO_NUL = r"^[^\x00]*$"
+"""PostgreSQL text cannot hold NUL: a filter with one is refused as invalid."""
+
+router = APIRouter(prefix="/v1/admin/dlq", tags=["admin"], responses=AUTHENTICATED)
 
 
 class RedriveRequest(BaseModel):
@@ -21,9 +28,9 @@ class RedriveRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     job_id: UUID | None = None
-    kind: str | None = Field(None, min_length=1, max_length=200)
-    error: str | None = Field(None, min_length=1, max_length=1000)
-    ids: list[int] = Field(default_factory=list, max_length=MAX_LIMIT)
+    kind: str | None = Field(None, min_length=1, max_length=200, pattern=NO_NUL)
+    error: str | None = Field(None, min_length=1, max_length=1000, pattern=NO_NUL)
+    ids: list[LetterId] = Field(default_factory=list, max_length=MAX_LIMIT)
     limit: int = Field(1000, ge=1, le=MAX_LIMIT)
     again: bool = Field(False, description="Also redrive dead letters that were redriven before")
     all: bool = Field(False, description="Redrive every dead letter of the tenant (needed when no filter is given)")
@@ -44,10 +51,10 @@ async def list_dead_letters(
     runtime: Runtime,
     tenant: Tenant,
     job_id: UUID | None = None,
-    kind: str | None = None,
-    error: str | None = None,
+    kind: Annotated[str | None, Query(max_length=200, pattern=NO_NUL)] = None,
+    error: Annotated[str | None, Query(max_length=1000, pattern=NO_NUL)] = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[int, Query(ge=0)] = 0,
+    cursor: Annotated[int, Query(ge=0, le=MAX_LETTER_ID)] = 0,
 ) -> dict[str, JsonValue]:
     flt = DeadLetterFilter(tenant=tenant, job_id=job_id, kind=kind, error=error)
     letters = await DeadLetterStore(runtime.pool).list(flt, limit=limit, after_id=cursor)
@@ -59,8 +66,10 @@ async def list_dead_letters(
     return {"dead_letters": summaries, "next_cursor": next_cursor}
 
 
-@router.get("/{letter_id}", response_model=None)
-async def show_dead_letter(runtime: Runtime, tenant: Tenant, letter_id: int) -> dict[str, JsonValue] | JSONResponse:
+@router.get("/{letter_id}", response_model=None, responses=error_responses(404))
+async def show_dead_letter(
+    runtime: Runtime, tenant: Tenant, letter_id: Annotated[int, Path(ge=1, le=MAX_LETTER_ID)]
+) -> dict[str, JsonValue] | JSONResponse:
     letter = await DeadLetterStore(runtime.pool).get(letter_id, tenant)
     if letter is None:
         return JSONResponse(error_body("not_found", f"dead letter {letter_id} not found"), status_code=404)

@@ -4,6 +4,7 @@ import csv
 import io
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID, uuid4
@@ -15,6 +16,9 @@ from pydantic import JsonValue, ValidationError
 from redis.exceptions import RedisError
 
 from services.intake.accept import Acceptance, JobDraft
+from services.intake.auth import Tenant
+from services.intake.errors import AUTHENTICATED, error_responses
+from services.intake.limits import batch_size_for, check_items, check_priority, naming_plan_limits
 from services.intake.logic import (
     Fingerprint,
     decode_cursor,
@@ -35,7 +39,6 @@ from shared.stores.jobs import JobRecord
 log = logging.getLogger(__name__)
 router = APIRouter()
 
-TENANT_HEADER = "X-Sluice-Tenant"
 NDJSON = "application/x-ndjson"
 CSV_COLUMNS = ("item_index", "status", "input", "output", "error", "error_type", "attempts", "duration_ms")
 
@@ -45,7 +48,6 @@ def runtime(request: Request) -> IntakeRuntime:
 
 
 Runtime = Annotated[IntakeRuntime, Depends(runtime)]
-Tenant = Annotated[str, Header(alias=TENANT_HEADER, min_length=1, max_length=200, pattern=r"^[A-Za-z0-9._:-]+$")]
 
 
 async def _read_capped(request: Request, limit: int) -> bytes:
@@ -76,34 +78,40 @@ def _accepted_answer(request: Request, acceptance: Acceptance) -> JSONResponse:
     return JSONResponse(body.model_dump(), status_code=202, headers=headers)
 
 
-@router.post("/v1/jobs", status_code=202, response_model=JobAccepted)
+@router.post(
+    "/v1/jobs", status_code=202, response_model=JobAccepted, responses=AUTHENTICATED | error_responses(413, 415)
+)
 async def submit_job(
     request: Request,
     rt: Runtime,
-    tenant: Tenant = "default",
+    tenant: Tenant,
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> JSONResponse:
     """Submit a job as JSON ``{kind, items, ...}``, or as NDJSON items with kind etc. as query parameters."""
     settings = rt.settings
+    plan = await rt.plans.plan_for(tenant)
     content_type = request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
     if content_type == NDJSON:
         params = _ndjson_parameters(request)
+        check_priority(plan, params.priority)
         kind = resolve_kind(rt.kinds, params.kind)
         options = validate_options(kind, params.options)
         callback = str(params.callback_url) if params.callback_url else None
         fingerprint = Fingerprint(kind.name, options, params.priority, callback)
-        spool = await spool_ndjson(
-            request.stream(),
-            validate=lambda index, item: validate_item(kind, index, item, settings.max_item_bytes),
-            fingerprint=fingerprint,
-            max_items=settings.max_items_per_job,
-            max_line_bytes=settings.max_item_bytes * 2,
-            memory_bytes=settings.spool_memory_bytes,
-        )
+        with naming_plan_limits(plan):
+            spool = await spool_ndjson(
+                request.stream(),
+                validate=lambda index, item: validate_item(kind, index, item, settings.max_item_bytes),
+                fingerprint=fingerprint,
+                max_items=min(settings.max_items_per_job, plan.max_items_per_job),
+                max_line_bytes=settings.max_item_bytes * 2,
+                memory_bytes=settings.spool_memory_bytes,
+            )
         try:
             draft = _draft(
                 tenant, kind.name, options, params.priority, callback, idempotency_key, fingerprint, spool.count
             )
+            draft = replace(draft, batch_size=batch_size_for(plan, settings.batch_size))
             acceptance = await rt.acceptor.accept(draft, spool.items)
         finally:
             spool.close()
@@ -113,6 +121,8 @@ async def submit_job(
     submission = _parse_submission(await _read_capped(request, settings.max_json_body_bytes))
     if len(submission.items) > settings.max_json_items:
         raise LimitExceeded("items", len(submission.items), settings.max_json_items)
+    check_items(plan, len(submission.items))
+    check_priority(plan, submission.priority)
     kind = resolve_kind(rt.kinds, submission.kind)
     options = validate_options(kind, submission.options)
     callback = str(submission.callback_url) if submission.callback_url else None
@@ -121,6 +131,7 @@ async def submit_job(
     for item in items:
         fingerprint.add_item(item)
     draft = _draft(tenant, kind.name, options, submission.priority, callback, idempotency_key, fingerprint, len(items))
+    draft = replace(draft, batch_size=batch_size_for(plan, settings.batch_size))
     return _accepted_answer(request, await rt.acceptor.accept(draft, lambda: items))
 
 
@@ -164,13 +175,13 @@ async def _visible_job(rt: IntakeRuntime, tenant: str, job_id: UUID) -> JobRecor
     return job
 
 
-@router.get("/v1/jobs/{job_id}")
-async def get_job(job_id: UUID, rt: Runtime, tenant: Tenant = "default") -> dict[str, JsonValue]:
+@router.get("/v1/jobs/{job_id}", responses=AUTHENTICATED | error_responses(404))
+async def get_job(job_id: UUID, rt: Runtime, tenant: Tenant) -> dict[str, JsonValue]:
     return status_view(await _visible_job(rt, tenant, job_id), datetime.now(UTC))
 
 
-@router.delete("/v1/jobs/{job_id}", status_code=202)
-async def cancel_job(job_id: UUID, rt: Runtime, tenant: Tenant = "default") -> dict[str, JsonValue]:
+@router.delete("/v1/jobs/{job_id}", status_code=202, responses=AUTHENTICATED | error_responses(404))
+async def cancel_job(job_id: UUID, rt: Runtime, tenant: Tenant) -> dict[str, JsonValue]:
     """Cancel: processors skip the job's remaining batches and the aggregator ends it as cancelled."""
     job = await _visible_job(rt, tenant, job_id)
     if job.status.is_terminal:
@@ -190,11 +201,11 @@ async def cancel_job(job_id: UUID, rt: Runtime, tenant: Tenant = "default") -> d
     return status_view(await _visible_job(rt, tenant, job_id), datetime.now(UTC))
 
 
-@router.get("/v1/jobs/{job_id}/results")
+@router.get("/v1/jobs/{job_id}/results", responses=AUTHENTICATED | error_responses(404))
 async def get_results(
     job_id: UUID,
     rt: Runtime,
-    tenant: Tenant = "default",
+    tenant: Tenant,
     cursor: str | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, JsonValue]:
@@ -219,8 +230,13 @@ def _result_json(row: dict[str, object]) -> dict[str, JsonValue]:
     }  # type: ignore[return-value]
 
 
-@router.get("/v1/jobs/{job_id}/results.ndjson")
-async def export_ndjson(job_id: UUID, rt: Runtime, tenant: Tenant = "default") -> StreamingResponse:
+@router.get(
+    "/v1/jobs/{job_id}/results.ndjson",
+    responses=AUTHENTICATED
+    | error_responses(404)
+    | {200: {"content": {NDJSON: {}}, "description": "One result a line"}},
+)
+async def export_ndjson(job_id: UUID, rt: Runtime, tenant: Tenant) -> StreamingResponse:
     await _visible_job(rt, tenant, job_id)
 
     async def lines() -> AsyncIterator[bytes]:
@@ -230,8 +246,11 @@ async def export_ndjson(job_id: UUID, rt: Runtime, tenant: Tenant = "default") -
     return StreamingResponse(lines(), media_type=NDJSON)
 
 
-@router.get("/v1/jobs/{job_id}/results.csv")
-async def export_csv(job_id: UUID, rt: Runtime, tenant: Tenant = "default") -> StreamingResponse:
+@router.get(
+    "/v1/jobs/{job_id}/results.csv",
+    responses=AUTHENTICATED | error_responses(404) | {200: {"content": {"text/csv": {}}, "description": "CSV"}},
+)
+async def export_csv(job_id: UUID, rt: Runtime, tenant: Tenant) -> StreamingResponse:
     await _visible_job(rt, tenant, job_id)
 
     async def rows() -> AsyncIterator[str]:

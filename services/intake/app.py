@@ -12,8 +12,10 @@ from faststream.kafka.annotations import KafkaMessage
 from services.intake import admin, contracts, listing
 from services.intake.accept import JobAcceptor
 from services.intake.api import router
+from services.intake.auth import install_rate_limit_headers
 from services.intake.errors import install_error_handlers
 from services.intake.front_door import on_job_requested
+from services.intake.rate_limit import RateLimiter
 from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
 from shared.kafka import ensure_topics, group_options, make_broker
@@ -22,7 +24,9 @@ from shared.postgres import apply_migrations, open_pool
 from shared.readiness import wait_for
 from shared.redis import CancellationFlags, open_redis
 from shared.stores.jobs import JobStore
+from shared.stores.tenants import TenantStore
 from shared.telemetry import make_tracer_provider
+from shared.tenant_plans import TenantPlans
 
 log = logging.getLogger(__name__)
 
@@ -31,12 +35,13 @@ def build_app(settings: IntakeSettings) -> FastAPI:
     broker = make_broker(
         settings.kafka, client_id="sluice-intake", tracer_provider=make_tracer_provider(settings.otel, "intake")
     )
-    app = FastAPI(title="Sluice intake", version="1", lifespan=lambda app: _lifespan(app, settings, broker))
+    app = FastAPI(title="Sluice intake", version="2", lifespan=lambda app: _lifespan(app, settings, broker))
     app.include_router(router)
     app.include_router(admin.router)
     app.include_router(listing.router)
     app.include_router(contracts.router)
     install_error_handlers(app)
+    install_rate_limit_headers(app)
     _register_front_door(broker, app, settings)
     return app
 
@@ -72,9 +77,13 @@ async def _lifespan(app: FastAPI, settings: IntakeSettings, broker: KafkaBroker)
             publish_window=settings.kafka.publish_window,
             stall_timeout_s=settings.publish_stall_timeout_s,
         )
+        tenants = TenantStore(pool)
         app.state.runtime = IntakeRuntime(
-            settings, kinds, broker, pool, redis_client, store, acceptor, CancellationFlags(redis_client)
-        )
+            settings, kinds, broker, pool, redis_client, store, acceptor, CancellationFlags(redis_client),
+            tenants=tenants,
+            plans=TenantPlans(tenants, settings.tenancy),
+            rate_limiter=RateLimiter(redis_client, namespace=settings.kafka.topic_prefix),
+        )  # fmt: skip
         await broker.start()
         log.info("intake ready on %s:%d (kinds: %s)", settings.host, settings.port, ", ".join(sorted(kinds)))
         yield

@@ -5,6 +5,7 @@ import logging
 from aiokafka import ConsumerRecord
 
 from services.intake.accept import JobDraft
+from services.intake.limits import batch_size_for, check_items, check_priority
 from services.intake.logic import Fingerprint, resolve_kind, validate_item, validate_options
 from services.intake.runtime import IntakeRuntime
 from shared.errors import InvalidJob, LimitExceeded
@@ -32,6 +33,9 @@ async def on_job_requested(rt: IntakeRuntime, record: ConsumerRecord) -> None:
         request = decode_job_requested(record.value)
         if len(request.items) > settings.max_items_per_job:
             raise LimitExceeded("items", len(request.items), settings.max_items_per_job)
+        plan = await rt.plans.plan_for(request.tenant)
+        check_items(plan, len(request.items))
+        check_priority(plan, request.priority)
         kind = resolve_kind(rt.kinds, request.kind)
         options = validate_options(kind, request.options)
         items = [validate_item(kind, i, item, settings.max_item_bytes) for i, item in enumerate(request.items)]
@@ -53,6 +57,7 @@ async def on_job_requested(rt: IntakeRuntime, record: ConsumerRecord) -> None:
         job_id=request.job_id, tenant=request.tenant, kind=kind.name, options=options, priority=request.priority,
         callback_url=request.callback_url, source="kafka", idempotency_key=None,
         fingerprint=fingerprint.hexdigest(), total_items=len(items),
+        batch_size=batch_size_for(plan, settings.batch_size),
     )  # fmt: skip
     acceptance = await rt.acceptor.accept(draft, lambda: items)
     log.info("accepted job %s from the requests topic (%d items)", acceptance.job.job_id, len(items))

@@ -7,10 +7,13 @@ import redis.asyncio as aioredis
 from faststream.kafka import KafkaBroker
 
 from services.intake.accept import JobAcceptor
+from services.intake.rate_limit import RateLimiter
 from services.intake.settings import IntakeSettings
 from shared.kinds import Kind
 from shared.redis import CancellationFlags
 from shared.stores.jobs import JobStore
+from shared.stores.tenants import TenantStore
+from shared.tenant_plans import TenantPlans
 
 
 @dataclass
@@ -23,3 +26,6 @@ class IntakeRuntime:
     store: JobStore
     acceptor: JobAcceptor
     flags: CancellationFlags
+    tenants: TenantStore
+    plans: TenantPlans
+    rate_limiter: RateLimiter

@@ -6,6 +6,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from shared.config import KafkaSettings, OtelSettings, PostgresSettings, RedisSettings, StartupSettings
 from shared.events import MAX_BATCH_SIZE
 from shared.kinds.settings import KindSettings
+from shared.plans import TenancySettings
 
 
 class IntakeSettings(BaseSettings):
@@ -33,3 +34,4 @@ class IntakeSettings(BaseSettings):
     startup: StartupSettings = Field(default_factory=StartupSettings)
     otel: OtelSettings = Field(default_factory=OtelSettings)
     kinds: KindSettings = Field(default_factory=KindSettings)
+    tenancy: TenancySettings = Field(default_factory=TenancySettings)

@@ -44,13 +44,12 @@ class AsyncSluiceClient:
         url: str = DEFAULT_URL,
         *,
         api_key: str | None = None,
-        tenant: str | None = None,
         timeout_s: float = 60.0,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self._owns_http = http is None
         self._http = http or httpx.AsyncClient(
-            base_url=url, headers=auth_headers(api_key, tenant), timeout=timeout_s, trust_env=False
+            base_url=url, headers=auth_headers(api_key), timeout=timeout_s, trust_env=False
         )
         self.url = str(self._http.base_url)
 

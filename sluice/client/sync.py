@@ -22,7 +22,7 @@ ProgressCallback = Callable[[JobView], None]
 class SluiceClient:
     """Submit jobs, watch them, read and export their results, cancel them.
 
-    Give ``url`` with ``api_key`` (and, until the server takes API keys, ``tenant``), or an ``httpx.Client``
+    Give ``url`` with ``api_key``, or an ``httpx.Client``
     already pointed and authenticated. Use as a context manager, or call ``close``.
     """
 
@@ -31,13 +31,12 @@ class SluiceClient:
         url: str = DEFAULT_URL,
         *,
         api_key: str | None = None,
-        tenant: str | None = None,
         timeout_s: float = 60.0,
         http: httpx.Client | None = None,
     ) -> None:
         self._owns_http = http is None
         self._http = http or httpx.Client(
-            base_url=url, headers=auth_headers(api_key, tenant), timeout=timeout_s, trust_env=False
+            base_url=url, headers=auth_headers(api_key), timeout=timeout_s, trust_env=False
         )
         self.url = str(self._http.base_url)
 

@@ -88,7 +88,8 @@ async def test_failed_items_redriven_after_the_cause_is_fixed_complete_the_job_w
 
         listed = await eventually(dead_letters, timeout=30)
         shown = (await client.get(f"/v1/admin/dlq/{listed[0]['id']}")).json()
-        other_tenant = await client.get("/v1/admin/dlq", params={"job_id": job_id}, headers={"X-Sluice-Tenant": "x"})
+        async with pipeline.client("x") as other:
+            other_tenant = await other.get("/v1/admin/dlq", params={"job_id": job_id})
         site.fixed.set()
         redrive = await client.post("/v1/admin/dlq/redrive", json={"job_id": job_id})
         final = await wait_for_status(client, job_id, statuses={"completed"}, timeout=60)
@@ -123,22 +124,24 @@ async def test_failed_items_redriven_after_the_cause_is_fixed_complete_the_job_w
     assert undecodable["reason"].startswith("not a results-topic event") and undecodable["payload"] is None
     assert undecodable["raw_excerpt"] == "{garbage"
 
-    code, out, err = await _sluice("dlq", "list", "--json", "--url", pipeline.url, "--tenant", "acme", "--job", job_id)
+    code, out, err = await _sluice(
+        "dlq", "list", "--json", "--url", pipeline.url, "--api-key", pipeline.api_key("acme"), "--job", job_id
+    )
     assert code == 0, err
     listed_by_cli = json.loads(out)["dead_letters"]
     assert sorted((d["item_index"], d["redrive_count"], d["redriven_at"] is not None) for d in listed_by_cli) == [
         (n, 1, True) for n in sorted(MISSING)
     ]
     redrive_again = await _sluice(
-        "dlq", "redrive", "--json", "--url", pipeline.url, "--tenant", "acme", "--job", job_id
+        "dlq", "redrive", "--json", "--url", pipeline.url, "--api-key", pipeline.api_key("acme"), "--job", job_id
     )
-    unfiltered = await _sluice("dlq", "redrive", "--url", pipeline.url, "--tenant", "acme")
+    unfiltered = await _sluice("dlq", "redrive", "--url", pipeline.url, "--api-key", pipeline.api_key("acme"))
     assert redrive_again[:2] == (0, '{"redriven": 0}\n'), redrive_again[2]
     assert unfiltered[0] == 2 and unfiltered[2].startswith("sluice: intake answered 422: ") and "all" in unfiltered[2]
 
 
 async def test_sluice_dlq_says_in_one_line_when_intake_is_unreachable() -> None:
-    code, out, err = await _sluice("dlq", "list", "--url", "http://127.0.0.1:9")
+    code, out, err = await _sluice("dlq", "list", "--url", "http://127.0.0.1:9", "--api-key", "sk_any")
 
     assert code == 2
     assert err.startswith("sluice: cannot reach intake at http://127.0.0.1:9") and err.count("\n") == 1

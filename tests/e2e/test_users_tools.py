@@ -91,14 +91,8 @@ def _sync_twin(client: httpx.AsyncClient) -> httpx.Client:
 
 
 def _credentials(tools: Pipeline, tenant: str) -> list[str]:
-    """The tenant's credentials as `sluice` flags, taken from the pipeline's own client."""
-    headers = tools.client(tenant).headers
-    flags = []
-    if authorization := headers.get("authorization"):
-        flags += ["--api-key", authorization.removeprefix("Bearer ")]
-    if tenant_header := headers.get("x-sluice-tenant"):
-        flags += ["--tenant", tenant_header]
-    return flags
+    """The tenant's API key as a `sluice` flag."""
+    return ["--api-key", tools.api_key(tenant)]
 
 
 def _connection(tools: Pipeline, tenant: str) -> list[str]:

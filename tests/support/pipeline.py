@@ -13,6 +13,7 @@ import httpx
 from shared.devstack.ports import free_port
 from shared.devstack.supervisor import Supervisor, service_command
 from tests.support.poll import eventually
+from tests.support.tenants import issue_key_sync
 
 TERMINAL = {"completed", "partially_failed", "failed", "cancelled"}
 
@@ -22,12 +23,20 @@ class Pipeline:
 
     def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
         self.port = free_port()
-        self.env = {**env, "SLUICE_INTAKE_PORT": str(self.port), "SLUICE_LOG_LEVEL": "INFO"}
+        # Tests poll job status several times a second, over the default plan's rate; tests of the rate limit
+        # give their tenants a plan of their own.
+        self.env = {
+            "SLUICE_PLAN_REQUESTS_PER_MINUTE": "1000000",
+            **env,
+            "SLUICE_INTAKE_PORT": str(self.port),
+            "SLUICE_LOG_LEVEL": "INFO",
+        }
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = log_path
         self._log = log_path.open("a", encoding="utf-8")
         self.supervisor = Supervisor(self._log, stop_timeout=15.0)
         self._generation: dict[str, int] = {}
+        self._keys: dict[str, str] = {}
 
     def start(self, services: Iterable[str] = ("intake", "processor", "aggregator")) -> "Pipeline":
         for name in services:
@@ -60,7 +69,16 @@ class Pipeline:
         raise TimeoutError(f"intake not ready within {timeout}s\n{self.logs()}")
 
     def client(self, tenant: str = "default") -> httpx.AsyncClient:
-        return httpx.AsyncClient(base_url=self.url, headers={"X-Sluice-Tenant": tenant}, timeout=60)
+        """A client authenticated as the tenant (see `api_key`)."""
+        return httpx.AsyncClient(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.api_key(tenant)}"}, timeout=60
+        )
+
+    def api_key(self, tenant: str = "default") -> str:
+        """A key of the tenant, which is created in this run's database on first use."""
+        if tenant not in self._keys:
+            self._keys[tenant] = issue_key_sync(self.env["DATABASE_URL"], tenant)
+        return self._keys[tenant]
 
     def logs(self, lines: int = 60) -> str:
         self._log.flush()

@@ -8,13 +8,12 @@ from services.cli.config import ConfigError, config_path, load, parse_file, reso
 
 
 def test_flags_beat_env_which_beats_the_file_which_beats_defaults():
-    file_values = {"url": "http://file:8000", "tenant": "from-file", "api_key": "file-key"}
+    file_values = {"url": "http://file:8000", "topic_prefix": "from-file", "api_key": "file-key"}
     env = {"SLUICE_URL": "http://env:8000", "SLUICE_API_KEY": "env-key"}
     config = resolve({"url": "http://flag:8000"}, env, file_values)
     assert config.url == "http://flag:8000"
     assert config.api_key == "env-key"
-    assert config.tenant == "from-file"
-    assert config.topic_prefix == "sluice"
+    assert config.topic_prefix == "from-file"
 
 
 def test_the_config_file_is_found_through_sluice_config_or_xdg(tmp_path: Path):

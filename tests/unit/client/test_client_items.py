@@ -61,9 +61,9 @@ def test_ndjson_chunks_carry_every_item_once_in_order_in_bounded_chunks():
     assert [json.loads(line) for line in lines] == items
 
 
-def test_auth_headers_send_the_key_as_bearer_and_the_tenant_while_it_is_needed():
-    assert auth_headers("k-123", "acme") == {"Authorization": "Bearer k-123", "X-Sluice-Tenant": "acme"}
-    assert auth_headers(None, None) == {}
+def test_auth_headers_send_the_key_as_bearer():
+    assert auth_headers("k-123") == {"Authorization": "Bearer k-123"}
+    assert auth_headers(None) == {}
 
 
 @pytest.mark.parametrize(
