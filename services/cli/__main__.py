@@ -9,7 +9,18 @@ from types import ModuleType
 from shared.errors import SluiceError
 
 SUBCOMMANDS = (
-    "dev", "serve", "demo", "dlq", "tenants", "submit", "jobs", "results", "topics", "replay", "rebuild", "groups",
+    "dev",
+    "serve",
+    "demo",
+    "dlq",
+    "tenants",
+    "submit",
+    "jobs",
+    "results",
+    "topics",
+    "replay",
+    "rebuild",
+    "groups",
 )
 
 
