@@ -100,6 +100,9 @@ class ItemResult(BaseModel):
     attempts: int = Field(1, ge=0)
     duration_ms: float = Field(0.0, ge=0)
     generation: int = Field(0, ge=0, description="A result of a later generation replaces a failed one")
+    fingerprint: str | None = Field(
+        None, max_length=200, description="Hash of the meaningful output (succeeded items); compared across jobs"
+    )
 
 
 class BatchProcessed(Envelope):
@@ -171,14 +174,63 @@ class JobCancelled(Envelope):
     reason: str
 
 
+class RescanReason(StrEnum):
+    PERIODIC = "periodic"
+    ADAPTIVE = "adaptive"
+    EVENT = "event"
+    SAMPLE = "sample"
+    ESCALATION = "escalation"
+
+
+class RescanRequested(JobRequested):
+    """Command from the scheduler on the requests topic: rescan these watched items.
+
+    Shaped like JobRequested so it takes intake's normal path (limits, fair share, priorities); its job_id
+    is the trigger id, so a re-published trigger is accepted once.
+    """
+
+    type: Literal["rescan.requested"] = "rescan.requested"  # type: ignore[assignment]
+    watch_id: UUID
+    reason: RescanReason
+
+
+class ItemsChanged(Envelope):
+    """On the job-events topic, per job and aggregator write: how its new results compare with the items' last."""
+
+    type: Literal["items.changed"] = "items.changed"
+    kind: str
+    changed: list[int] = Field(default_factory=list, description="Indexes of items whose output changed")
+    unchanged: int = Field(0, ge=0)
+    new: int = Field(0, ge=0, description="Items seen for the first time")
+
+
+class RescanTrigger(BaseModel):
+    """On ``<prefix>.triggers``, from other systems: these entities changed; rescan the watched items that match."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["rescan.trigger"] = "rescan.trigger"
+    schema_version: Literal[1] = 1
+    event_id: UUID = Field(default_factory=uuid4)
+    tenant: str = Field(min_length=1, max_length=200)
+    keys: list[str] = Field(default_factory=list, max_length=10_000, description="Item keys (web.page: the URL)")
+    tags: list[str] = Field(default_factory=list, max_length=100, description="Watch tags")
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+
+
 JobProgress = JobProgressed
 
 ResultsTopicMessage = Annotated[BatchProcessed | CancelJob, Field(discriminator="type")]
-JobEvent = Annotated[JobProgressed | JobCompleted | JobFailed | JobCancelled, Field(discriminator="type")]
+JobEvent = Annotated[
+    JobProgressed | JobCompleted | JobFailed | JobCancelled | ItemsChanged, Field(discriminator="type")
+]
 AnyEvent = Annotated[
     JobRequested | TaskBatch | BatchProcessed | CancelJob | JobProgressed | JobCompleted | JobFailed | JobCancelled,
     Field(discriminator="type"),
 ]
+
+job_request: TypeAdapter[Any] = TypeAdapter(Annotated[JobRequested | RescanRequested, Field(discriminator="type")])
+rescan_trigger: TypeAdapter[RescanTrigger] = TypeAdapter(RescanTrigger)
 
 results_topic_message: TypeAdapter[Any] = TypeAdapter(ResultsTopicMessage)
 job_event: TypeAdapter[Any] = TypeAdapter(JobEvent)

@@ -37,7 +37,7 @@ router = APIRouter()
 
 TENANT_HEADER = "X-Sluice-Tenant"
 NDJSON = "application/x-ndjson"
-CSV_COLUMNS = ("item_index", "status", "input", "output", "error", "error_type", "attempts", "duration_ms")
+CSV_COLUMNS = ("item_index", "status", "input", "output", "error", "error_type", "attempts", "duration_ms", "change")
 
 
 def runtime(request: Request) -> IntakeRuntime:
@@ -216,6 +216,8 @@ def _result_json(row: dict[str, object]) -> dict[str, JsonValue]:
         "error_type": row["error_type"],
         "attempts": row["attempts"],
         "duration_ms": row["duration_ms"],
+        "change": row.get("change"),
+        "fingerprint": row.get("fingerprint"),
     }  # type: ignore[return-value]
 
 
