@@ -9,7 +9,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from services.intake import admin
+from services.intake import admin, watches
 from services.intake.accept import JobAcceptor
 from services.intake.api import router
 from services.intake.errors import install_error_handlers
@@ -34,6 +34,7 @@ def build_app(settings: IntakeSettings) -> FastAPI:
     app = FastAPI(title="Sluice intake", version="1", lifespan=lambda app: _lifespan(app, settings, broker))
     app.include_router(router)
     app.include_router(admin.router)
+    app.include_router(watches.router)
     install_error_handlers(app)
     _register_front_door(broker, app, settings)
     return app

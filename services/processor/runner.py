@@ -14,8 +14,8 @@ from pydantic import JsonValue
 from services.processor.logic import BatchOutcome, cancelled, settle_failure, succeeded
 from shared.errors import ItemFailed, SluiceError
 from shared.events import TaskBatch, TaskItem, utc_now
-from shared.fingerprints import output_fingerprint
 from shared.failures import RetryPolicy, item_timeout_s, policy_for
+from shared.fingerprints import output_fingerprint
 from shared.kinds import ItemHandler, Kind
 from shared.kinds.settings import KindSettings
 
