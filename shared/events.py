@@ -229,7 +229,7 @@ AnyEvent = Annotated[
     Field(discriminator="type"),
 ]
 
-job_request: TypeAdapter[Any] = TypeAdapter(Annotated[JobRequested | RescanRequested, Field(discriminator="type")])
+rescan_requested: TypeAdapter[RescanRequested] = TypeAdapter(RescanRequested)
 rescan_trigger: TypeAdapter[RescanTrigger] = TypeAdapter(RescanTrigger)
 
 results_topic_message: TypeAdapter[Any] = TypeAdapter(ResultsTopicMessage)
