@@ -44,7 +44,9 @@ CREATE TABLE watches (
     updated_at         timestamptz NOT NULL DEFAULT now(),
     -- sampled mode: the group's own schedule and the sample in flight
     next_due           timestamptz,
-    sample_started_at  timestamptz
+    sample_started_at  timestamptz,
+    last_sample        jsonb,                -- {sampled, reported, changed, escalated, decided_at}
+    escalations        integer     NOT NULL DEFAULT 0
 );
 CREATE INDEX watches_by_tenant ON watches (tenant, watch_id);
 CREATE INDEX watches_sampled_due ON watches (next_due) WHERE mode = 'sampled' AND NOT paused;
@@ -68,6 +70,7 @@ CREATE TABLE watched_items (
 CREATE INDEX watched_items_due ON watched_items (next_due);
 CREATE INDEX watched_items_triggered ON watched_items (trigger_due) WHERE trigger_due IS NOT NULL;
 CREATE INDEX watched_items_by_key ON watched_items (item_key);
+CREATE INDEX watched_items_unstamped ON watched_items (watch_id) WHERE watched_since IS NULL;
 
 -- Decided rescans waiting to be published (mark-then-emit): the decision and the advance of next_due commit
 -- together; publishing happens after, under a row lock, with the trigger id as the job id so a re-publish
