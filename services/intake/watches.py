@@ -3,6 +3,7 @@
 A watch is created by ``rescan`` on POST /v1/jobs (services/intake/watching.py); the scheduler rescans it.
 """
 
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
@@ -30,6 +31,8 @@ def _view(watch: WatchRecord) -> dict[str, JsonValue]:
         "scans": watch.scans,
         "next_due": watch.next_due.isoformat() if watch.next_due else None,
         "source_job_id": str(watch.source_job_id) if watch.source_job_id else None,
+        "escalations": watch.escalations,
+        "last_sample": watch.last_sample,
         "created_at": watch.created_at.isoformat(),
     }
 
@@ -74,6 +77,41 @@ async def watch_stats(rt: Runtime, tenant: Tenant = "default") -> dict[str, Json
 async def show_watch(rt: Runtime, watch_id: UUID, tenant: Tenant = "default") -> dict[str, JsonValue] | JSONResponse:
     watch = await WatchStore(rt.pool).get(tenant, watch_id)
     return _view(watch) if watch else _not_found(watch_id)
+
+
+def _json(row: dict[str, object]) -> dict[str, JsonValue]:
+    return {
+        key: value.isoformat() if isinstance(value, datetime) else str(value) if isinstance(value, UUID) else value
+        for key, value in row.items()
+    }  # type: ignore[misc]
+
+
+@router.get("/{watch_id}/items", response_model=None)
+async def watch_items(
+    rt: Runtime,
+    watch_id: UUID,
+    tenant: Tenant = "default",
+    cursor: Annotated[int, Query(ge=-1)] = -1,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
+) -> dict[str, JsonValue] | JSONResponse:
+    """The watch's items with their schedule (next_due, adaptive interval_s, pending trigger) and history."""
+    store = WatchStore(rt.pool)
+    if await store.get(tenant, watch_id) is None:
+        return _not_found(watch_id)
+    rows = await store.items(tenant, watch_id, cursor, limit)
+    next_cursor = rows[-1]["position"] if len(rows) == limit else None
+    return {"items": [_json(row) for row in rows], "next_cursor": next_cursor}  # type: ignore[dict-item]
+
+
+@router.get("/{watch_id}/rescans", response_model=None)
+async def watch_rescans(
+    rt: Runtime, watch_id: UUID, tenant: Tenant = "default", limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100
+) -> dict[str, JsonValue] | JSONResponse:
+    """The watch's recent rescans (SLUICE_RESCAN_HISTORY_DAYS), newest first: each one's job id, reason and size."""
+    store = WatchStore(rt.pool)
+    if await store.get(tenant, watch_id) is None:
+        return _not_found(watch_id)
+    return {"rescans": [_json(row) for row in await store.rescans(tenant, watch_id, limit)]}
 
 
 async def _set_paused(rt: Runtime, tenant: str, watch_id: UUID, paused: bool) -> dict[str, JsonValue] | JSONResponse:

@@ -7,6 +7,7 @@ intake accepts like any job (limits, fair share and priorities apply).
 import logging
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 
 from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
@@ -44,6 +45,7 @@ class RescanScheduler:
     settings: RescanSettings
     publish_window: int = 256
     _last_stats: float = field(default=float("-inf"), init=False)
+    _logged_stats: dict[str, tuple[object, ...]] = field(default_factory=dict, init=False)
 
     async def tick(self) -> int:
         """One planning round: decide what is due now, then publish every decided rescan. Returns rescans sent."""
@@ -66,7 +68,11 @@ class RescanScheduler:
             sent += emitted
         if time.monotonic() - self._last_stats >= self.settings.stats_interval_s:
             self._last_stats = time.monotonic()
-            for row in await self.store.refresh_stats(now):
+            for row in await self.store.refresh_stats(now, timedelta(days=self.settings.history_days)):
+                summary = tuple(row)
+                if self._logged_stats.get(row["tenant"]) == summary[1:-1]:
+                    continue  # unchanged since the last line
+                self._logged_stats[row["tenant"]] = summary[1:-1]
                 log.info(
                     "rescan stats: tenant %s watches %d items, %d due in the next hour, %d in the next day; "
                     "%d scans issued, %d saved against a daily rescan",

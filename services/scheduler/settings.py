@@ -19,6 +19,7 @@ class RescanSettings(BaseSettings):
     )
     emit_batch: int = Field(100, ge=1, le=10_000, description="Outbox rescans published per transaction")
     stats_interval_s: float = Field(30.0, ge=0, le=86_400, description="Seconds between per-tenant statistics")
+    history_days: float = Field(7.0, gt=0, le=365, description="Sent rescans stay listed this long (GET .../rescans)")
     triggers_group_id: str = Field("sluice-scheduler-triggers", description="Group of the <prefix>.triggers topic")
     clock_file: str | None = Field(
         None, description="Tests and simulations: read the current time (ISO 8601) from this file, not the clock"

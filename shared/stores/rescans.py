@@ -26,9 +26,6 @@ from shared.rescan_rules import (
     starting_interval,
 )
 
-OUTBOX_KEEP = timedelta(days=1)
-"""Emitted outbox rows are kept this long (for inspection), then deleted."""
-
 
 @dataclass(frozen=True)
 class PendingRescan:
@@ -116,9 +113,10 @@ class RescanStore:
                 emit = row["next_due"] is not None
                 if emit:
                     due.append(row)
-                updates.append(
-                    (row["watch_id"], row["item_key"], next_due, interval, row["checks"], row["changes"], emit)
-                )
+                # First stamp: seen stays at 0, so the first decision learns from the item's whole history
+                # (at least the submitting job's result), whether or not that result is in yet.
+                seen = (row["checks"], row["changes"]) if emit else (row["seen_checks"], row["seen_changes"])
+                updates.append((row["watch_id"], row["item_key"], next_due, interval, *seen, emit))
             await connection.execute(
                 """UPDATE watched_items i SET next_due = u.next_due, interval_s = u.interval_s,
                           seen_checks = u.checks, seen_changes = u.changes, scans = i.scans + u.emit::int,
@@ -139,7 +137,7 @@ class RescanStore:
         """
         result = await self._pool.execute(
             """UPDATE watched_items i
-               SET trigger_due = coalesce(i.trigger_due, $4 + w.debounce_s * interval '1 second')
+               SET trigger_due = coalesce(i.trigger_due, $4::timestamptz + w.debounce_s * interval '1 second')
                FROM watches w
                WHERE w.watch_id = i.watch_id AND w.tenant = $1 AND NOT w.paused
                  AND (i.item_key = ANY($2::text[]) OR w.tags && $3::text[])""",
@@ -300,8 +298,9 @@ class RescanStore:
             )  # fmt: skip
             return len(pending)
 
-    async def refresh_stats(self, now: datetime) -> list[asyncpg.Record]:
-        """Recompute every tenant's statistics on the scheduler's clock; also drop old emitted outbox rows."""
+    async def refresh_stats(self, now: datetime, keep_sent: timedelta) -> list[asyncpg.Record]:
+        """Recompute every tenant's statistics on the scheduler's clock; also drop outbox rows sent before
+        ``keep_sent`` ago (until then they are the watch's rescan history)."""
         async with self._pool.acquire() as connection, connection.transaction():
             rows = await connection.fetch(
                 """WITH per_tenant AS (
@@ -309,13 +308,13 @@ class RescanStore:
                               ceil(coalesce(sum(CASE WHEN w.mode = 'sampled' THEN w.sample_fraction ELSE 1 END)
                                    FILTER (WHERE NOT w.paused AND coalesce(
                                        CASE WHEN w.mode = 'sampled' THEN w.next_due ELSE i.next_due END,
-                                       i.trigger_due) <= $1 + interval '1 hour'), 0)) AS due_next_hour,
+                                       i.trigger_due) <= $1::timestamptz + interval '1 hour'), 0)) AS due_next_hour,
                               ceil(coalesce(sum(CASE WHEN w.mode = 'sampled' THEN w.sample_fraction ELSE 1 END)
                                    FILTER (WHERE NOT w.paused AND coalesce(
                                        CASE WHEN w.mode = 'sampled' THEN w.next_due ELSE i.next_due END,
-                                       i.trigger_due) <= $1 + interval '1 day'), 0)) AS due_next_day,
+                                       i.trigger_due) <= $1::timestamptz + interval '1 day'), 0)) AS due_next_day,
                               sum(i.scans) AS scans_issued,
-                              coalesce(sum(floor(extract(epoch FROM $1 - i.watched_since) / 86400))
+                              coalesce(sum(floor(extract(epoch FROM $1::timestamptz - i.watched_since) / 86400))
                                        FILTER (WHERE i.watched_since <= $1), 0) AS daily_equivalent
                        FROM watched_items i JOIN watches w USING (watch_id) GROUP BY w.tenant),
                    gone AS (DELETE FROM watch_stats WHERE tenant NOT IN (SELECT tenant FROM per_tenant))
@@ -330,5 +329,5 @@ class RescanStore:
                    RETURNING *"""
                 , now,
             )  # fmt: skip
-            await connection.execute("DELETE FROM rescan_outbox WHERE emitted_at < $1", now - OUTBOX_KEEP)
+            await connection.execute("DELETE FROM rescan_outbox WHERE emitted_at < $1", now - keep_sent)
             return rows

@@ -52,6 +52,8 @@ class WatchRecord:
     items: int
     scans: int
     next_due: datetime | None
+    escalations: int = 0
+    last_sample: dict[str, JsonValue] | None = None
 
 
 _CONFIG_COLUMNS = (
@@ -59,6 +61,7 @@ _CONFIG_COLUMNS = (
     "debounce_s, tags"
 )
 _RECORD = f"""SELECT w.watch_id, w.tenant, w.kind, w.priority, w.paused, w.source_job_id, w.created_at,
+                     w.escalations, w.last_sample,
                      {", ".join("w." + c.strip() for c in _CONFIG_COLUMNS.split(","))},
                      count(i.item_key) AS items, coalesce(sum(i.scans), 0) AS scans,
                      CASE WHEN w.mode = 'sampled' THEN w.next_due ELSE min(i.next_due) END AS next_due
@@ -78,7 +81,8 @@ def _record(row: asyncpg.Record) -> WatchRecord:
     return WatchRecord(
         watch_id=row["watch_id"], tenant=row["tenant"], kind=row["kind"], priority=row["priority"],
         config=_config(row), paused=row["paused"], source_job_id=row["source_job_id"], created_at=row["created_at"],
-        items=row["items"], scans=row["scans"], next_due=row["next_due"],
+        items=row["items"], scans=row["scans"], next_due=row["next_due"], escalations=row["escalations"],
+        last_sample=row["last_sample"],
     )  # fmt: skip
 
 
@@ -176,6 +180,29 @@ class WatchStore:
             "DELETE FROM watches WHERE tenant = $1 AND watch_id = $2 RETURNING true", tenant, watch_id
         )
         return bool(done)
+
+    async def items(self, tenant: str, watch_id: UUID, after: int, limit: int) -> list[dict[str, object]]:
+        """Keyset page of a watch's items in submission order, with their schedule and last judged change."""
+        rows = await self._pool.fetch(
+            """SELECT i.position, i.item_key, i.input, i.next_due, i.interval_s, i.trigger_due, i.scans,
+                      s.checks, s.changes, s.updated_at AS last_result_at
+               FROM watched_items i JOIN watches w USING (watch_id)
+               LEFT JOIN item_states s ON s.tenant = w.tenant AND s.kind = w.kind AND s.item_key = i.item_key
+               WHERE w.tenant = $1 AND i.watch_id = $2 AND i.position > $3
+               ORDER BY i.position LIMIT $4""",
+            tenant, watch_id, after, min(limit, MAX_PAGE),
+        )  # fmt: skip
+        return [dict(row) for row in rows]
+
+    async def rescans(self, tenant: str, watch_id: UUID, limit: int) -> list[dict[str, object]]:
+        """The watch's most recent rescans (kept for a while after they were sent), newest first."""
+        rows = await self._pool.fetch(
+            """SELECT trigger_id AS job_id, reason, jsonb_array_length(items) AS items, decided_at, emitted_at
+               FROM rescan_outbox WHERE tenant = $1 AND watch_id = $2
+               ORDER BY decided_at DESC, trigger_id LIMIT $3""",
+            tenant, watch_id, min(limit, MAX_PAGE),
+        )  # fmt: skip
+        return [dict(row) for row in rows]
 
     async def stats(self, tenant: str) -> asyncpg.Record | None:
         """The scheduler's last statistics for the tenant (computed on its clock)."""
