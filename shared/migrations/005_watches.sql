@@ -77,7 +77,7 @@ CREATE INDEX watched_items_unstamped ON watched_items (watch_id) WHERE watched_s
 -- after a crash is recognised by intake and accepted once.
 CREATE TABLE rescan_outbox (
     trigger_id   uuid        PRIMARY KEY,
-    watch_id     uuid        NOT NULL,
+    watch_id     uuid        NOT NULL REFERENCES watches ON DELETE CASCADE,  -- a deleted watch sends nothing more
     tenant       text        NOT NULL,
     reason       text        NOT NULL,  -- periodic | adaptive | event | sample | escalation
     items        jsonb       NOT NULL,
@@ -85,6 +85,7 @@ CREATE TABLE rescan_outbox (
     emitted_at   timestamptz
 );
 CREATE INDEX rescan_outbox_pending ON rescan_outbox (decided_at) WHERE emitted_at IS NULL;
+CREATE INDEX rescan_outbox_by_watch ON rescan_outbox (watch_id, decided_at);
 
 -- The scheduler's per-tenant statistics, recomputed every few seconds from its own clock.
 CREATE TABLE watch_stats (

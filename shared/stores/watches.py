@@ -63,7 +63,7 @@ _CONFIG_COLUMNS = (
 _RECORD = f"""SELECT w.watch_id, w.tenant, w.kind, w.priority, w.paused, w.source_job_id, w.created_at,
                      w.escalations, w.last_sample,
                      {", ".join("w." + c.strip() for c in _CONFIG_COLUMNS.split(","))},
-                     count(i.item_key) AS items, coalesce(sum(i.scans), 0) AS scans,
+                     count(i.item_key) AS items, coalesce(sum(i.scans), 0)::bigint AS scans,
                      CASE WHEN w.mode = 'sampled' THEN w.next_due ELSE min(i.next_due) END AS next_due
               FROM watches w LEFT JOIN watched_items i USING (watch_id)"""
 

@@ -290,6 +290,49 @@ async def test_a_sample_without_changes_does_not_escalate_and_one_with_changes_d
     assert escalation["items"] == 8 and {r["change"] for r in results} == {"changed"}
 
 
+async def test_a_tenant_lists_pauses_resumes_changes_and_deletes_its_watches(
+    stack: Pipeline, clock: FakeClock, tenant: str
+) -> None:
+    async with stack.client(tenant) as client, stack.client(unique_name("other-")) as stranger:
+        invalid = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1], "rescan": {"mode": "x"}})
+        ids = [await _watch(client, "bench.noop", [f"w{i}"], {"mode": "periodic", "interval": "1h"}) for i in range(2)]
+        upload = await client.post(
+            "/v1/jobs",
+            params={"kind": "bench.noop", "rescan": json.dumps({"mode": "periodic", "interval": "1h"})},
+            content=b'"n1"\n"n2"\n',
+            headers={"content-type": "application/x-ndjson"},
+        )
+        ids.append(upload.json()["watch_id"])
+        first = (await client.get("/v1/watches", params={"limit": 2})).json()
+        rest = (await client.get("/v1/watches", params={"limit": 2, "cursor": first["next_cursor"]})).json()
+        hidden = await stranger.get(f"/v1/watches/{ids[0]}")
+
+        paused = (await client.post(f"/v1/watches/{ids[0]}/pause")).json()
+        clock.advance(HOUR)
+        await _stats_after(client, clock.now, lambda s: s["scans_issued"] >= 3)  # a round after the advance
+        while_paused = (await client.get(f"/v1/watches/{ids[0]}/rescans")).json()["rescans"]
+        clock.advance(HOUR)
+        resumed = (await client.post(f"/v1/watches/{ids[0]}/resume")).json()
+        (catch_up,) = await _rescans(client, ids[0], 1)
+
+        changed = await client.patch(f"/v1/watches/{ids[1]}", json={"interval": "6h"})
+        refused = await client.patch(f"/v1/watches/{ids[1]}", json={"interval": "soon"})
+        gone = [(await client.delete(f"/v1/watches/{watch_id}")).status_code for watch_id in ids]
+        after = (await client.get("/v1/watches")).json()["watches"]
+
+    assert invalid.status_code == 422 and invalid.json()["error"]["field"] == "rescan.mode"
+    assert upload.status_code == 202 and upload.json()["total_items"] == 2
+    listed = [w["watch_id"] for w in first["watches"] + rest["watches"]]
+    assert sorted(listed) == sorted(ids) and rest["next_cursor"] is None and len(first["watches"]) == 2
+    assert {w["items"] for w in first["watches"] + rest["watches"]} == {1, 2}
+    assert hidden.status_code == 404
+    assert (paused["paused"], resumed["paused"], while_paused) == (True, False, [])
+    assert catch_up["items"] == 1
+    assert changed.status_code == 200 and changed.json()["rescan"]["interval"] == 6 * 3600
+    assert refused.status_code == 422 and refused.json()["error"]["field"] == "interval"
+    assert gone == [204, 204, 204] and after == []
+
+
 async def _scanned_items(db: asyncpg.Pool, tenant: str) -> list[Any]:
     """Every item of every rescan job intake accepted for the tenant (a duplicate trigger would show twice)."""
     rows = await db.fetch(
