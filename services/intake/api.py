@@ -161,13 +161,14 @@ def _parse_submission(body: bytes) -> JobSubmission:
 
 def _ndjson_parameters(request: Request) -> JobParameters:
     query = dict(request.query_params)
+    for name in ("options", "rescan"):
+        if name in query:
+            try:
+                query[name] = orjson.loads(query[name])
+            except orjson.JSONDecodeError as exc:
+                raise InvalidJob(f"query parameter {name} must be a JSON object", field=name) from exc
     try:
-        for field in ("options", "rescan"):
-            if field in query:
-                query[field] = orjson.loads(query[field])
         return JobParameters.model_validate(query)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJob("query parameters options and rescan must be JSON objects", field="options") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None

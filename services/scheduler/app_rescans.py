@@ -16,6 +16,7 @@ from shared.errors import BrokerUnavailable
 from shared.kafka import group_options
 from shared.postgres import CONNECTION_ERRORS
 from shared.stores.rescans import RescanStore
+from shared.stores.watch_stats import WatchStatsStore
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +49,9 @@ def start_rescans(
     store = RescanStore(pool)
     topics = settings.kafka.topics
     slot.handler = TriggerHandler(store, broker, topics, clock)
-    scheduler = RescanScheduler(store, broker, topics, clock, settings.rescan, settings.kafka.publish_window)
+    scheduler = RescanScheduler(
+        store, WatchStatsStore(pool), broker, topics, clock, settings.rescan, settings.kafka.publish_window
+    )
     task = asyncio.create_task(_rescan_forever(scheduler, broker, settings.rescan.tick_s))
     task.add_done_callback(_report_crash)
     return task

@@ -18,6 +18,7 @@ from shared.config import TopicNames
 from shared.events import Priority, RescanReason, RescanRequested, decode, rescan_trigger
 from shared.kafka import SendWindow, error_headers
 from shared.stores.rescans import PendingRescan, RescanStore
+from shared.stores.watch_stats import WatchStatsStore
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ def rescan_request(pending: PendingRescan) -> RescanRequested:
 @dataclass
 class RescanScheduler:
     store: RescanStore
+    stats: WatchStatsStore
     broker: KafkaBroker
     topics: TopicNames
     clock: Clock
@@ -68,7 +70,7 @@ class RescanScheduler:
             sent += emitted
         if time.monotonic() - self._last_stats >= self.settings.stats_interval_s:
             self._last_stats = time.monotonic()
-            for row in await self.store.refresh_stats(now, timedelta(days=self.settings.history_days)):
+            for row in await self.stats.refresh(now, timedelta(days=self.settings.history_days)):
                 summary = tuple(row)
                 if self._logged_stats.get(row["tenant"]) == summary[1:-1]:
                     continue  # unchanged since the last line

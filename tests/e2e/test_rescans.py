@@ -99,16 +99,20 @@ async def _watch(client: httpx.AsyncClient, kind: str, items: list[Any], rescan:
     assert response.status_code == 202, response.text
     body = response.json()
     assert (await wait_for_status(client, body["job_id"], timeout=60))["status"] == "completed"
-    watch_id = body["watch_id"]
+    await _stamped(client, body["watch_id"], rescan["mode"])
+    return body["watch_id"]
 
-    async def stamped() -> bool | None:
+
+async def _stamped(client: httpx.AsyncClient, watch_id: str, mode: str) -> None:
+    """Wait until the scheduler has given the watch its first due time (from its clock as it is now)."""
+
+    async def probe() -> bool | None:
         page = (await client.get(f"/v1/watches/{watch_id}/items", params={"limit": 1000})).json()["items"]
-        return True if all(item["next_due"] or rescan["mode"] in ("event", "sampled") for item in page) else None
+        return True if all(item["next_due"] or mode in ("event", "sampled") for item in page) else None
 
-    await eventually(stamped, timeout=10)
-    if rescan["mode"] == "sampled":
+    await eventually(probe, timeout=10)
+    if mode == "sampled":
         await eventually(_field(client, watch_id, "next_due"), timeout=10)
-    return watch_id
 
 
 def _field(client: httpx.AsyncClient, watch_id: str, name: str) -> Any:
@@ -303,6 +307,7 @@ async def test_a_tenant_lists_pauses_resumes_changes_and_deletes_its_watches(
             headers={"content-type": "application/x-ndjson"},
         )
         ids.append(upload.json()["watch_id"])
+        await _stamped(client, ids[2], "periodic")
         first = (await client.get("/v1/watches", params={"limit": 2})).json()
         rest = (await client.get("/v1/watches", params={"limit": 2, "cursor": first["next_cursor"]})).json()
         hidden = await stranger.get(f"/v1/watches/{ids[0]}")
