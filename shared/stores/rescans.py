@@ -77,7 +77,7 @@ class RescanStore:
     async def plan_scheduled(self, now: datetime, limit: int, max_items: int) -> int:
         """Periodic and adaptive items: stamp new ones with their first due time; queue the due ones.
 
-        Returns the number of items queued for rescan.
+        Returns how many items it decided on (stamped or queued); fewer than ``limit`` means none is left.
         """
         async with self._pool.acquire() as connection, connection.transaction():
             rows = await connection.fetch(
@@ -128,7 +128,7 @@ class RescanStore:
             )  # fmt: skip
             for (watch_id, tenant, mode), inputs in _group(due).items():
                 await _enqueue(connection, watch_id, tenant, mode, inputs, now, max_items)
-            return len(due)
+            return len(rows)
 
     async def note_trigger(self, tenant: str, keys: Sequence[str], tags: Sequence[str], now: datetime) -> int:
         """An external trigger: the tenant's matching watched items fall due after their watch's debounce window.
