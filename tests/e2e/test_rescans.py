@@ -18,6 +18,7 @@ import pytest
 from shared.config import PostgresSettings, TopicNames
 from shared.devstack.testsite import TestSite, serving_test_site
 from shared.events import RescanTrigger
+from shared.failures import REASON_HEADER
 from shared.postgres import open_pool
 from shared.rescan_rules import adaptive_interval
 from tests.conftest import _create_database, _drop_database, unique_name
@@ -241,6 +242,7 @@ async def test_a_burst_of_triggers_causes_one_rescan_of_the_matching_items(
     async with stack.client(tenant) as client:
         watch_id = await _watch(client, "web.page", pages, rule)
         site.change(30)
+        await produce(kafka_address, topics.triggers, b'{"tenant": "' + tenant.encode() + b'", "keys": "oops"}')
         for _ in range(4):
             await _trigger(kafka_address, topics.triggers, RescanTrigger(tenant=tenant, keys=[pages[0]]))
         await _trigger(kafka_address, topics.triggers, RescanTrigger(tenant=tenant, keys=[pages[0], pages[1]]))
@@ -259,6 +261,9 @@ async def test_a_burst_of_triggers_causes_one_rescan_of_the_matching_items(
         rescans = await _rescans(client, watch_id, 2)
         await client.delete(f"/v1/watches/{watch_id}")
 
+    rejected = await read_until(kafka_address, topics.rejected, lambda rs: any(tenant.encode() in r.value for r in rs))
+    (bad,) = [r for r in rejected if tenant.encode() in r.value]
+    assert b"keys" in dict(bad.headers)[REASON_HEADER]
     assert (burst["reason"], burst["items"]) == ("event", 2)
     assert {r["input"]["url"]: r["change"] for r in burst_results} == {pages[0]: "changed", pages[1]: "unchanged"}
     assert [r["items"] for r in rescans] == [2, 3]  # one rescan per burst; the tag matched the whole watch
