@@ -1,6 +1,7 @@
 """REST routes for watches: list, show, pause, resume, change and delete, scoped to the caller's tenant.
 
-A watch is created by ``rescan`` on POST /v1/jobs (services/intake/watching.py); the scheduler rescans it.
+A watch is created by ``rescan`` on POST /v1/jobs (services/intake/watching.py) or later by POST /v1/watches
+for a finished job; the scheduler rescans it.
 """
 
 from datetime import datetime
@@ -9,12 +10,13 @@ from uuid import UUID
 
 from fastapi import APIRouter, Body, Query
 from fastapi.responses import JSONResponse
-from pydantic import JsonValue, ValidationError
+from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from services.intake.api import Runtime, Tenant
 from services.intake.errors import error_body
 from services.intake.watch_models import RescanSpec, spec_of
-from shared.errors import InvalidJob
+from services.intake.watching import watch_job
+from shared.errors import InvalidJob, JobNotFound
 from shared.stores.watches import MAX_PAGE, WatchRecord, WatchStore
 
 router = APIRouter(prefix="/v1/watches", tags=["watches"])
@@ -52,6 +54,35 @@ async def list_watches(
     watches = await WatchStore(rt.pool).page(tenant, cursor, limit)
     next_cursor = str(watches[-1].watch_id) if len(watches) == limit else None
     return {"watches": [_view(w) for w in watches], "next_cursor": next_cursor, "limit": limit}
+
+
+class WatchJob(BaseModel):
+    """Body of POST /v1/watches: watch the items of a job submitted earlier."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_id: UUID
+    rescan: RescanSpec
+
+
+@router.post("", status_code=201, response_model=None)
+async def watch_earlier_job(
+    rt: Runtime, body: WatchJob, tenant: Tenant = "default"
+) -> dict[str, JsonValue] | JSONResponse:
+    """Watch a finished job's items (their inputs as stored with the results); the watch takes the job's id."""
+    job = await rt.store.get(tenant, body.job_id)
+    if job is None:
+        raise JobNotFound(body.job_id)
+    if not job.status.is_terminal:
+        raise InvalidJob(f"job {job.job_id} is still {job.status.value}; watch it once it has finished", field="job_id",
+                         status=409)  # fmt: skip
+    store = WatchStore(rt.pool)
+    if await store.get(tenant, job.job_id) is not None:
+        raise InvalidJob(f"job {job.job_id} is already watched (watch {job.job_id})", field="job_id", status=409)
+    inputs = [row["input"] async for page in rt.store.iter_results(job.job_id) for row in page]
+    await watch_job(rt, tenant, body.rescan, job.job_id, job.kind, job.options, job.priority, inputs)
+    watch = await store.get(tenant, job.job_id)
+    return _view(watch) if watch else _not_found(job.job_id)
 
 
 @router.get("/stats")

@@ -313,8 +313,13 @@ async def test_a_tenant_lists_pauses_resumes_changes_and_deletes_its_watches(
         )
         ids.append(upload.json()["watch_id"])
         await _stamped(client, ids[2], "periodic")
-        first = (await client.get("/v1/watches", params={"limit": 2})).json()
-        rest = (await client.get("/v1/watches", params={"limit": 2, "cursor": first["next_cursor"]})).json()
+        plain = (await client.post("/v1/jobs", json={"kind": "bench.noop", "items": ["p1", "p2", "p3"]})).json()
+        await wait_for_status(client, plain["job_id"])
+        later = await client.post("/v1/watches", json={"job_id": plain["job_id"], "rescan": {"mode": "event"}})
+        again = await client.post("/v1/watches", json={"job_id": plain["job_id"], "rescan": {"mode": "event"}})
+        ids.append(later.json()["watch_id"])
+        first = (await client.get("/v1/watches", params={"limit": 3})).json()
+        rest = (await client.get("/v1/watches", params={"limit": 3, "cursor": first["next_cursor"]})).json()
         hidden = await stranger.get(f"/v1/watches/{ids[0]}")
 
         paused = (await client.post(f"/v1/watches/{ids[0]}/pause")).json()
@@ -332,15 +337,17 @@ async def test_a_tenant_lists_pauses_resumes_changes_and_deletes_its_watches(
 
     assert invalid.status_code == 422 and invalid.json()["error"]["field"] == "rescan.mode"
     assert upload.status_code == 202 and upload.json()["total_items"] == 2
+    assert later.status_code == 201 and (later.json()["items"], later.json()["rescan"]["mode"]) == (3, "event")
+    assert again.status_code == 409 and again.json()["error"]["field"] == "job_id"
     listed = [w["watch_id"] for w in first["watches"] + rest["watches"]]
-    assert sorted(listed) == sorted(ids) and rest["next_cursor"] is None and len(first["watches"]) == 2
-    assert {w["items"] for w in first["watches"] + rest["watches"]} == {1, 2}
+    assert sorted(listed) == sorted(ids) and rest["next_cursor"] is None and len(first["watches"]) == 3
+    assert sorted(w["items"] for w in first["watches"] + rest["watches"]) == [1, 1, 2, 3]
     assert hidden.status_code == 404
     assert (paused["paused"], resumed["paused"], while_paused) == (True, False, [])
     assert catch_up["items"] == 1
     assert changed.status_code == 200 and changed.json()["rescan"]["interval"] == 6 * 3600
     assert refused.status_code == 422 and refused.json()["error"]["field"] == "interval"
-    assert gone == [204, 204, 204] and after == []
+    assert gone == [204, 204, 204, 204] and after == []
 
 
 async def _scanned_items(db: asyncpg.Pool, tenant: str) -> list[Any]:
