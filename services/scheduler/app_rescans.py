@@ -10,6 +10,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from services.scheduler.clock import ClockUnreadable, clock_from
+from services.scheduler.metrics import RescanGauges, readers_from
 from services.scheduler.rescans import RescanScheduler, TriggerHandler
 from services.scheduler.settings import SchedulerSettings
 from shared.errors import BrokerUnavailable
@@ -49,11 +50,13 @@ def start_rescans(
     store = RescanStore(pool)
     topics = settings.kafka.topics
     slot.handler = TriggerHandler(store, broker, topics, clock)
+    gauges = RescanGauges(readers_from(settings.otel))
     scheduler = RescanScheduler(
-        store, WatchStatsStore(pool), broker, topics, clock, settings.rescan, settings.kafka.publish_window
+        store, WatchStatsStore(pool), broker, topics, clock, settings.rescan, settings.kafka.publish_window, gauges
     )
     task = asyncio.create_task(_rescan_forever(scheduler, broker, settings.rescan.tick_s))
     task.add_done_callback(_report_crash)
+    task.add_done_callback(lambda _: gauges.shutdown())
     return task
 
 

@@ -13,6 +13,7 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 
 from services.scheduler.clock import Clock
+from services.scheduler.metrics import RescanGauges
 from services.scheduler.settings import RescanSettings
 from shared.config import TopicNames
 from shared.events import Priority, RescanReason, RescanRequested, decode, rescan_trigger
@@ -46,6 +47,7 @@ class RescanScheduler:
     clock: Clock
     settings: RescanSettings
     publish_window: int = 256
+    gauges: RescanGauges | None = None
     _last_stats: float = field(default=float("-inf"), init=False)
     _logged_stats: dict[str, tuple[object, ...]] = field(default_factory=dict, init=False)
 
@@ -70,7 +72,10 @@ class RescanScheduler:
             sent += emitted
         if time.monotonic() - self._last_stats >= self.settings.stats_interval_s:
             self._last_stats = time.monotonic()
-            for row in await self.stats.refresh(now, timedelta(days=self.settings.history_days)):
+            rows = await self.stats.refresh(now, timedelta(days=self.settings.history_days))
+            if self.gauges is not None:
+                self.gauges.update(rows)
+            for row in rows:
                 summary = tuple(row)
                 if self._logged_stats.get(row["tenant"]) == summary[1:-1]:
                     continue  # unchanged since the last line
