@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test test-fast chaos up lint clean
+.PHONY: install demo test test-fast chaos up lint clean simulate-rescans
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Sluice needs Python 3.11 or newer")'
@@ -28,6 +28,10 @@ test-fast: $(STAMP)
 # Full-size chaos scenarios (kills, outages, poison); the last line printed is a JSON summary.
 chaos: $(STAMP)
 	SLUICE_CHAOS_FULL=1 $(BIN)/python -m pytest -m chaos tests/chaos -p no:cacheprovider
+
+# 10,000 watched items over 30 simulated days: scans and change-detection delay per rescan strategy.
+simulate-rescans: $(STAMP)
+	$(BIN)/python -m services.scheduler.simulate
 
 up: $(STAMP)
 	$(BIN)/sluice dev up

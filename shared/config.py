@@ -81,6 +81,11 @@ class TopicNames(BaseModel):
         """The retry topic of one delay tier."""
         return f"{self.prefix}.tasks.retry-{delay_s}s"
 
+    @property
+    def triggers(self) -> str:
+        """External rescan triggers (RescanTrigger), consumed by the scheduler."""
+        return f"{self.prefix}.triggers"
+
 
 class PostgresSettings(BaseSettings):
     """The read model's database."""

@@ -15,11 +15,14 @@ from shared.config import KafkaSettings
 from shared.events import (
     BatchProcessed,
     CancelJob,
+    ItemsChanged,
     JobCancelled,
     JobCompleted,
     JobFailed,
     JobProgressed,
     JobRequested,
+    RescanRequested,
+    RescanTrigger,
     TaskBatch,
 )
 from shared.kafka import retry_tiers
@@ -38,14 +41,19 @@ class TopicContract:
 def topic_contracts(settings: KafkaSettings) -> list[TopicContract]:
     t = settings.topics
     contracts = [
-        TopicContract(t.requests, "job-requests", (JobRequested,),
-                      "Other systems ask for a job; intake validates it (key: any, the job id is usual).", True),
+        TopicContract(t.requests, "job-requests", (JobRequested, RescanRequested),
+                      "Other systems ask for a job, the scheduler for a rescan; intake validates it (key: any, the job "
+                      "id is usual).", True),
         TopicContract(t.tasks, "tasks", (TaskBatch,),
                       "Intake's batches for the processors (key job_id:batch_index); redrives land here too."),
         TopicContract(t.results, "results", (BatchProcessed, CancelJob),
                       "One result message per task batch, and cancellations (key job_id); the aggregator's input."),
-        TopicContract(t.job_events, "job-events", (JobProgressed, JobCompleted, JobFailed, JobCancelled),
-                      "Job lifecycle for downstream systems (key job_id): throttled progress, then one final event."),
+        TopicContract(t.job_events, "job-events", (JobProgressed, JobCompleted, JobFailed, JobCancelled, ItemsChanged),
+                      "Job lifecycle for downstream systems (key job_id): throttled progress, items that changed "
+                      "since their last scan, then one final event."),
+        TopicContract(t.triggers, "triggers", (RescanTrigger,),
+                      "Other systems say which entities changed (keys or tags); the scheduler rescans matching "
+                      "watched items, debounced.", True),
         TopicContract(t.rejected, "rejected", (),
                       "Job requests that could not be decoded or accepted, as sent, reason in x-sluice-reason."),
         TopicContract(t.tasks_dlq, "tasks-dlq", (TaskBatch,),

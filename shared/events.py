@@ -100,12 +100,16 @@ class ItemResult(BaseModel):
     attempts: int = Field(1, ge=0)
     duration_ms: float = Field(0.0, ge=0)
     generation: int = Field(0, ge=0, description="A result of a later generation replaces a failed one")
+    fingerprint: str | None = Field(
+        None, max_length=200, description="Hash of the meaningful output (succeeded items); compared across jobs"
+    )
 
 
 class BatchProcessed(Envelope):
     """One message on the results topic: the results of one TaskBatch, one per item."""
 
     type: Literal["batch.processed"] = "batch.processed"
+    schema_version: Literal[1, 2] = 2  # 2: results carry a fingerprint; 1 is still read
     kind: str
     batch_index: int = Field(ge=0)
     results: list[ItemResult] = Field(min_length=1, max_length=MAX_BATCH_SIZE)
@@ -171,14 +175,73 @@ class JobCancelled(Envelope):
     reason: str
 
 
+class RescanReason(StrEnum):
+    PERIODIC = "periodic"
+    ADAPTIVE = "adaptive"
+    EVENT = "event"
+    SAMPLE = "sample"
+    ESCALATION = "escalation"
+
+
+class RescanRequested(JobRequested):
+    """Command from the scheduler on the requests topic: rescan these watched items.
+
+    Shaped like JobRequested so it takes intake's normal path (limits, fair share, priorities); its job_id
+    is the trigger id, so a re-published trigger is accepted once.
+    """
+
+    type: Literal["rescan.requested"] = "rescan.requested"  # type: ignore[assignment]
+    watch_id: UUID
+    reason: RescanReason
+
+
+class ItemsChanged(Envelope):
+    """On the job-events topic, per job and aggregator write: how its new results compare with the items' last."""
+
+    type: Literal["items.changed"] = "items.changed"
+    kind: str
+    changed: list[int] = Field(default_factory=list, description="Indexes of items whose output changed")
+    unchanged: int = Field(0, ge=0)
+    new: int = Field(0, ge=0, description="Items seen for the first time")
+
+
+class RescanTrigger(BaseModel):
+    """On ``<prefix>.triggers``, from other systems: these entities changed; rescan the watched items that match."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: Literal["rescan.trigger"] = "rescan.trigger"
+    schema_version: Literal[1] = 1
+    event_id: UUID = Field(default_factory=uuid4)
+    tenant: str = Field(min_length=1, max_length=200)
+    keys: list[str] = Field(default_factory=list, max_length=10_000, description="Item keys (web.page: the URL)")
+    tags: list[str] = Field(default_factory=list, max_length=100, description="Watch tags")
+    occurred_at: AwareDatetime = Field(default_factory=utc_now)
+
+
 JobProgress = JobProgressed
 
 ResultsTopicMessage = Annotated[BatchProcessed | CancelJob, Field(discriminator="type")]
-JobEvent = Annotated[JobProgressed | JobCompleted | JobFailed | JobCancelled, Field(discriminator="type")]
+JobEvent = Annotated[
+    JobProgressed | JobCompleted | JobFailed | JobCancelled | ItemsChanged, Field(discriminator="type")
+]
 AnyEvent = Annotated[
-    JobRequested | TaskBatch | BatchProcessed | CancelJob | JobProgressed | JobCompleted | JobFailed | JobCancelled,
+    JobRequested
+    | RescanRequested
+    | TaskBatch
+    | BatchProcessed
+    | CancelJob
+    | JobProgressed
+    | JobCompleted
+    | JobFailed
+    | JobCancelled
+    | ItemsChanged
+    | RescanTrigger,
     Field(discriminator="type"),
 ]
+
+rescan_requested: TypeAdapter[RescanRequested] = TypeAdapter(RescanRequested)
+rescan_trigger: TypeAdapter[RescanTrigger] = TypeAdapter(RescanTrigger)
 
 results_topic_message: TypeAdapter[Any] = TypeAdapter(ResultsTopicMessage)
 job_event: TypeAdapter[Any] = TypeAdapter(JobEvent)

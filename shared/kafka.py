@@ -78,6 +78,7 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
         *(spec(topics.retry(tier), settings.task_partitions, str(DAY_MS)) for tier in retry_tiers(settings)),
         spec(topics.tasks_dlq, DLQ_PARTITIONS, str(30 * DAY_MS)),
         spec(topics.results_dlq, DLQ_PARTITIONS, str(30 * DAY_MS)),
+        spec(topics.triggers, settings.request_partitions, week),
     ]
 
 

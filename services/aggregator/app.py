@@ -10,13 +10,16 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
+from services.aggregator.changes import ChangeStep
 from services.aggregator.dead_letters import DeadLetterIndexer
 from services.aggregator.logic import ProgressThrottle
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.sink import ResultSink
 from shared.kafka import SendWindow, ensure_topics, group_options, make_broker
+from shared.kinds import load_kinds
 from shared.postgres import apply_migrations, open_pool
 from shared.readiness import wait_for
+from shared.stores.changes import ChangeStore
 from shared.stores.dead_letters import DeadLetterStore
 from shared.stores.results import ResultStore
 from shared.telemetry import make_tracer_provider
@@ -91,6 +94,7 @@ async def _lifespan(settings: AggregatorSettings, broker: KafkaBroker, runtime: 
             topics,
             ProgressThrottle(settings.progress_interval_s),
             write_attempts=settings.write_retry_attempts,
+            changes=ChangeStep(ChangeStore(load_kinds())) if settings.detect_changes else None,
         )
         sweeper = ResultSink(store, SendWindow(broker, settings.kafka.publish_window), topics, ProgressThrottle(0))
         runtime.tasks.append(asyncio.create_task(_sweep_forever(sweeper, broker)))

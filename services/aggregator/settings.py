@@ -13,6 +13,9 @@ class AggregatorSettings(BaseSettings):
     messages_per_poll: int = Field(200, ge=1, le=10_000, description="Result messages written per transaction")
     progress_interval_s: float = Field(1.0, ge=0, le=3600, description="At most one JobProgressed per job per interval")
     write_retry_attempts: int = Field(8, ge=1, le=1000, description="Database write attempts before redelivery")
+    detect_changes: bool = Field(
+        True, description="Compare each succeeded result's fingerprint with the item's previous one (rescans)"
+    )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)

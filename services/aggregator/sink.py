@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from aiokafka import ConsumerRecord
 
+from services.aggregator.changes import ChangeStep, change_events
 from services.aggregator.dead_letters import (
     ATTEMPTS_HEADER,
     ERROR_TYPE_HEADER,
@@ -39,6 +40,8 @@ class ResultSink:
     topics: TopicNames
     throttle: ProgressThrottle
     write_attempts: int = 1
+    changes: ChangeStep | None = None
+    """Change detection, run in the write's transaction (None: results are not compared)."""
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Process one poll of the results topic.
@@ -71,6 +74,10 @@ class ResultSink:
                 reason = f"unknown job {job_id}: no job row exists, results not written"
                 tenant = next((m.tenant for m in [*batches, *cancels] if m.job_id == job_id), None)
                 await self._reject(record, reason, "UnknownJob", job_id=str(job_id), tenant=tenant)
+        for changed in change_events(outcome.also):
+            await self.window.send(
+                changed.model_dump_json().encode(), self.topics.job_events, key=str(changed.job_id).encode()
+            )
         await self._announce(outcome.finished)
         for state in self.throttle.due(outcome.jobs, time.monotonic()):
             await self._publish(progress_event(state).model_dump_json().encode(), state)
@@ -84,7 +91,7 @@ class ResultSink:
         """Retry a write the database could not take, backing off; after the last attempt, raise (redelivery)."""
         for attempt in range(1, self.write_attempts + 1):
             try:
-                return await self.store.record(batches, cancels)
+                return await self.store.record(batches, cancels, also=self.changes)
             except CONNECTION_ERRORS as exc:
                 if attempt == self.write_attempts:
                     raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc

@@ -3,7 +3,7 @@
 import csv
 import io
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Annotated
@@ -31,6 +31,8 @@ from services.intake.logic import (
 from services.intake.models import JobAccepted, JobParameters, JobSubmission
 from services.intake.runtime import IntakeRuntime
 from services.intake.spool import spool_ndjson
+from services.intake.watch_models import RescanSpec
+from services.intake.watching import watch_job
 from shared.errors import InvalidJob, JobNotFound, LimitExceeded
 from shared.events import CancelJob
 from shared.kafka import SendWindow
@@ -40,7 +42,7 @@ log = logging.getLogger(__name__)
 router = APIRouter()
 
 NDJSON = "application/x-ndjson"
-CSV_COLUMNS = ("item_index", "status", "input", "output", "error", "error_type", "attempts", "duration_ms")
+CSV_COLUMNS = ("item_index", "status", "input", "output", "error", "error_type", "attempts", "duration_ms", "change")
 
 
 def runtime(request: Request) -> IntakeRuntime:
@@ -62,7 +64,7 @@ async def _read_capped(request: Request, limit: int) -> bytes:
     return bytes(body)
 
 
-def _accepted_answer(request: Request, acceptance: Acceptance) -> JSONResponse:
+def _accepted_answer(request: Request, acceptance: Acceptance, watch_id: UUID | None = None) -> JSONResponse:
     job = acceptance.job
     base = str(request.base_url).rstrip("/")
     body = JobAccepted(
@@ -71,6 +73,7 @@ def _accepted_answer(request: Request, acceptance: Acceptance) -> JSONResponse:
         results_url=f"{base}/v1/jobs/{job.job_id}/results",
         total_items=job.total_items,
         total_batches=job.total_batches,
+        watch_id=str(watch_id) if watch_id else None,
     )
     headers = {"Location": body.status_url}
     if acceptance.replayed:
@@ -113,9 +116,10 @@ async def submit_job(
             )
             draft = replace(draft, batch_size=batch_size_for(plan, settings.batch_size))
             acceptance = await rt.acceptor.accept(draft, spool.items)
+            watch_id = await _watch(rt, tenant, params.rescan, acceptance, spool.items)
         finally:
             spool.close()
-        return _accepted_answer(request, acceptance)
+        return _accepted_answer(request, acceptance, watch_id)
     if content_type != "application/json":
         raise InvalidJob(f"Content-Type must be application/json or {NDJSON}", field="Content-Type", status=415)
     submission = _parse_submission(await _read_capped(request, settings.max_json_body_bytes))
@@ -132,7 +136,19 @@ async def submit_job(
         fingerprint.add_item(item)
     draft = _draft(tenant, kind.name, options, submission.priority, callback, idempotency_key, fingerprint, len(items))
     draft = replace(draft, batch_size=batch_size_for(plan, settings.batch_size))
-    return _accepted_answer(request, await rt.acceptor.accept(draft, lambda: items))
+    acceptance = await rt.acceptor.accept(draft, lambda: items)
+    watch_id = await _watch(rt, tenant, submission.rescan, acceptance, lambda: items)
+    return _accepted_answer(request, acceptance, watch_id)
+
+
+async def _watch(
+    rt: IntakeRuntime, tenant: str, spec: RescanSpec | None, acceptance: Acceptance,
+    items: Callable[[], Iterable[JsonValue]],
+) -> UUID | None:  # fmt: skip
+    if spec is None:
+        return None
+    job = acceptance.job
+    return await watch_job(rt, tenant, spec, job.job_id, job.kind, job.options, job.priority, items())
 
 
 def _draft(
@@ -156,12 +172,14 @@ def _parse_submission(body: bytes) -> JobSubmission:
 
 def _ndjson_parameters(request: Request) -> JobParameters:
     query = dict(request.query_params)
+    for name in ("options", "rescan"):
+        if name in query:
+            try:
+                query[name] = orjson.loads(query[name])
+            except orjson.JSONDecodeError as exc:
+                raise InvalidJob(f"query parameter {name} must be a JSON object", field=name) from exc
     try:
-        if "options" in query:
-            query["options"] = orjson.loads(query["options"])
         return JobParameters.model_validate(query)
-    except orjson.JSONDecodeError as exc:
-        raise InvalidJob("query parameter options must be a JSON object", field="options") from exc
     except ValidationError as exc:
         first = exc.errors()[0]
         field = ".".join(str(part) for part in first["loc"]) or None
@@ -227,6 +245,8 @@ def _result_json(row: dict[str, object]) -> dict[str, JsonValue]:
         "error_type": row["error_type"],
         "attempts": row["attempts"],
         "duration_ms": row["duration_ms"],
+        "change": row.get("change"),
+        "fingerprint": row.get("fingerprint"),
     }  # type: ignore[return-value]
 
 

@@ -9,7 +9,7 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from services.intake import admin, contracts, listing
+from services.intake import admin, contracts, listing, watches
 from services.intake.accept import JobAcceptor
 from services.intake.api import router
 from services.intake.auth import install_rate_limit_headers
@@ -40,6 +40,7 @@ def build_app(settings: IntakeSettings) -> FastAPI:
     app.include_router(admin.router)
     app.include_router(listing.router)
     app.include_router(contracts.router)
+    app.include_router(watches.router)
     install_error_handlers(app)
     install_rate_limit_headers(app)
     _register_front_door(broker, app, settings)

@@ -9,7 +9,7 @@ from services.intake.limits import batch_size_for, check_items, check_priority
 from services.intake.logic import Fingerprint, resolve_kind, validate_item, validate_options
 from services.intake.runtime import IntakeRuntime
 from shared.errors import InvalidJob, LimitExceeded
-from shared.events import JobRequested, decode, job_requested
+from shared.events import JobRequested, RescanRequested, decode, job_requested, rescan_requested
 from shared.kafka import SendWindow, error_headers
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,11 @@ def decode_job_requested(raw: bytes | None) -> JobRequested:
     try:
         return decode(job_requested, raw, "JobRequested event")
     except ValueError as exc:
+        if raw and b'"rescan.requested"' in raw:  # the scheduler's rescans take the same path
+            try:
+                return decode(rescan_requested, raw, "RescanRequested event")
+            except ValueError as rescan_exc:
+                raise InvalidJob(str(rescan_exc)) from rescan_exc
         raise InvalidJob(str(exc)) from exc
 
 
@@ -55,7 +60,8 @@ async def on_job_requested(rt: IntakeRuntime, record: ConsumerRecord) -> None:
         fingerprint.add_item(item)
     draft = JobDraft(
         job_id=request.job_id, tenant=request.tenant, kind=kind.name, options=options, priority=request.priority,
-        callback_url=request.callback_url, source="kafka", idempotency_key=None,
+        callback_url=request.callback_url, source="rescan" if isinstance(request, RescanRequested) else "kafka",
+        idempotency_key=None,
         fingerprint=fingerprint.hexdigest(), total_items=len(items),
         batch_size=batch_size_for(plan, settings.batch_size),
     )  # fmt: skip

@@ -2,6 +2,7 @@
 
 from pydantic import BaseModel, ConfigDict, Field, HttpUrl, JsonValue
 
+from services.intake.watch_models import RescanSpec
 from shared.events import Priority
 
 
@@ -15,6 +16,8 @@ class JobSubmission(BaseModel):
     options: dict[str, JsonValue] = Field(default_factory=dict)
     priority: Priority = Priority.NORMAL
     callback_url: HttpUrl | None = None
+    rescan: RescanSpec | None = None
+    """Watch the items: the scheduler rescans them (see the README's "Rescans")."""
 
 
 class JobParameters(BaseModel):
@@ -26,6 +29,7 @@ class JobParameters(BaseModel):
     options: dict[str, JsonValue] = Field(default_factory=dict)
     priority: Priority = Priority.NORMAL
     callback_url: HttpUrl | None = None
+    rescan: RescanSpec | None = None
 
 
 class JobAccepted(BaseModel):
@@ -34,3 +38,4 @@ class JobAccepted(BaseModel):
     results_url: str
     total_items: int
     total_batches: int
+    watch_id: str | None = None

@@ -17,7 +17,7 @@ def decode_task_batch(raw: bytes | None) -> TaskBatch:
     return decode(task_batch, raw, "TaskBatch")
 
 
-def succeeded(item: TaskItem, output: JsonValue, duration_ms: float) -> ItemResult:
+def succeeded(item: TaskItem, output: JsonValue, duration_ms: float, fingerprint: str | None = None) -> ItemResult:
     return ItemResult(
         index=item.index,
         status=ItemStatus.SUCCEEDED,
@@ -26,6 +26,7 @@ def succeeded(item: TaskItem, output: JsonValue, duration_ms: float) -> ItemResu
         attempts=item.attempt,
         duration_ms=duration_ms,
         generation=item.generation,
+        fingerprint=fingerprint,
     )
 
 

@@ -15,6 +15,7 @@ from services.processor.logic import BatchOutcome, cancelled, settle_failure, su
 from shared.errors import ItemFailed, SluiceError
 from shared.events import TaskBatch, TaskItem, utc_now
 from shared.failures import RetryPolicy, item_timeout_s, policy_for
+from shared.fingerprints import output_fingerprint
 from shared.kinds import ItemHandler, Kind
 from shared.kinds.settings import KindSettings
 
@@ -99,7 +100,8 @@ class KindRunner:
             try:
                 async with asyncio.timeout(timeout_s):
                     output = await handler(item.input, outcome.batch.options)
-                outcome.results.append(succeeded(item, output, _ms_since(started)))
+                fingerprint = output_fingerprint(self._kinds.get(outcome.batch.kind), output)
+                outcome.results.append(succeeded(item, output, _ms_since(started), fingerprint))
             except Exception as exc:  # every handler failure (or non-JSON output) is this item's, never the batch's
                 self._settle(outcome, item, exc, _ms_since(started), retry)
 

@@ -9,7 +9,9 @@ from datetime import datetime
 
 import asyncpg
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 
+from services.scheduler.app_rescans import TriggerSlot, register_trigger_handler, start_rescans
 from services.scheduler.logic import SweepPolicy, retention_cutoff, sweep_summary
 from services.scheduler.settings import SchedulerSettings
 from shared.events import utc_now
@@ -26,7 +28,9 @@ def build_app(settings: SchedulerSettings) -> FastStream:
     broker = make_broker(
         settings.kafka, client_id="sluice-scheduler", tracer_provider=make_tracer_provider(settings.otel, "scheduler")
     )
-    return FastStream(broker, lifespan=lambda: _lifespan(settings))
+    triggers = TriggerSlot()
+    register_trigger_handler(broker, settings, triggers)
+    return FastStream(broker, lifespan=lambda: _lifespan(settings, broker, triggers))
 
 
 def policy_from(settings: SchedulerSettings) -> SweepPolicy:
@@ -65,15 +69,17 @@ class Sweeper:
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(settings: SchedulerSettings) -> AsyncIterator[None]:
+async def _lifespan(settings: SchedulerSettings, broker: KafkaBroker, triggers: TriggerSlot) -> AsyncIterator[None]:
     await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
     pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
     sweeps: asyncio.Task[None] | None = None
+    rescans: asyncio.Task[None] | None = None
     try:
         await apply_migrations(pool)
         sweeper = Sweeper(SweepStore(pool), policy_from(settings))
         sweeps = asyncio.create_task(_sweep_forever(sweeper, settings.sweep_interval_s))
         sweeps.add_done_callback(_report_crash)
+        rescans = start_rescans(settings, broker, pool, triggers)
         log.info(
             "scheduler ready; sweeping every %.1fs (default job timeout %.0fs, stall window %.0fs, retention %g days)",
             settings.sweep_interval_s, settings.job_timeout_s, settings.stall_window_s,
@@ -81,9 +87,10 @@ async def _lifespan(settings: SchedulerSettings) -> AsyncIterator[None]:
         )  # fmt: skip
         yield
     finally:
-        if sweeps is not None:
-            sweeps.cancel()
-            await asyncio.gather(sweeps, return_exceptions=True)
+        for task in (sweeps, rescans):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await pool.close()
 
 

@@ -7,6 +7,25 @@ from shared.config import KafkaSettings, OtelSettings, PostgresSettings, Startup
 from shared.stores.sweeps import DEFAULT_JOB_TIMEOUT_S, MAX_JOB_TIMEOUT_S, MIN_JOB_TIMEOUT_S
 
 
+class RescanSettings(BaseSettings):
+    """How the scheduler decides and emits rescans of watched items."""
+
+    model_config = SettingsConfigDict(env_prefix="SLUICE_RESCAN_", frozen=True, extra="ignore")
+
+    tick_s: float = Field(1.0, gt=0, le=3600, description="Seconds between rescan planning rounds")
+    batch_items: int = Field(5000, ge=1, le=1_000_000, description="Due items decided per transaction")
+    max_items_per_trigger: int = Field(
+        1000, ge=1, le=10_000, description="Items per RescanRequested; a larger due group is split"
+    )
+    emit_batch: int = Field(100, ge=1, le=10_000, description="Outbox rescans published per transaction")
+    stats_interval_s: float = Field(30.0, ge=0, le=86_400, description="Seconds between per-tenant statistics")
+    history_days: float = Field(7.0, gt=0, le=365, description="Sent rescans stay listed this long (GET .../rescans)")
+    triggers_group_id: str = Field("sluice-scheduler-triggers", description="Group of the <prefix>.triggers topic")
+    clock_file: str | None = Field(
+        None, description="Tests and simulations: read the current time (ISO 8601) from this file, not the clock"
+    )
+
+
 class SchedulerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SLUICE_SCHEDULER_", frozen=True, extra="ignore")
 
@@ -26,6 +45,8 @@ class SchedulerSettings(BaseSettings):
         30.0, gt=0, le=3650, description="Jobs finished longer ago than this are deleted with their results"
     )
     purge_chunk_rows: int = Field(10_000, ge=1, le=1_000_000, description="Result rows deleted per statement")
+
+    rescan: RescanSettings = Field(default_factory=RescanSettings)
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)

@@ -106,6 +106,12 @@ class TestSite:
         with self._lock:
             self._versions[i] = version
 
+    def change(self, *pages: int) -> None:
+        """Changes each page's title (its next version), so a rescan sees a changed page."""
+        with self._lock:
+            for i in pages:
+                self._versions[i] = self._versions.get(i, 0) + 1
+
     def version(self, i: int) -> int:
         with self._lock:
             return self._versions.get(i, 0)

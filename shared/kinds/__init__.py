@@ -36,6 +36,10 @@ class Kind:
     """Opens whatever the handler needs (clients, pools) for the life of a processor."""
     validate_options: Callable[[dict[str, JsonValue]], dict[str, JsonValue]] = field(default=_accept_options)
     description: str = ""
+    item_key: Callable[[JsonValue], str] | None = None
+    """The item's identity across jobs (for change detection and watches); default: shared.fingerprints."""
+    fingerprint: Callable[[JsonValue], str] | None = None
+    """A hash of the meaningful part of an output, so volatile parts do not count as a change."""
 
 
 class KindLoadError(SluiceError):

@@ -156,4 +156,6 @@ class JobStore:
             after = page[-1]["item_index"]
 
 
-_RESULT_COLUMNS = "item_index, status, input, output, error, error_type, attempts, duration_ms, recorded_at"
+_RESULT_COLUMNS = (
+    "item_index, status, input, output, error, error_type, attempts, duration_ms, recorded_at, change, fingerprint"
+)

@@ -1,6 +1,6 @@
 """ResultStore: the only code that writes item results and job counters (the aggregator's sink)."""
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from uuid import UUID
 
@@ -44,6 +44,8 @@ _UPSERT = """WITH incoming AS (
     FROM written w LEFT JOIN previous p USING (job_id, item_index) GROUP BY w.job_id"""
 """Insert new results; replace a failed or timed-out one only with a later generation's. Per job: how many rows
 were inserted or replaced and how each counter moves (a replaced row leaves its old status's counter)."""
+AlsoInTransaction = Callable[[asyncpg.Connection, Sequence[BatchProcessed]], Awaitable[object]] | None
+"""A further step run in the write's transaction after the results are stored (e.g. change detection)."""
 _JOB_STATE = "job_id, tenant, status, total_items, succeeded, failed, cancelled, timed_out, error"
 
 
@@ -68,6 +70,8 @@ class WriteOutcome:
     """Jobs this write moved to a terminal status (their lifecycle event is due)."""
     unknown_jobs: set[UUID] = field(default_factory=set)
     """Job ids with no job row: their results were not written (the caller routes them aside)."""
+    also: object = None
+    """What the caller's ``also`` step returned (e.g. change detection), when it ran."""
 
 
 def _state(row: asyncpg.Record) -> JobState:
@@ -98,7 +102,9 @@ class ResultStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def record(self, batches: Sequence[BatchProcessed], cancels: Sequence[CancelJob] = ()) -> WriteOutcome:
+    async def record(
+        self, batches: Sequence[BatchProcessed], cancels: Sequence[CancelJob] = (), *, also: AlsoInTransaction = None
+    ) -> WriteOutcome:
         """Write results and apply cancellations idempotently, in one transaction.
 
         1. COPY the rows into a temporary table;
@@ -110,6 +116,7 @@ class ResultStore:
         """
         rows = _rows(batches)
         cancel_ids = list(dict.fromkeys(c.job_id for c in cancels))
+        also_result: object = None
         async with self._pool.acquire() as connection, connection.transaction():
             tallies: list[asyncpg.Record] = []
             unknown: set[UUID] = set()
@@ -141,6 +148,8 @@ class ResultStore:
                     [t["failed"] for t in tallies], [t["cancelled"] for t in tallies],
                     [t["timed_out"] for t in tallies],
                 )  # fmt: skip
+                if also is not None:
+                    also_result = await also(connection, batches)
             finished = []
             if cancel_ids:
                 finished += await connection.fetch(
@@ -181,6 +190,7 @@ class ResultStore:
             jobs=[_state(row) for row in states],
             finished=[_state(row) for row in finished],
             unknown_jobs=unknown,
+            also=also_result,
         )
 
     async def unannounced(self, limit: int = 100) -> list[JobState]:

@@ -37,6 +37,8 @@ WEB_PAGE = Kind(
     validate_item,
     start,
     description="Fetch a URL (SSRF-guarded); extract title, description, canonical, e-mails, phones, links",
+    item_key=lambda item: str(item["url"]) if isinstance(item, dict) else str(item),
+    fingerprint=lambda output: str(output["content_hash"]) if isinstance(output, dict) else str(output),
 )
 
 __all__ = ["WEB_PAGE", "start", "validate_item"]
