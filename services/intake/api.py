@@ -219,7 +219,7 @@ async def cancel_job(job_id: UUID, rt: Runtime, tenant: Tenant) -> dict[str, Jso
     return status_view(await _visible_job(rt, tenant, job_id), datetime.now(UTC))
 
 
-@router.get("/v1/jobs/{job_id}/results", responses=AUTHENTICATED | error_responses(404))
+@router.get("/v1/jobs/{job_id}/results", responses=AUTHENTICATED | error_responses(400, 404))
 async def get_results(
     job_id: UUID,
     rt: Runtime,

@@ -33,6 +33,7 @@ class ErrorBody(BaseModel):
 
 
 _MEANINGS = {
+    400: "A cursor this API did not issue; `field` names it",
     401: "No API key, or an unknown or revoked one (`WWW-Authenticate: Bearer`)",
     404: "No such job (or dead letter) for this tenant",
     413: "Over a limit; `field` names it",

@@ -9,12 +9,13 @@ from fastapi import APIRouter, Query
 from pydantic import JsonValue
 
 from services.intake.api import Runtime, Tenant
+from services.intake.errors import AUTHENTICATED, error_responses
 from services.intake.logic import status_view
 from shared.errors import InvalidJob
 from shared.events import JobStatus
 from shared.stores.job_list import JobKey, JobListFilter, list_jobs
 
-router = APIRouter(tags=["jobs"])
+router = APIRouter(tags=["jobs"], responses=AUTHENTICATED | error_responses(400))
 
 
 def encode_job_cursor(key: JobKey) -> str:
@@ -39,7 +40,7 @@ def decode_job_cursor(cursor: str | None) -> JobKey | None:
 @router.get("/v1/jobs")
 async def get_jobs(
     rt: Runtime,
-    tenant: Tenant = "default",
+    tenant: Tenant,
     status: JobStatus | None = None,
     kind: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

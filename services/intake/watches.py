@@ -13,13 +13,13 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, JsonValue, ValidationError
 
 from services.intake.api import Runtime, Tenant
-from services.intake.errors import error_body
+from services.intake.errors import AUTHENTICATED, error_body, error_responses
 from services.intake.watch_models import RescanSpec, spec_of
 from services.intake.watching import watch_job
 from shared.errors import InvalidJob, JobNotFound
 from shared.stores.watches import MAX_PAGE, WatchRecord, WatchStore
 
-router = APIRouter(prefix="/v1/watches", tags=["watches"])
+router = APIRouter(prefix="/v1/watches", tags=["watches"], responses=AUTHENTICATED | error_responses(404))
 
 
 def _view(watch: WatchRecord) -> dict[str, JsonValue]:

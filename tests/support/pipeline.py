@@ -80,6 +80,10 @@ class Pipeline:
             self._keys[tenant] = issue_key_sync(self.env["DATABASE_URL"], tenant)
         return self._keys[tenant]
 
+    def forget_keys(self) -> None:
+        """Drop the cached keys, e.g. after the database lost its tenants; the next client issues new ones."""
+        self._keys.clear()
+
     def logs(self, lines: int = 60) -> str:
         self._log.flush()
         return "".join(self.log_path.read_text(encoding="utf-8", errors="replace").splitlines(True)[-lines:])
