@@ -3,7 +3,7 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.config import KafkaSettings, OtelSettings, PostgresSettings, StartupSettings
+from shared.config import KafkaSettings, OtelSettings, PostgresSettings, StartupSettings, WebhookSettings
 
 
 class AggregatorSettings(BaseSettings):
@@ -13,8 +13,11 @@ class AggregatorSettings(BaseSettings):
     messages_per_poll: int = Field(200, ge=1, le=10_000, description="Result messages written per transaction")
     progress_interval_s: float = Field(1.0, ge=0, le=3600, description="At most one JobProgressed per job per interval")
     write_retry_attempts: int = Field(8, ge=1, le=1000, description="Database write attempts before redelivery")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz; 0 = off")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics port binds")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     startup: StartupSettings = Field(default_factory=StartupSettings)
     otel: OtelSettings = Field(default_factory=OtelSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)

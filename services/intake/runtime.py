@@ -1,14 +1,16 @@
 """What intake's lifespan opens and its routes and subscriber use; one per app."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import redis.asyncio as aioredis
 from faststream.kafka import KafkaBroker
 
 from services.intake.accept import JobAcceptor
+from services.intake.live import JobEventHub
 from services.intake.settings import IntakeSettings
 from shared.kinds import Kind
+from shared.metrics import SluiceMetrics
 from shared.redis import CancellationFlags
 from shared.stores.jobs import JobStore
 
@@ -23,3 +25,5 @@ class IntakeRuntime:
     store: JobStore
     acceptor: JobAcceptor
     flags: CancellationFlags
+    hub: JobEventHub = field(kw_only=True)
+    metrics: SluiceMetrics = field(kw_only=True)

@@ -9,6 +9,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import JsonValue
 
 from services.processor.logic import BatchOutcome, cancelled, settle_failure, succeeded
@@ -17,6 +19,8 @@ from shared.events import TaskBatch, TaskItem, utc_now
 from shared.failures import RetryPolicy, item_timeout_s, policy_for
 from shared.kinds import ItemHandler, Kind
 from shared.kinds.settings import KindSettings
+from shared.metrics import SluiceMetrics
+from shared.tracing import target_host
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ class KindRunner:
         *,
         clock: Callable[[], datetime] = utc_now,
         rand: Callable[[], float] = random.random,
+        metrics: SluiceMetrics | None = None,
+        tracer: Tracer | None = None,
     ) -> None:
         self._kinds = kinds
         self._handlers: dict[str, ItemHandler] = {}
@@ -54,6 +60,8 @@ class KindRunner:
         self._policy = policy
         self._clock, self._rand = clock, rand
         self._exit_stack = AsyncExitStack()
+        self._metrics = metrics
+        self._tracer = tracer
 
     async def start(self, settings: KindSettings) -> None:
         for name, kind in self._kinds.items():
@@ -95,13 +103,40 @@ class KindRunner:
         self, outcome: BatchOutcome, handler: ItemHandler, item: TaskItem, retry: RetryPolicy, timeout_s: float
     ) -> None:
         async with self._slots:
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(timeout_s):
-                    output = await handler(item.input, outcome.batch.options)
-                outcome.results.append(succeeded(item, output, _ms_since(started)))
-            except Exception as exc:  # every handler failure (or non-JSON output) is this item's, never the batch's
-                self._settle(outcome, item, exc, _ms_since(started), retry)
+            if self._tracer is None:
+                await self._call(outcome, handler, item, retry, timeout_s)
+                return
+            kind = outcome.batch.kind
+            attributes: dict[str, str | int] = {"sluice.kind": kind, "sluice.item_index": item.index}
+            attributes["sluice.attempt"] = item.attempt
+            if host := target_host(item.input):
+                attributes["server.address"] = host
+            # Errors are recorded by _call (the exception never leaves it: it becomes the item's result).
+            with self._tracer.start_as_current_span(
+                f"item {kind}", attributes=attributes, record_exception=False, set_status_on_exception=False
+            ):
+                await self._call(outcome, handler, item, retry, timeout_s)
+
+    async def _call(
+        self, outcome: BatchOutcome, handler: ItemHandler, item: TaskItem, retry: RetryPolicy, timeout_s: float
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(timeout_s):
+                output = await handler(item.input, outcome.batch.options)
+            outcome.results.append(succeeded(item, output, _ms_since(started)))
+            self._observe(outcome.batch.kind, started, "succeeded")
+        except Exception as exc:  # every handler failure (or non-JSON output) is this item's, never the batch's
+            self._observe(outcome.batch.kind, started, "error")
+            span = trace.get_current_span()
+            if span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+            self._settle(outcome, item, exc, _ms_since(started), retry)
+
+    def _observe(self, kind: str, started: float, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.handler_duration.record(time.perf_counter() - started, {"kind": kind, "outcome": outcome})
 
     def _settle(self, outcome: BatchOutcome, item: TaskItem, error: Exception, ms: float, retry: RetryPolicy) -> None:
         settle_failure(

@@ -32,6 +32,8 @@ class ProcessorSettings(BaseSettings):
     item_timeout_overrides: str = Field(
         "{}", description='Per-kind item timeout in seconds, a JSON object: {"web.page": 20}'
     )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz; 0 = off")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics port binds")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

@@ -9,13 +9,17 @@ from datetime import datetime
 
 import asyncpg
 from faststream import FastStream
+from faststream.kafka import KafkaBroker
 
 from services.scheduler.logic import SweepPolicy, retention_cutoff, sweep_summary
 from services.scheduler.settings import SchedulerSettings
 from shared.events import utc_now
 from shared.kafka import ensure_topics, make_broker
+from shared.metrics import SluiceMetrics
+from shared.ops_server import serving_ops
 from shared.postgres import CONNECTION_ERRORS, apply_migrations, open_pool
 from shared.readiness import wait_for
+from shared.stores.job_stats import JobStats
 from shared.stores.sweeps import PurgeOutcome, SweepOutcome, SweepStore
 from shared.telemetry import make_tracer_provider
 
@@ -26,7 +30,7 @@ def build_app(settings: SchedulerSettings) -> FastStream:
     broker = make_broker(
         settings.kafka, client_id="sluice-scheduler", tracer_provider=make_tracer_provider(settings.otel, "scheduler")
     )
-    return FastStream(broker, lifespan=lambda: _lifespan(settings))
+    return FastStream(broker, lifespan=lambda: _lifespan(settings, broker))
 
 
 def policy_from(settings: SchedulerSettings) -> SweepPolicy:
@@ -65,33 +69,43 @@ class Sweeper:
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(settings: SchedulerSettings) -> AsyncIterator[None]:
+async def _lifespan(settings: SchedulerSettings, broker: KafkaBroker) -> AsyncIterator[None]:
     await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
     pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
     sweeps: asyncio.Task[None] | None = None
+    metrics = SluiceMetrics("scheduler")
     try:
         await apply_migrations(pool)
         sweeper = Sweeper(SweepStore(pool), policy_from(settings))
-        sweeps = asyncio.create_task(_sweep_forever(sweeper, settings.sweep_interval_s))
+        sweeps = asyncio.create_task(_sweep_forever(sweeper, settings.sweep_interval_s, JobStats(pool), metrics))
         sweeps.add_done_callback(_report_crash)
         log.info(
             "scheduler ready; sweeping every %.1fs (default job timeout %.0fs, stall window %.0fs, retention %g days)",
             settings.sweep_interval_s, settings.job_timeout_s, settings.stall_window_s,
             settings.result_retention_days,
         )  # fmt: skip
-        yield
+        checks = {"kafka": lambda: broker.ping(timeout=2), "postgres": lambda: _postgres_ok(pool)}
+        async with serving_ops(settings.metrics_host, settings.metrics_port, metrics, checks):
+            yield
     finally:
         if sweeps is not None:
             sweeps.cancel()
             await asyncio.gather(sweeps, return_exceptions=True)
         await pool.close()
+        metrics.shutdown()
 
 
-async def _sweep_forever(sweeper: Sweeper, interval_s: float) -> None:
-    """Sweep, then wait; a database error skips one sweep (each is idempotent), anything else ends the loop."""
+async def _postgres_ok(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval("SELECT 1", timeout=2) == 1
+
+
+async def _sweep_forever(sweeper: Sweeper, interval_s: float, stats: JobStats, metrics: SluiceMetrics) -> None:
+    """Sweep and refresh the job gauges, then wait; a database error skips one sweep (each is idempotent),
+    anything else ends the loop."""
     while True:
         try:
             await sweeper.run_once(utc_now())
+            metrics.set_job_counts(await stats.by_status(), await stats.stalled())
         except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
             log.warning("sweep failed, retrying in %.1fs: %s: %s", interval_s, type(exc).__name__, exc)
         await asyncio.sleep(interval_s)
