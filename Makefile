@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test test-fast chaos up lint clean
+.PHONY: install demo test test-fast chaos up lint clean chromium overhead
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Sluice needs Python 3.11 or newer")'
@@ -19,7 +19,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sluice demo
 
-test: $(STAMP)
+# The dashboard's browser test drives Debian's chromium (Playwright never downloads a browser here).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
@@ -28,6 +32,10 @@ test-fast: $(STAMP)
 # Full-size chaos scenarios (kills, outages, poison); the last line printed is a JSON summary.
 chaos: $(STAMP)
 	SLUICE_CHAOS_FULL=1 $(BIN)/python -m pytest -m chaos tests/chaos -p no:cacheprovider
+
+# Throughput with tracing on vs off (real services, a loopback OTLP receiver); prints a JSON summary.
+overhead: $(STAMP)
+	$(BIN)/python -m tests.support.tracing_overhead
 
 up: $(STAMP)
 	$(BIN)/sluice dev up

@@ -1,0 +1,81 @@
+"""The dashboard in a real headless browser (Debian's chromium driven by Playwright): it loads behind the tenant
+key, a running job's bar moves, and a finished job shows completed."""
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from shared.devstack.testsite import TestSite, serving_test_site
+from tests.support.pipeline import Pipeline, wait_for_status
+
+pytestmark = [pytest.mark.e2e, pytest.mark.browser]
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def site() -> Iterator[TestSite]:
+    with serving_test_site(pages=10) as running:
+        yield running
+
+
+@pytest.fixture
+def slow_pipeline(service_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
+    env = {**service_env, "SLUICE_INTAKE_BATCH_SIZE": "1", "SLUICE_PROCESSOR_MAX_IN_FLIGHT": "1"}
+    running = Pipeline(env, tmp_path / "services.log")
+    try:
+        yield running.start()
+    finally:
+        running.stop()
+
+
+async def test_the_dashboard_shows_a_running_jobs_bar_moving_and_a_finished_job_completed(
+    slow_pipeline: Pipeline, site: TestSite
+) -> None:
+    if shutil.which(CHROMIUM) is None:
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)")
+    from playwright.async_api import async_playwright
+
+    tenant = "dash-tenant"
+    async with slow_pipeline.client(tenant=tenant) as client:
+        quick = (await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2]})).json()["job_id"]
+        await wait_for_status(client, quick, timeout=60)
+        slow_items = [site.url(f"/slow?ms=250&n={n}") for n in range(24)]
+        response = await client.post("/v1/jobs", json={"kind": "web.page", "items": slow_items})
+        slow = response.json()["job_id"]
+
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                page = await browser.new_page()
+                await page.goto(f"{slow_pipeline.url}/dashboard")
+                await page.fill("#key", tenant)
+                await page.click("button[type=submit]")
+
+                finished = page.locator(f'tr[data-job-id="{quick}"] .status')
+                await finished.wait_for(timeout=15_000)
+                assert await finished.text_content() == "completed"
+
+                bar = f'tr[data-job-id="{slow}"] .fill'
+                await page.wait_for_function(
+                    f"""() => {{ const p = Number(document.querySelector('{bar}')?.dataset.percent);
+                                 return p > 0 && p < 100; }}""",
+                    timeout=30_000,
+                )
+                moving_from = float(await page.get_attribute(bar, "data-percent") or 0)
+                await page.wait_for_function(
+                    f"() => Number(document.querySelector('{bar}').dataset.percent) > {moving_from}", timeout=30_000
+                )
+                await page.wait_for_function(
+                    f"""() => document.querySelector('tr[data-job-id="{slow}"] .status').textContent === 'completed'""",
+                    timeout=60_000,
+                )
+                assert await page.get_attribute(bar, "data-percent") == "100"
+            finally:
+                await browser.close()
