@@ -75,6 +75,7 @@ def test_the_alert_rules_cover_lag_failures_latency_stalls_and_dead_letters():
         "SluiceDeadLettersGrowing",
     }  # fmt: skip
     assert rules["SluiceConsumerLagGrowing"]["for"] == "10m"
-    assert "[1h]" in rules["SluiceItemFailureRateHigh"]["expr"] and "> 0.05" in rules["SluiceItemFailureRateHigh"]["expr"]
+    failure_rate = rules["SluiceItemFailureRateHigh"]["expr"]
+    assert "[1h]" in failure_rate and "> 0.05" in failure_rate
     assert "histogram_quantile(0.95" in rules["SluiceEndToEndLatencyHigh"]["expr"]
     assert all(rule["annotations"]["summary"] for rule in rules.values())
