@@ -35,7 +35,7 @@ chaos: $(STAMP)
 
 # Throughput with tracing on vs off (real services, a loopback OTLP receiver); prints a JSON summary.
 overhead: $(STAMP)
-	$(BIN)/python -m tests.support.tracing_overhead
+	$(BIN)/python -m tests.perf.tracing_overhead
 
 up: $(STAMP)
 	$(BIN)/sluice dev up
