@@ -270,7 +270,14 @@ async def _lifespan(
     await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
     redis_client = open_redis(settings.redis)
     tracer = runtime.tracer or trace.NoOpTracer()
-    runner = KindRunner(load_kinds(), settings.max_in_flight, policy, metrics=runtime.metrics, tracer=runtime.tracer)
+    runner = KindRunner(
+        load_kinds(),
+        settings.max_in_flight,
+        policy,
+        metrics=runtime.metrics,
+        tracer=runtime.tracer,
+        item_spans=settings.item_spans,
+    )
     await runner.start(settings.kinds)
     topics = settings.kafka.topics
     checks = {"kafka": lambda: broker.ping(timeout=2), "redis": lambda: _redis_ok(redis_client)}

@@ -53,6 +53,7 @@ class KindRunner:
         rand: Callable[[], float] = random.random,
         metrics: SluiceMetrics | None = None,
         tracer: Tracer | None = None,
+        item_spans: str = "all",
     ) -> None:
         self._kinds = kinds
         self._handlers: dict[str, ItemHandler] = {}
@@ -62,6 +63,7 @@ class KindRunner:
         self._exit_stack = AsyncExitStack()
         self._metrics = metrics
         self._tracer = tracer
+        self._item_spans = item_spans
 
     async def start(self, settings: KindSettings) -> None:
         for name, kind in self._kinds.items():
@@ -103,24 +105,22 @@ class KindRunner:
         self, outcome: BatchOutcome, handler: ItemHandler, item: TaskItem, retry: RetryPolicy, timeout_s: float
     ) -> None:
         async with self._slots:
-            if self._tracer is None:
+            if self._tracer is None or self._item_spans != "all":
                 await self._call(outcome, handler, item, retry, timeout_s)
                 return
-            kind = outcome.batch.kind
-            attributes: dict[str, str | int] = {"sluice.kind": kind, "sluice.item_index": item.index}
-            attributes["sluice.attempt"] = item.attempt
-            if host := target_host(item.input):
-                attributes["server.address"] = host
             # Errors are recorded by _call (the exception never leaves it: it becomes the item's result).
             with self._tracer.start_as_current_span(
-                f"item {kind}", attributes=attributes, record_exception=False, set_status_on_exception=False
+                f"item {outcome.batch.kind}",
+                attributes=_item_attributes(outcome.batch.kind, item),
+                record_exception=False,
+                set_status_on_exception=False,
             ):
                 await self._call(outcome, handler, item, retry, timeout_s)
 
     async def _call(
         self, outcome: BatchOutcome, handler: ItemHandler, item: TaskItem, retry: RetryPolicy, timeout_s: float
     ) -> None:
-        started = time.perf_counter()
+        started, started_ns = time.perf_counter(), time.time_ns()
         try:
             async with asyncio.timeout(timeout_s):
                 output = await handler(item.input, outcome.batch.options)
@@ -128,11 +128,23 @@ class KindRunner:
             self._observe(outcome.batch.kind, started, "succeeded")
         except Exception as exc:  # every handler failure (or non-JSON output) is this item's, never the batch's
             self._observe(outcome.batch.kind, started, "error")
-            span = trace.get_current_span()
-            if span.is_recording():
-                span.record_exception(exc)
-                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+            self._trace_failure(outcome.batch.kind, item, exc, started_ns)
             self._settle(outcome, item, exc, _ms_since(started), retry)
+
+    def _trace_failure(self, kind: str, item: TaskItem, exc: Exception, started_ns: int) -> None:
+        """Record the error on the item's span; with item_spans=failed, make that span now, with its real start."""
+        span = trace.get_current_span()
+        made_here = False
+        if self._tracer is not None and self._item_spans == "failed":
+            span = self._tracer.start_span(
+                f"item {kind}", attributes=_item_attributes(kind, item), start_time=started_ns
+            )
+            made_here = True
+        if span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+        if made_here:
+            span.end()
 
     def _observe(self, kind: str, started: float, outcome: str) -> None:
         if self._metrics is not None:
@@ -149,6 +161,14 @@ class KindRunner:
             now=self._clock(),
             rand=self._rand,
         )
+
+
+def _item_attributes(kind: str, item: TaskItem) -> dict[str, str | int]:
+    attributes: dict[str, str | int] = {"sluice.kind": kind, "sluice.item_index": item.index}
+    attributes["sluice.attempt"] = item.attempt
+    if host := target_host(item.input):
+        attributes["server.address"] = host
+    return attributes
 
 
 def _ms_since(started: float) -> float:
