@@ -2,7 +2,8 @@
 
 "on" exports every span (HTTP, Kafka hops, batch, item, write, completion) over OTLP/HTTP to a loopback receiver,
 as production exports to a collector; "on_failed_items" is the same with SLUICE_PROCESSOR_ITEM_SPANS=failed (no
-span for an item that succeeds); "off" has no exporter configured, so no batch or item spans are made. Run with ``make overhead``; prints one JSON line.
+span for an item that succeeds); "off" has no exporter configured, so no batch or item spans are made.
+Run with ``make overhead``; prints one JSON line.
 Environment: SLUICE_OVERHEAD_ITEMS (default 40000), SLUICE_OVERHEAD_ROUNDS (default 2 per mode).
 """
 
