@@ -77,6 +77,7 @@ class WebhookDispatcher:
         started = time.perf_counter()
         status_code: int | None = None
         error: str | None = None
+        permanent = False  # a refused target or a missing secret: retrying cannot help
         try:
             if not self.settings.secret:
                 raise CallbackRefused("not sent: SLUICE_WEBHOOK_SECRET is not set")
@@ -93,11 +94,10 @@ class WebhookDispatcher:
             if not 200 <= status_code < 300:
                 error = f"HTTP {status_code}"
         except CallbackRefused as exc:
-            error = str(exc)
+            error, permanent = str(exc), True
         except httpx.HTTPError as exc:
             error = f"{type(exc).__name__}: {exc}"[:500]
         delivered = error is None
-        permanent = isinstance(error, str) and error.startswith(("not sent", "refused"))
         attempt = delivery.attempts + 1
         retry_in = None
         if not delivered and not permanent and attempt < self.settings.max_attempts:

@@ -227,7 +227,7 @@ def build_app(settings: ProcessorSettings) -> FastStream:
     policy = failure_policy(settings)
     tracer_provider = make_tracer_provider(settings.otel, "processor")
     broker = make_broker(settings.kafka, client_id="sluice-processor", tracer_provider=tracer_provider)
-    runtime = Runtime(metrics=SluiceMetrics("processor"))
+    runtime = Runtime()
     runtime.tracer = tracer_provider.get_tracer("sluice.processor") if tracing_enabled(settings.otel) else None
     runtime.metrics.watch_lag(BrokerLag(broker).readings)
     register_handlers(broker, settings, runtime)

@@ -46,7 +46,7 @@ async def test_the_dashboard_shows_a_running_jobs_bar_moving_and_a_finished_job_
     async with slow_pipeline.client(tenant=tenant) as client:
         quick = (await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2]})).json()["job_id"]
         await wait_for_status(client, quick, timeout=60)
-        slow_items = [site.url(f"/slow?ms=250&n={n}") for n in range(24)]
+        slow_items = [site.url(f"/slow?ms=200&n={n}") for n in range(16)]
         response = await client.post("/v1/jobs", json={"kind": "web.page", "items": slow_items})
         slow = response.json()["job_id"]
 
