@@ -79,3 +79,18 @@ def test_the_alert_rules_cover_lag_failures_latency_stalls_and_dead_letters():
     assert "[1h]" in failure_rate and "> 0.05" in failure_rate
     assert "histogram_quantile(0.95" in rules["SluiceEndToEndLatencyHigh"]["expr"]
     assert all(rule["annotations"]["summary"] for rule in rules.values())
+
+
+def test_compose_prometheus_scrapes_every_service_and_loads_the_alert_rules_it_mounts():
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text(encoding="utf-8"))
+    config = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))
+    mounts = dict(volume.split(":")[:2] for volume in compose["services"]["prometheus"]["volumes"])
+    assert all((ROOT / source).is_file() for source in mounts)
+    assert set(config["rule_files"]) <= set(mounts.values())
+    jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    assert jobs["sluice-intake"]["static_configs"][0]["targets"] == ["intake:8000"]
+    workers = jobs["sluice-workers"]["dns_sd_configs"][0]
+    for name in workers["names"]:
+        environment = compose["services"][name]["environment"]
+        assert environment[f"SLUICE_{name.upper()}_METRICS_PORT"] == str(workers["port"])
+        assert environment[f"SLUICE_{name.upper()}_METRICS_HOST"] == "0.0.0.0"
