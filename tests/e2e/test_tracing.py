@@ -1,5 +1,6 @@
 """One job's trace across intake, processor and aggregator, as exported over OTLP/HTTP by the real services."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -105,3 +106,11 @@ async def test_one_jobs_spans_from_all_three_services_form_one_tree_with_links_a
     completion = next(s for s in received if s.name == "job partially_failed")
     assert completion.parent_id == root.span_id and completion.trace_id == root.trace_id
     assert set(completion.links) == aggregated_ids, "the completion span links the job's batches"
+
+    # The processor's "1 dead-lettered" line was logged inside the batch span: one JSON object with its ids.
+    logged = [
+        json.loads(line.split("] ", 1)[1])
+        for line in traced_pipeline.logs(lines=2000).splitlines()
+        if line.startswith("[processor] {") and root.trace_id in line
+    ]
+    assert any("dead-lettered" in entry["message"] and entry["span_id"] in trace for entry in logged), logged
