@@ -21,7 +21,7 @@ from tests.support.webhook_receiver import receiving_webhooks
 pytestmark = pytest.mark.e2e
 
 SECRET = "test-webhook-secret"
-SLOW_ITEM_MS = 150
+SLOW_ITEM_MS = 200
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +79,7 @@ async def test_a_job_streams_its_progress_and_completion_to_clients_on_either_in
     async with watched.client() as client, watched.client() as replica:
         replica.base_url = httpx.URL(f"http://127.0.0.1:{second_port}")
         await eventually(lambda: _ready(replica), timeout=60)
-        response = await client.post("/v1/jobs", json={"kind": "web.page", "items": _slow_items(site, 12)})
+        response = await client.post("/v1/jobs", json={"kind": "web.page", "items": _slow_items(site, 16)})
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
 
@@ -91,7 +91,7 @@ async def test_a_job_streams_its_progress_and_completion_to_clients_on_either_in
     for events in seen.values():
         names = [name for name, _ in events]
         assert names[0] == "status" and names[-1] == "completed", names
-        assert events[-1][1]["percent"] == 100.0 and events[-1][1]["counts"]["succeeded"] == 12
+        assert events[-1][1]["percent"] == 100.0 and events[-1][1]["counts"]["succeeded"] == 16
     first = [data["percent"] for name, data in seen["first"] if name == "progress"]
     assert first and first == sorted(first) and 0 < first[0] < 100, "progress moved forward before completion"
 
