@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shared.devstack.ports import free_port
 from shared.devstack.testsite import TestSite, serving_test_site
 from tests.support.pipeline import Pipeline, wait_for_status
 
@@ -27,7 +28,14 @@ def site() -> Iterator[TestSite]:
 
 @pytest.fixture
 def slow_pipeline(service_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
-    env = {**service_env, "SLUICE_INTAKE_BATCH_SIZE": "1", "SLUICE_PROCESSOR_MAX_IN_FLIGHT": "1"}
+    processor_metrics = free_port()
+    env = {
+        **service_env,
+        "SLUICE_INTAKE_BATCH_SIZE": "1",
+        "SLUICE_PROCESSOR_MAX_IN_FLIGHT": "1",
+        "SLUICE_PROCESSOR_METRICS_PORT": str(processor_metrics),
+        "SLUICE_INTAKE_DASHBOARD_METRICS_URLS": f'["http://127.0.0.1:{processor_metrics}/metrics"]',
+    }
     running = Pipeline(env, tmp_path / "services.log")
     try:
         yield running.start()
@@ -66,11 +74,15 @@ async def test_the_dashboard_shows_a_running_jobs_bar_moving_and_a_finished_job_
                     f"() => document.querySelector('{status}')?.textContent === 'completed'", timeout=60_000
                 )
                 seen = await page.evaluate(f"window.barWidths['{slow}'] || []")
+                lag_topics = await page.locator("#lag tr td:first-child").all_text_contents()
+                throughput_bars = await page.locator("#throughput rect").count()
             finally:
                 await browser.close()
     moving = [percent for percent in seen if 0 < percent < 100]
     assert len(set(moving)) >= 2 and moving == sorted(moving), f"the bar moved forward while running: {seen}"
     assert seen[-1] == 100, seen
+    assert any(topic.endswith(".tasks") for topic in lag_topics), f"partition lag of the tasks topic: {lag_topics}"
+    assert throughput_bars >= 1, "a results-per-minute bar"
 
 
 RECORD_BAR_WIDTHS = """() => {
