@@ -36,7 +36,16 @@ def ops_ports() -> dict[str, int]:
 
 
 @pytest.fixture
-def watched(service_env: dict[str, str], ops_ports: dict[str, int], tmp_path: Path) -> Iterator[Pipeline]:
+def replica_port() -> int:
+    return free_port()
+
+
+@pytest.fixture
+def watched(
+    request: pytest.FixtureRequest, service_env: dict[str, str], ops_ports: dict[str, int], tmp_path: Path
+) -> Iterator[Pipeline]:
+    """Four services, plus a second intake replica for a test that asks for ``replica_port`` (started together,
+    so their start-ups overlap)."""
     env = {
         **service_env,
         "SLUICE_INTAKE_BATCH_SIZE": "2",
@@ -50,6 +59,9 @@ def watched(service_env: dict[str, str], ops_ports: dict[str, int], tmp_path: Pa
     }
     running = Pipeline(env, tmp_path / "services.log")
     try:
+        if "replica_port" in request.fixturenames:
+            replica_port = request.getfixturevalue("replica_port")
+            running.start_service("intake", {"SLUICE_INTAKE_PORT": str(replica_port)})
         yield running.start(("intake", "processor", "aggregator", "scheduler"))
     finally:
         running.stop()
@@ -72,12 +84,10 @@ async def _events(client: httpx.AsyncClient, job_id: str) -> AsyncIterator[tuple
 
 
 async def test_a_job_streams_its_progress_and_completion_to_clients_on_either_intake_replica_then_just_its_status(
-    watched: Pipeline, site: TestSite
+    watched: Pipeline, replica_port: int, site: TestSite
 ) -> None:
-    second_port = free_port()
-    watched.start_service("intake", {"SLUICE_INTAKE_PORT": str(second_port)})
     async with watched.client() as client, watched.client() as replica:
-        replica.base_url = httpx.URL(f"http://127.0.0.1:{second_port}")
+        replica.base_url = httpx.URL(f"http://127.0.0.1:{replica_port}")
         await eventually(lambda: _ready(replica), timeout=60)
         response = await client.post("/v1/jobs", json={"kind": "web.page", "items": _slow_items(site, 16)})
         assert response.status_code == 202, response.text
