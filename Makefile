@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test test-fast chaos up lint clean simulate-rescans
+.PHONY: install demo test test-fast chaos up lint clean simulate-rescans chromium overhead
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Sluice needs Python 3.11 or newer")'
@@ -19,7 +19,11 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/sluice demo
 
-test: $(STAMP)
+# The dashboard's browser test drives Debian's chromium (Playwright never downloads a browser here).
+chromium:
+	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
+
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
@@ -32,6 +36,10 @@ chaos: $(STAMP)
 # 10,000 watched items over 30 simulated days: scans and change-detection delay per rescan strategy.
 simulate-rescans: $(STAMP)
 	$(BIN)/python -m services.scheduler.simulate
+
+# Throughput with tracing on vs off (real services, a loopback OTLP receiver); prints a JSON summary.
+overhead: $(STAMP)
+	$(BIN)/python -m tests.perf.tracing_overhead
 
 up: $(STAMP)
 	$(BIN)/sluice dev up

@@ -126,3 +126,22 @@ class StartupSettings(BaseSettings):
 
     attempts: int = Field(30, ge=1, le=1000)
     delay_s: float = Field(1.0, gt=0, le=60)
+
+
+class WebhookSettings(BaseSettings):
+    """Job completion callbacks: signing, retries and which networks a callback_url may reach."""
+
+    model_config = _section("SLUICE_WEBHOOK_")
+
+    secret: str | None = Field(
+        None, description="HMAC-SHA256 key of the X-Sluice-Signature header; unset, callbacks are not sent"
+    )
+    max_attempts: int = Field(8, ge=1, le=100, description="Tries per delivery before it is marked failed")
+    base_delay_s: float = Field(2.0, gt=0, le=3600, description="Backoff: the n-th retry waits base × 2^(n-1)")
+    max_delay_s: float = Field(600.0, gt=0, le=86_400, description="Cap of one backoff wait")
+    timeout_s: float = Field(10.0, gt=0, le=300, description="One delivery request's timeout")
+    poll_interval_s: float = Field(1.0, gt=0, le=60, description="How often the dispatcher looks for due deliveries")
+    allow_networks: list[str] = Field(
+        default_factory=list,
+        description='Non-public networks callbacks may reach, e.g. ["127.0.0.0/8"]; public addresses always may',
+    )

@@ -55,6 +55,8 @@ DIRECT_VARIABLES: tuple[tuple[str, str, str], ...] = (
     ),
     ("OTEL_TRACES_SAMPLER", "`parentbased_always_on`", "Sampler, e.g. `parentbased_traceidratio`"),
     ("OTEL_TRACES_SAMPLER_ARG", "*unset*", "Sampler argument, e.g. `0.1` to keep one trace in ten"),
+    ("SLUICE_LOG_FORMAT", "`json`", "`json`: one JSON object per line with trace and span ids; `text`: plain lines"),
+    ("OTEL_BSP_SCHEDULE_DELAY", "`5000`", "Milliseconds between span exports"),
 )
 
 BEGIN_MARKER = "<!-- settings:begin -->"

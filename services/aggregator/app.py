@@ -6,22 +6,29 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
+import asyncpg
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry.trace import Tracer
 
 from services.aggregator.changes import ChangeStep
 from services.aggregator.dead_letters import DeadLetterIndexer
 from services.aggregator.logic import ProgressThrottle
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.sink import ResultSink
+from services.aggregator.webhooks import WebhookDispatcher, WebhookEnqueuer
 from shared.kafka import SendWindow, ensure_topics, group_options, make_broker
 from shared.kinds import load_kinds
+from shared.lag import BrokerLag
+from shared.metrics import SluiceMetrics
+from shared.ops_server import serving_ops
 from shared.postgres import apply_migrations, open_pool
 from shared.readiness import wait_for
 from shared.stores.changes import ChangeStore
 from shared.stores.dead_letters import DeadLetterStore
 from shared.stores.results import ResultStore
+from shared.stores.webhooks import WebhookStore
 from shared.telemetry import make_tracer_provider
 
 log = logging.getLogger(__name__)
@@ -34,16 +41,20 @@ class Runtime:
 
     sink: ResultSink | None = None
     dead_letters: DeadLetterIndexer | None = None
+    webhooks: WebhookEnqueuer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    metrics: SluiceMetrics = field(default_factory=lambda: SluiceMetrics("aggregator"))
 
 
 def build_app(settings: AggregatorSettings) -> FastStream:
-    broker = make_broker(
-        settings.kafka, client_id="sluice-aggregator", tracer_provider=make_tracer_provider(settings.otel, "aggregator")
-    )
+    tracer_provider = make_tracer_provider(settings.otel, "aggregator")
+    broker = make_broker(settings.kafka, client_id="sluice-aggregator", tracer_provider=tracer_provider)
     runtime = Runtime()
+    runtime.metrics.watch_lag(BrokerLag(broker).readings)
     register_handlers(broker, settings, runtime)
-    return FastStream(broker, lifespan=lambda: _lifespan(settings, broker, runtime))
+    return FastStream(
+        broker, lifespan=lambda: _lifespan(settings, broker, runtime, tracer_provider.get_tracer("sluice.aggregator"))
+    )
 
 
 def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime: Runtime) -> None:
@@ -78,16 +89,34 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
         assert runtime.dead_letters is not None
         await runtime.dead_letters.handle(message.raw_message)
 
+    @broker.subscriber(
+        settings.kafka.topics.job_events,
+        batch=True,
+        max_records=settings.messages_per_poll,
+        batch_timeout_ms=50,
+        group_id=f"{settings.group_id}-webhooks",
+        auto_offset_reset="earliest",
+        # Committed only once the poll's deliveries are in Postgres; an error seeks back and redelivers.
+        ack_policy=AckPolicy.NACK_ON_ERROR,
+        **group_options(settings.kafka),
+    )
+    async def on_job_events(message: KafkaMessage) -> None:
+        assert runtime.webhooks is not None
+        await runtime.webhooks.handle(message.raw_message)
+
 
 @contextlib.asynccontextmanager
-async def _lifespan(settings: AggregatorSettings, broker: KafkaBroker, runtime: Runtime) -> AsyncIterator[None]:
+async def _lifespan(
+    settings: AggregatorSettings, broker: KafkaBroker, runtime: Runtime, tracer: Tracer
+) -> AsyncIterator[None]:
     await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
     pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
     try:
         await apply_migrations(pool)
         store = ResultStore(pool)
         topics = settings.kafka.topics
-        runtime.dead_letters = DeadLetterIndexer(DeadLetterStore(pool), settings.kafka.topics)
+        metrics = runtime.metrics
+        runtime.dead_letters = DeadLetterIndexer(DeadLetterStore(pool), settings.kafka.topics, metrics)
         runtime.sink = ResultSink(
             store,
             SendWindow(broker, settings.kafka.publish_window),
@@ -95,15 +124,28 @@ async def _lifespan(settings: AggregatorSettings, broker: KafkaBroker, runtime: 
             ProgressThrottle(settings.progress_interval_s),
             write_attempts=settings.write_retry_attempts,
             changes=ChangeStep(ChangeStore(load_kinds())) if settings.detect_changes else None,
+            tracer=tracer,
+            metrics=metrics,
         )
+        webhook_store = WebhookStore(pool)
+        runtime.webhooks = WebhookEnqueuer(webhook_store)
+        dispatcher = WebhookDispatcher(webhook_store, settings.webhook, metrics)
         sweeper = ResultSink(store, SendWindow(broker, settings.kafka.publish_window), topics, ProgressThrottle(0))
         runtime.tasks.append(asyncio.create_task(_sweep_forever(sweeper, broker)))
-        yield
+        runtime.tasks.append(asyncio.create_task(dispatcher.run_forever()))
+        checks = {"kafka": lambda: broker.ping(timeout=2), "postgres": lambda: _postgres_ok(pool)}
+        async with serving_ops(settings.metrics_host, settings.metrics_port, metrics, checks):
+            yield
     finally:
         for task in runtime.tasks:
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
         await pool.close()
+        runtime.metrics.shutdown()
+
+
+async def _postgres_ok(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval("SELECT 1", timeout=2) == 1
 
 
 async def _sweep_forever(sweeper: ResultSink, broker: KafkaBroker) -> None:

@@ -21,6 +21,7 @@ from shared.failures import (
     TENANT_HEADER,
     TRACE_ID_HEADER,
 )
+from shared.metrics import SluiceMetrics
 from shared.stores.dead_letters import DeadLetterStore, NewDeadLetter
 
 RAW_EXCERPT_CHARS = 2000
@@ -100,12 +101,14 @@ def dead_letter_from(
 class DeadLetterIndexer:
     store: DeadLetterStore
     topics: TopicNames
+    metrics: SluiceMetrics | None = None
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Index one poll of dead letters in one transaction; the offsets are committed after this returns."""
-        await self.store.index(
-            [
-                dead_letter_from(r.topic, r.partition, r.offset, r.value, _headers(r.headers), self.topics)
-                for r in records
-            ]
-        )
+        letters = [
+            dead_letter_from(r.topic, r.partition, r.offset, r.value, _headers(r.headers), self.topics) for r in records
+        ]
+        await self.store.index(letters)
+        if self.metrics is not None:
+            for letter in letters:
+                self.metrics.dead_letters.add(1, {"topic": letter.topic, "error_type": letter.error_type or ""})

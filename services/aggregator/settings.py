@@ -3,7 +3,7 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.config import KafkaSettings, OtelSettings, PostgresSettings, StartupSettings
+from shared.config import KafkaSettings, OtelSettings, PostgresSettings, StartupSettings, WebhookSettings
 
 
 class AggregatorSettings(BaseSettings):
@@ -16,8 +16,11 @@ class AggregatorSettings(BaseSettings):
     detect_changes: bool = Field(
         True, description="Compare each succeeded result's fingerprint with the item's previous one (rescans)"
     )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz; 0 = off")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics port binds")
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)
     startup: StartupSettings = Field(default_factory=StartupSettings)
     otel: OtelSettings = Field(default_factory=OtelSettings)
+    webhook: WebhookSettings = Field(default_factory=WebhookSettings)

@@ -4,9 +4,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from aiokafka import ConsumerRecord
+from opentelemetry import trace
+from opentelemetry.trace import SpanContext, SpanKind, Tracer
 
 from services.aggregator.changes import ChangeStep, change_events
 from services.aggregator.dead_letters import (
@@ -16,6 +18,7 @@ from services.aggregator.dead_letters import (
     LAST_FAILURE_HEADER,
     TENANT_HEADER,
 )
+from services.aggregator.job_links import JobSpanLinks
 from services.aggregator.logic import (
     ProgressThrottle,
     backoff_delay,
@@ -27,8 +30,20 @@ from shared.config import TopicNames
 from shared.errors import DatabaseUnavailable
 from shared.events import BatchProcessed, CancelJob, utc_now
 from shared.kafka import SendWindow, error_headers
+from shared.metrics import SluiceMetrics
 from shared.postgres import CONNECTION_ERRORS
 from shared.stores.results import JobState, ResultStore, WriteOutcome
+from shared.tracing import (
+    JOB_TRACE_HEADER,
+    SUBMITTED_AT_HEADER,
+    links_to,
+    parent_context,
+    record_headers,
+    span_context_of,
+)
+
+MAX_WRITE_LINKS = 64
+"""The write span of a poll links at most this many of the poll's result messages (the first ones)."""
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +57,9 @@ class ResultSink:
     write_attempts: int = 1
     changes: ChangeStep | None = None
     """Change detection, run in the write's transaction (None: results are not compared)."""
+    tracer: Tracer = field(default_factory=lambda: trace.get_tracer("sluice.aggregator"))
+    metrics: SluiceMetrics | None = None
+    job_links: JobSpanLinks = field(default_factory=JobSpanLinks)
 
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Process one poll of the results topic.
@@ -57,6 +75,9 @@ class ResultSink:
         batches: list[BatchProcessed] = []
         cancels: list[CancelJob] = []
         raw_by_job: dict[object, list[ConsumerRecord]] = {}
+        message_spans: list[SpanContext] = []
+        job_roots: dict[object, str] = {}
+        submitted_ms: dict[int, int] = {}  # id(batch) → when its job was submitted (epoch ms)
         for record in records:
             try:
                 message = decode_results_message(record.value)
@@ -65,10 +86,26 @@ class ResultSink:
                 continue
             (batches if isinstance(message, BatchProcessed) else cancels).append(message)
             raw_by_job.setdefault(message.job_id, []).append(record)
+            headers = record_headers(record.headers)
+            if root := headers.get(JOB_TRACE_HEADER):
+                job_roots[message.job_id] = root
+            if (submitted := headers.get(SUBMITTED_AT_HEADER, "")).isdigit():
+                submitted_ms[id(message)] = int(submitted)
+            message_spans.append(self._message_span(message, headers))
         if not batches and not cancels:
             await self.window.flush()
             return
-        outcome = await self._record_with_retry(batches, cancels)
+        # One transaction for the whole poll: its span links the poll's messages (a fan-in no parent fits).
+        with self.tracer.start_as_current_span(
+            "postgres record results",
+            kind=SpanKind.CLIENT,
+            links=links_to(message_spans, limit=MAX_WRITE_LINKS),
+            attributes={"db.system": "postgresql", "db.operation.name": "record", "sluice.messages": len(records)},
+        ):
+            outcome = await self._record_with_retry(batches, cancels)
+        self._observe_write(batches, outcome, submitted_ms)
+        for state in outcome.finished:
+            self._completion_span(state, job_roots.get(state.job_id))
         for job_id in outcome.unknown_jobs:
             for record in raw_by_job.get(job_id, []):
                 reason = f"unknown job {job_id}: no job row exists, results not written"
@@ -86,6 +123,54 @@ class ResultSink:
             await self.store.mark_announced([state.job_id for state in outcome.finished])
         if outcome.duplicates:
             log.info("skipped %d redelivered results", outcome.duplicates)
+
+    def _message_span(self, message: BatchProcessed | CancelJob, headers: dict[str, str]) -> SpanContext:
+        """A span for one result message, a child of the processor's publish span; remembered for the job's
+        completion span."""
+        attributes: dict[str, str | int] = {"sluice.job_id": str(message.job_id), "sluice.type": message.type}
+        if isinstance(message, BatchProcessed):
+            attributes |= {"sluice.kind": message.kind, "sluice.batch_index": message.batch_index}
+        root = span_context_of(headers.get(JOB_TRACE_HEADER))
+        span = self.tracer.start_span(
+            f"aggregate {message.type}",
+            context=parent_context(headers),
+            kind=SpanKind.CONSUMER,
+            links=links_to([root], limit=1),
+            attributes=attributes,
+        )
+        span.end()
+        context = span.get_span_context()
+        if context.is_valid:
+            self.job_links.remember(message.job_id, context)
+        return context
+
+    def _completion_span(self, state: JobState, root: str | None) -> None:
+        """The job's end: a child of its root span, linking the batches recorded for it (job_links.py bounds)."""
+        parent = parent_context({"traceparent": root}) if root else None
+        span = self.tracer.start_span(
+            f"job {state.status.value}",
+            context=parent,
+            links=links_to(self.job_links.take(state.job_id), limit=64),
+            attributes={"sluice.job_id": str(state.job_id), "sluice.tenant": state.tenant,
+                        "sluice.status": state.status.value, "sluice.items": state.counts.total},
+        )  # fmt: skip
+        span.end()
+        if self.metrics is not None:
+            self.metrics.jobs_finished.add(1, {"status": state.status.value})
+
+    def _observe_write(
+        self, batches: list[BatchProcessed], outcome: WriteOutcome, submitted_ms: dict[int, int]
+    ) -> None:
+        if self.metrics is None:
+            return
+        now_ms = time.time() * 1000
+        for batch in batches:
+            if batch.job_id in outcome.unknown_jobs or (submitted := submitted_ms.get(id(batch))) is None:
+                continue
+            latency_s = max(now_ms - submitted, 0) / 1000
+            attributes = {"kind": batch.kind}
+            for _ in batch.results:
+                self.metrics.e2e_latency.record(latency_s, attributes)
 
     async def _record_with_retry(self, batches: list[BatchProcessed], cancels: list[CancelJob]) -> WriteOutcome:
         """Retry a write the database could not take, backing off; after the last attempt, raise (redelivery)."""

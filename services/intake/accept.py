@@ -14,6 +14,7 @@ from shared.errors import BrokerUnavailable, InvalidJob
 from shared.events import Priority
 from shared.kafka import SendWindow
 from shared.stores.jobs import AlreadyExists, JobRecord, JobStore, NewJob
+from shared.tracing import JOB_TRACE_HEADER, SUBMITTED_AT_HEADER, current_traceparent
 
 log = logging.getLogger(__name__)
 
@@ -80,13 +81,16 @@ class JobAcceptor:
     async def _publish(self, job: JobRecord, items: Iterable[JsonValue], batch_size: int) -> None:
         window = SendWindow(self.broker, self.publish_window, self.stall_timeout_s)
         key_prefix = str(job.job_id)
+        headers = {SUBMITTED_AT_HEADER: str(int(job.created_at.timestamp() * 1000))}
+        if root := current_traceparent():
+            headers[JOB_TRACE_HEADER] = root  # the span accepting the job: the job's root
         try:
             for batch in split_into_batches(
                 job_id=job.job_id, tenant=job.tenant, kind=job.kind, options=job.options,
                 priority=job.priority, items=items, batch_size=batch_size,
             ):  # fmt: skip
                 key = f"{key_prefix}:{batch.batch_index}".encode()
-                await window.send(batch.model_dump_json().encode(), self.topics.tasks, key=key)
+                await window.send(batch.model_dump_json().encode(), self.topics.tasks, key=key, headers=headers)
             await window.flush()
         except BrokerUnavailable as exc:
             window.abandon()

@@ -4,22 +4,26 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from fastapi import FastAPI
+from fastapi import FastAPI, Response
 from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from services.intake import admin, contracts, listing, watches
+from services.intake import admin, contracts, dashboard, listing, live_api, watches
 from services.intake.accept import JobAcceptor
 from services.intake.api import router
 from services.intake.auth import install_rate_limit_headers
 from services.intake.errors import install_error_handlers
 from services.intake.front_door import on_job_requested
+from services.intake.http_tracing import HttpTracing
+from services.intake.live import JobEventHub
 from services.intake.rate_limit import RateLimiter
 from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
 from shared.kafka import ensure_topics, group_options, make_broker
 from shared.kinds import load_kinds
+from shared.metrics import SluiceMetrics
+from shared.ops_server import PROMETHEUS_CONTENT_TYPE
 from shared.postgres import apply_migrations, open_pool
 from shared.readiness import wait_for
 from shared.redis import CancellationFlags, open_redis
@@ -32,15 +36,23 @@ log = logging.getLogger(__name__)
 
 
 def build_app(settings: IntakeSettings) -> FastAPI:
-    broker = make_broker(
-        settings.kafka, client_id="sluice-intake", tracer_provider=make_tracer_provider(settings.otel, "intake")
-    )
-    app = FastAPI(title="Sluice intake", version="2", lifespan=lambda app: _lifespan(app, settings, broker))
+    tracer_provider = make_tracer_provider(settings.otel, "intake")
+    broker = make_broker(settings.kafka, client_id="sluice-intake", tracer_provider=tracer_provider)
+    metrics = SluiceMetrics("intake")
+    app = FastAPI(title="Sluice intake", version="2", lifespan=lambda app: _lifespan(app, settings, broker, metrics))
     app.include_router(router)
     app.include_router(admin.router)
     app.include_router(listing.router)
     app.include_router(contracts.router)
     app.include_router(watches.router)
+    app.include_router(live_api.router)
+    app.include_router(dashboard.router)
+    app.add_middleware(HttpTracing, tracer=tracer_provider.get_tracer("sluice.intake"))
+
+    @app.get("/metrics", include_in_schema=False)
+    async def prometheus_metrics() -> Response:
+        return Response(metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)
+
     install_error_handlers(app)
     install_rate_limit_headers(app)
     _register_front_door(broker, app, settings)
@@ -62,11 +74,14 @@ def _register_front_door(broker: KafkaBroker, app: FastAPI, settings: IntakeSett
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(app: FastAPI, settings: IntakeSettings, broker: KafkaBroker) -> AsyncIterator[None]:
+async def _lifespan(
+    app: FastAPI, settings: IntakeSettings, broker: KafkaBroker, metrics: SluiceMetrics
+) -> AsyncIterator[None]:
     kinds = load_kinds()
     await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
     pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
     redis_client = open_redis(settings.redis)
+    hub = JobEventHub(settings.kafka, client_id="sluice-intake-live")
     try:
         await apply_migrations(pool)
         store = JobStore(pool)
@@ -84,11 +99,16 @@ async def _lifespan(app: FastAPI, settings: IntakeSettings, broker: KafkaBroker)
             tenants=tenants,
             plans=TenantPlans(tenants, settings.tenancy),
             rate_limiter=RateLimiter(redis_client, namespace=settings.kafka.topic_prefix),
+            hub=hub, metrics=metrics,
         )  # fmt: skip
+        metrics.watch_sse_clients(hub.client_count)
+        await hub.start()
         await broker.start()
         log.info("intake ready on %s:%d (kinds: %s)", settings.host, settings.port, ", ".join(sorted(kinds)))
         yield
     finally:
         await broker.stop()
+        await hub.stop()
+        metrics.shutdown()
         await redis_client.aclose()
         await pool.close()

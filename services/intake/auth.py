@@ -42,6 +42,7 @@ async def current_tenant(
     decision = await runtime.rate_limiter.hit(tenant, plan.requests_per_minute)
     request.state.rate_limit = decision
     if decision is not None and not decision.allowed:
+        runtime.metrics.count_rate_limited(tenant, "requests_per_minute")
         raise RateLimited(tenant, decision)
     return tenant
 

@@ -1,15 +1,17 @@
 """What intake's lifespan opens and its routes and subscriber use; one per app."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import asyncpg
 import redis.asyncio as aioredis
 from faststream.kafka import KafkaBroker
 
 from services.intake.accept import JobAcceptor
+from services.intake.live import JobEventHub
 from services.intake.rate_limit import RateLimiter
 from services.intake.settings import IntakeSettings
 from shared.kinds import Kind
+from shared.metrics import SluiceMetrics
 from shared.redis import CancellationFlags
 from shared.stores.jobs import JobStore
 from shared.stores.tenants import TenantStore
@@ -29,3 +31,5 @@ class IntakeRuntime:
     tenants: TenantStore
     plans: TenantPlans
     rate_limiter: RateLimiter
+    hub: JobEventHub = field(kw_only=True)
+    metrics: SluiceMetrics = field(kw_only=True)

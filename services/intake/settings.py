@@ -27,6 +27,10 @@ class IntakeSettings(BaseSettings):
     )
     requests_group_id: str = "sluice-intake"
     results_page_max: int = Field(1000, ge=1, le=10_000)
+    dashboard_metrics_urls: list[str] = Field(
+        default_factory=list,
+        description='/metrics URLs whose sluice_consumer_lag the dashboard shows, e.g. ["http://processor:9101/metrics"]',
+    )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     postgres: PostgresSettings = Field(default_factory=PostgresSettings)

@@ -14,6 +14,7 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
+from opentelemetry.trace import SpanKind, Tracer
 from redis.exceptions import RedisError
 
 from services.processor.logic import BatchOutcome, decode_task_batch
@@ -37,9 +38,13 @@ from shared.failures import (
 )
 from shared.kafka import SendWindow, ensure_topics, group_options, make_broker
 from shared.kinds import load_kinds
+from shared.lag import BrokerLag
+from shared.metrics import SluiceMetrics
+from shared.ops_server import serving_ops
 from shared.readiness import wait_for
 from shared.redis import CancellationFlags, open_redis
-from shared.telemetry import make_tracer_provider
+from shared.telemetry import make_tracer_provider, tracing_enabled
+from shared.tracing import JOB_TRACE_HEADER, carried, links_to, parent_context, record_headers, span_context_of
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +57,8 @@ class BatchWork:
     runner: KindRunner
     flags: CancellationFlags
     settings: ProcessorSettings
+    tracer: Tracer = field(default_factory=lambda: trace.get_tracer("sluice.processor"))
+    metrics: SluiceMetrics | None = None
 
     async def handle(self, records: Sequence[ConsumerRecord], window: SendWindow, tier_s: int | None = None) -> None:
         """1. decode (undecodable → tasks dead-letter topic); 2. on a retry topic, wait until the poll is due
@@ -61,37 +68,65 @@ class BatchWork:
         anywhere before 5 redelivers the poll; the aggregator ignores results it already has."""
         batches: list[TaskBatch] = []
         source: dict[int, str] = {}  # id(batch) → the topic it came from, for the dead-letter headers
+        headers: dict[int, dict[str, str]] = {}  # id(batch) → its message's headers (trace context)
         for record in records:
             try:
                 batches.append(decode_task_batch(record.value))
                 source[id(batches[-1])] = record.topic
+                headers[id(batches[-1])] = record_headers(record.headers)
             except ValueError as exc:
                 await self._dead_letter_undecodable(record, exc, window)
         if tier_s is not None and records:
             now_ms = int(time.time() * 1000)
             await asyncio.sleep(max(due_wait_s(_due_at_ms(record), now_ms, tier_s) for record in records))
         cancelled = await self._cancelled_jobs(batches)
-        trace_id = _current_trace_id()
+        poll_span = trace.get_current_span().get_span_context()
 
         async def run_and_publish(batch: TaskBatch) -> None:
-            outcome = await self.runner.run(batch, is_cancelled=batch.job_id in cancelled)
-            await self._publish(outcome, window, source.get(id(batch), ""), trace_id)
+            message_headers = headers.get(id(batch), {})
+            # A child of the publisher's span (the job's trace), linked to the job's root span and to this poll,
+            # which mixes batches of many jobs.
+            with self.tracer.start_as_current_span(
+                "process task.batch",
+                context=parent_context(message_headers),
+                kind=SpanKind.CONSUMER,
+                links=links_to([span_context_of(message_headers.get(JOB_TRACE_HEADER)), poll_span], limit=2),
+                attributes={
+                    "sluice.job_id": str(batch.job_id),
+                    "sluice.tenant": batch.tenant,
+                    "sluice.kind": batch.kind,
+                    "sluice.batch_index": batch.batch_index,
+                    "sluice.items": len(batch.items),
+                },
+            ):
+                outcome = await self.runner.run(batch, is_cancelled=batch.job_id in cancelled)
+                await self._publish(
+                    outcome, window, source.get(id(batch), ""), _current_trace_id(), carried(message_headers)
+                )
 
         await asyncio.gather(*(run_and_publish(batch) for batch in batches))
         await window.flush()
 
-    async def _publish(self, outcome: BatchOutcome, window: SendWindow, source_topic: str, trace_id: str) -> None:
+    async def _publish(
+        self, outcome: BatchOutcome, window: SendWindow, source_topic: str, trace_id: str, job_headers: dict[str, str]
+    ) -> None:
         topics = self.settings.kafka.topics
         batch = outcome.batch
+        self._count(outcome)
         if (processed := outcome.processed) is not None:
-            await window.send(processed.model_dump_json().encode(), topics.results, key=str(batch.job_id).encode())
+            await window.send(
+                processed.model_dump_json().encode(),
+                topics.results,
+                key=str(batch.job_id).encode(),
+                headers=job_headers,
+            )
         for tier, retry in outcome.retry_batches():
             due_at_ms = int(time.time() * 1000) + tier * 1000
             await window.send(
                 retry.model_dump_json().encode(),
                 topics.retry(tier),
                 key=f"{batch.job_id}:{batch.batch_index}".encode(),
-                headers={DUE_AT_HEADER: str(due_at_ms)},
+                headers={DUE_AT_HEADER: str(due_at_ms), **job_headers},
             )
         if outcome.retries or outcome.dead_letters:
             log.info(
@@ -120,6 +155,18 @@ class BatchWork:
                 key=str(batch.job_id).encode(),
                 headers=dead_letter_headers(record),
             )
+
+    def _count(self, outcome: BatchOutcome) -> None:
+        if self.metrics is None:
+            return
+        kind = outcome.batch.kind
+        statuses: dict[str, int] = {}
+        for result in outcome.results:
+            statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
+        for status, count in statuses.items():
+            self.metrics.items_processed.add(count, {"kind": kind, "status": status})
+        if outcome.retries:
+            self.metrics.items_retried.add(len(outcome.retries), {"kind": kind})
 
     async def _dead_letter_undecodable(self, record: ConsumerRecord, exc: ValueError, window: SendWindow) -> None:
         log.warning("dead-lettered a task message at %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
@@ -160,6 +207,9 @@ class Runtime:
     work: BatchWork | None = None
     windows: dict[str, SendWindow] = field(default_factory=dict)
     """One send window per subscriber: each flushes only its own sends before its offsets commit."""
+    metrics: SluiceMetrics = field(default_factory=lambda: SluiceMetrics("processor"))
+    tracer: Tracer | None = None
+    """None when tracing is off: no batch or item spans are made at all."""
 
 
 def failure_policy(settings: ProcessorSettings) -> FailurePolicy:
@@ -175,10 +225,11 @@ def failure_policy(settings: ProcessorSettings) -> FailurePolicy:
 
 def build_app(settings: ProcessorSettings) -> FastStream:
     policy = failure_policy(settings)
-    broker = make_broker(
-        settings.kafka, client_id="sluice-processor", tracer_provider=make_tracer_provider(settings.otel, "processor")
-    )
+    tracer_provider = make_tracer_provider(settings.otel, "processor")
+    broker = make_broker(settings.kafka, client_id="sluice-processor", tracer_provider=tracer_provider)
     runtime = Runtime()
+    runtime.tracer = tracer_provider.get_tracer("sluice.processor") if tracing_enabled(settings.otel) else None
+    runtime.metrics.watch_lag(BrokerLag(broker).readings)
     register_handlers(broker, settings, runtime)
     return FastStream(broker, lifespan=lambda: _lifespan(settings, policy, broker, runtime))
 
@@ -218,14 +269,29 @@ async def _lifespan(
 ) -> AsyncIterator[None]:
     await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
     redis_client = open_redis(settings.redis)
-    runner = KindRunner(load_kinds(), settings.max_in_flight, policy)
+    tracer = runtime.tracer or trace.NoOpTracer()
+    runner = KindRunner(
+        load_kinds(),
+        settings.max_in_flight,
+        policy,
+        metrics=runtime.metrics,
+        tracer=runtime.tracer,
+        item_spans=settings.item_spans,
+    )
     await runner.start(settings.kinds)
     topics = settings.kafka.topics
+    checks = {"kafka": lambda: broker.ping(timeout=2), "redis": lambda: _redis_ok(redis_client)}
     try:
         for topic in (topics.tasks, *(topics.retry(tier) for tier in policy.tiers_s)):
             runtime.windows[topic] = SendWindow(broker, settings.kafka.publish_window)
-        runtime.work = BatchWork(runner, CancellationFlags(redis_client), settings)
-        yield
+        runtime.work = BatchWork(runner, CancellationFlags(redis_client), settings, tracer, runtime.metrics)
+        async with serving_ops(settings.metrics_host, settings.metrics_port, runtime.metrics, checks):
+            yield
     finally:
         await runner.close()
         await redis_client.aclose()
+        runtime.metrics.shutdown()
+
+
+async def _redis_ok(client: object) -> bool:
+    return bool(await client.ping())  # type: ignore[attr-defined]

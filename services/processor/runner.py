@@ -9,6 +9,8 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from opentelemetry import trace
+from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import JsonValue
 
 from services.processor.logic import BatchOutcome, cancelled, settle_failure, succeeded
@@ -18,6 +20,8 @@ from shared.failures import RetryPolicy, item_timeout_s, policy_for
 from shared.fingerprints import output_fingerprint
 from shared.kinds import ItemHandler, Kind
 from shared.kinds.settings import KindSettings
+from shared.metrics import SluiceMetrics
+from shared.tracing import target_host
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +52,9 @@ class KindRunner:
         *,
         clock: Callable[[], datetime] = utc_now,
         rand: Callable[[], float] = random.random,
+        metrics: SluiceMetrics | None = None,
+        tracer: Tracer | None = None,
+        item_spans: str = "all",
     ) -> None:
         self._kinds = kinds
         self._handlers: dict[str, ItemHandler] = {}
@@ -55,6 +62,9 @@ class KindRunner:
         self._policy = policy
         self._clock, self._rand = clock, rand
         self._exit_stack = AsyncExitStack()
+        self._metrics = metrics
+        self._tracer = tracer
+        self._item_spans = item_spans
 
     async def start(self, settings: KindSettings) -> None:
         for name, kind in self._kinds.items():
@@ -96,14 +106,51 @@ class KindRunner:
         self, outcome: BatchOutcome, handler: ItemHandler, item: TaskItem, retry: RetryPolicy, timeout_s: float
     ) -> None:
         async with self._slots:
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(timeout_s):
-                    output = await handler(item.input, outcome.batch.options)
-                fingerprint = output_fingerprint(self._kinds.get(outcome.batch.kind), output)
-                outcome.results.append(succeeded(item, output, _ms_since(started), fingerprint))
-            except Exception as exc:  # every handler failure (or non-JSON output) is this item's, never the batch's
-                self._settle(outcome, item, exc, _ms_since(started), retry)
+            if self._tracer is None or self._item_spans != "all":
+                await self._call(outcome, handler, item, retry, timeout_s)
+                return
+            # Errors are recorded by _call (the exception never leaves it: it becomes the item's result).
+            with self._tracer.start_as_current_span(
+                f"item {outcome.batch.kind}",
+                attributes=_item_attributes(outcome.batch.kind, item),
+                record_exception=False,
+                set_status_on_exception=False,
+            ):
+                await self._call(outcome, handler, item, retry, timeout_s)
+
+    async def _call(
+        self, outcome: BatchOutcome, handler: ItemHandler, item: TaskItem, retry: RetryPolicy, timeout_s: float
+    ) -> None:
+        started, started_ns = time.perf_counter(), time.time_ns()
+        try:
+            async with asyncio.timeout(timeout_s):
+                output = await handler(item.input, outcome.batch.options)
+            fingerprint = output_fingerprint(self._kinds.get(outcome.batch.kind), output)
+            outcome.results.append(succeeded(item, output, _ms_since(started), fingerprint))
+            self._observe(outcome.batch.kind, started, "succeeded")
+        except Exception as exc:  # every handler failure (or non-JSON output) is this item's, never the batch's
+            self._observe(outcome.batch.kind, started, "error")
+            self._trace_failure(outcome.batch.kind, item, exc, started_ns)
+            self._settle(outcome, item, exc, _ms_since(started), retry)
+
+    def _trace_failure(self, kind: str, item: TaskItem, exc: Exception, started_ns: int) -> None:
+        """Record the error on the item's span; with item_spans=failed, make that span now, with its real start."""
+        span = trace.get_current_span()
+        made_here = False
+        if self._tracer is not None and self._item_spans == "failed":
+            span = self._tracer.start_span(
+                f"item {kind}", attributes=_item_attributes(kind, item), start_time=started_ns
+            )
+            made_here = True
+        if span.is_recording():
+            span.record_exception(exc)
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+        if made_here:
+            span.end()
+
+    def _observe(self, kind: str, started: float, outcome: str) -> None:
+        if self._metrics is not None:
+            self._metrics.handler_duration.record(time.perf_counter() - started, {"kind": kind, "outcome": outcome})
 
     def _settle(self, outcome: BatchOutcome, item: TaskItem, error: Exception, ms: float, retry: RetryPolicy) -> None:
         settle_failure(
@@ -116,6 +163,14 @@ class KindRunner:
             now=self._clock(),
             rand=self._rand,
         )
+
+
+def _item_attributes(kind: str, item: TaskItem) -> dict[str, str | int]:
+    attributes: dict[str, str | int] = {"sluice.kind": kind, "sluice.item_index": item.index}
+    attributes["sluice.attempt"] = item.attempt
+    if host := target_host(item.input):
+        attributes["server.address"] = host
+    return attributes
 
 
 def _ms_since(started: float) -> float:

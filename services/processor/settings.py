@@ -1,5 +1,7 @@
 """Processor's settings: consumer group, concurrency, per-item limits and the retry policy."""
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -31,6 +33,11 @@ class ProcessorSettings(BaseSettings):
     )
     item_timeout_overrides: str = Field(
         "{}", description='Per-kind item timeout in seconds, a JSON object: {"web.page": 20}'
+    )
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz; 0 = off")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics port binds")
+    item_spans: Literal["all", "failed"] = Field(
+        "all", description="Span per item: every item, or only the failed ones (cheaper at high throughput)"
     )
 
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)

@@ -16,8 +16,11 @@ from services.scheduler.logic import SweepPolicy, retention_cutoff, sweep_summar
 from services.scheduler.settings import SchedulerSettings
 from shared.events import utc_now
 from shared.kafka import ensure_topics, make_broker
+from shared.metrics import SluiceMetrics
+from shared.ops_server import serving_ops
 from shared.postgres import CONNECTION_ERRORS, apply_migrations, open_pool
 from shared.readiness import wait_for
+from shared.stores.job_stats import JobStats
 from shared.stores.sweeps import PurgeOutcome, SweepOutcome, SweepStore
 from shared.telemetry import make_tracer_provider
 
@@ -74,10 +77,11 @@ async def _lifespan(settings: SchedulerSettings, broker: KafkaBroker, triggers: 
     pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
     sweeps: asyncio.Task[None] | None = None
     rescans: asyncio.Task[None] | None = None
+    metrics = SluiceMetrics("scheduler")
     try:
         await apply_migrations(pool)
         sweeper = Sweeper(SweepStore(pool), policy_from(settings))
-        sweeps = asyncio.create_task(_sweep_forever(sweeper, settings.sweep_interval_s))
+        sweeps = asyncio.create_task(_sweep_forever(sweeper, settings.sweep_interval_s, JobStats(pool), metrics))
         sweeps.add_done_callback(_report_crash)
         rescans = start_rescans(settings, broker, pool, triggers)
         log.info(
@@ -85,20 +89,29 @@ async def _lifespan(settings: SchedulerSettings, broker: KafkaBroker, triggers: 
             settings.sweep_interval_s, settings.job_timeout_s, settings.stall_window_s,
             settings.result_retention_days,
         )  # fmt: skip
-        yield
+        checks = {"kafka": lambda: broker.ping(timeout=2), "postgres": lambda: _postgres_ok(pool)}
+        async with serving_ops(settings.metrics_host, settings.metrics_port, metrics, checks):
+            yield
     finally:
         for task in (sweeps, rescans):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         await pool.close()
+        metrics.shutdown()
 
 
-async def _sweep_forever(sweeper: Sweeper, interval_s: float) -> None:
-    """Sweep, then wait; a database error skips one sweep (each is idempotent), anything else ends the loop."""
+async def _postgres_ok(pool: asyncpg.Pool) -> bool:
+    return await pool.fetchval("SELECT 1", timeout=2) == 1
+
+
+async def _sweep_forever(sweeper: Sweeper, interval_s: float, stats: JobStats, metrics: SluiceMetrics) -> None:
+    """Sweep and refresh the job gauges, then wait; a database error skips one sweep (each is idempotent),
+    anything else ends the loop."""
     while True:
         try:
             await sweeper.run_once(utc_now())
+            metrics.set_job_counts(await stats.by_status(), await stats.stalled())
         except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
             log.warning("sweep failed, retrying in %.1fs: %s: %s", interval_s, type(exc).__name__, exc)
         await asyncio.sleep(interval_s)

@@ -45,6 +45,8 @@ class SchedulerSettings(BaseSettings):
         30.0, gt=0, le=3650, description="Jobs finished longer ago than this are deleted with their results"
     )
     purge_chunk_rows: int = Field(10_000, ge=1, le=1_000_000, description="Result rows deleted per statement")
+    metrics_port: int = Field(0, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz; 0 = off")
+    metrics_host: str = Field("127.0.0.1", description="Address the metrics port binds")
 
     rescan: RescanSettings = Field(default_factory=RescanSettings)
 

@@ -3,12 +3,13 @@
 from services.aggregator.settings import AggregatorSettings
 from services.intake.settings import IntakeSettings
 from services.processor.settings import ProcessorSettings
+from services.scheduler.settings import SchedulerSettings
 from shared.config import KafkaSettings
 from shared.kafka import retry_tiers
 
 
 def groups_by_topic(kafka: KafkaSettings) -> dict[str, list[str]]:
-    """Topic name -> the Sluice consumer groups reading it (job-events and rejected have none of ours)."""
+    """Topic name -> the Sluice consumer groups reading it (intake's job-events readers have no group)."""
     topics = kafka.topics
     processor = ProcessorSettings().group_id
     aggregator = AggregatorSettings().group_id
@@ -16,7 +17,8 @@ def groups_by_topic(kafka: KafkaSettings) -> dict[str, list[str]]:
         topics.requests: [IntakeSettings().requests_group_id],
         topics.tasks: [processor],
         topics.results: [aggregator],
-        topics.job_events: [],
+        topics.job_events: [f"{aggregator}-webhooks"],
+        topics.triggers: [SchedulerSettings().rescan.triggers_group_id],
         topics.rejected: [],
         topics.tasks_dlq: [f"{aggregator}-dlq"],
         topics.results_dlq: [f"{aggregator}-dlq"],

@@ -162,11 +162,14 @@ def test_intake_probes_and_service_use_its_configured_port(manifests):
 
 
 @pytest.mark.parametrize("name", ["processor", "aggregator", "scheduler"])
-def test_workers_probe_the_dependencies_they_need(manifests, name):
-    command = _container(manifests, name)["readinessProbe"]["exec"]["command"]
-    assert command[:3] == ["python", "-m", "shared.probe"]
-    needs = {"KAFKA_BOOTSTRAP_SERVERS": "kafka", "DATABASE_URL": "postgres"}
-    assert set(command[3:]) == {dep for var, dep in needs.items() if var in required_env(name)}
+def test_workers_are_probed_on_the_metrics_port_they_are_told_to_open(manifests, name):
+    container = _container(manifests, name)
+    env = _env(manifests, name)
+    port = {p["name"]: p["containerPort"] for p in container["ports"]}["metrics"]
+    assert env[f"SLUICE_{name.upper()}_METRICS_PORT"] == str(port)
+    assert env[f"SLUICE_{name.upper()}_METRICS_HOST"] == "0.0.0.0"
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "metrics"}
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
 
 
 def test_processors_scale_on_task_lag_up_to_one_replica_per_task_partition(manifests):
