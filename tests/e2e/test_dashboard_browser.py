@@ -60,7 +60,7 @@ async def test_the_dashboard_shows_a_running_jobs_bar_moving_and_a_finished_job_
             try:
                 page = await browser.new_page()
                 await page.goto(f"{slow_pipeline.url}/dashboard")
-                await page.fill("#key", tenant)
+                await page.fill("#key", slow_pipeline.api_key(tenant))
                 await page.click("button[type=submit]")
                 finished = page.locator(f'tr[data-job-id="{quick}"] .status')
                 await finished.wait_for(timeout=15_000)
