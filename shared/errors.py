@@ -81,3 +81,11 @@ class ItemFailed(SluiceError):
     def __init__(self, reason: str, *, retryable: bool = False, retry_after_s: float | None = None) -> None:
         super().__init__(reason)
         self.reason, self.retryable, self.retry_after_s = reason, retryable, retry_after_s
+
+
+class WaitingLineFull(SluiceError):
+    """A tenant already has its plan's maximum of waiting jobs; the caller should retry later (429)."""
+
+    def __init__(self, maximum: int, *, retry_after_s: int) -> None:
+        super().__init__(f"max_waiting_jobs: {maximum} jobs are already waiting for a slot; retry later")
+        self.limit, self.maximum, self.retry_after_s = "max_waiting_jobs", maximum, retry_after_s

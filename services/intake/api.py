@@ -15,6 +15,7 @@ from pydantic import JsonValue, ValidationError
 from redis.exceptions import RedisError
 
 from services.intake.accept import Acceptance, JobDraft
+from services.intake.admission import Standing, queue_view
 from services.intake.logic import (
     Fingerprint,
     decode_cursor,
@@ -28,7 +29,7 @@ from services.intake.models import JobAccepted, JobParameters, JobSubmission
 from services.intake.runtime import IntakeRuntime
 from services.intake.spool import spool_ndjson
 from shared.errors import InvalidJob, JobNotFound, LimitExceeded
-from shared.events import CancelJob
+from shared.events import CancelJob, JobStatus
 from shared.kafka import SendWindow
 from shared.stores.jobs import JobRecord
 
@@ -166,7 +167,16 @@ async def _visible_job(rt: IntakeRuntime, tenant: str, job_id: UUID) -> JobRecor
 
 @router.get("/v1/jobs/{job_id}")
 async def get_job(job_id: UUID, rt: Runtime, tenant: Tenant = "default") -> dict[str, JsonValue]:
-    return status_view(await _visible_job(rt, tenant, job_id), datetime.now(UTC))
+    job = await _visible_job(rt, tenant, job_id)
+    return status_view(job, datetime.now(UTC)) | await _queue_fields(rt, job)
+
+
+async def _queue_fields(rt: IntakeRuntime, job: JobRecord) -> dict[str, JsonValue]:
+    """Position in the tenant's line and an ETA, while the job waits for a slot or has not started."""
+    standing = None
+    if rt.admissions is not None and job.status in (JobStatus.WAITING, JobStatus.QUEUED):
+        standing = Standing(*await rt.admissions.standing(job.tenant, job.status, job.created_at))
+    return queue_view(job.status, job.counts.pending, standing)
 
 
 @router.delete("/v1/jobs/{job_id}", status_code=202)

@@ -1,5 +1,6 @@
 """Intake: the REST API and the Kafka front door, in one FastAPI app whose lifespan owns every connection."""
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -12,8 +13,10 @@ from faststream.kafka.annotations import KafkaMessage
 from services.intake import admin
 from services.intake.accept import JobAcceptor
 from services.intake.api import router
+from services.intake.dispatcher import Dispatcher
 from services.intake.errors import install_error_handlers
 from services.intake.front_door import on_job_requested
+from services.intake.plan_source import PlanSource
 from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
 from shared.kafka import ensure_topics, group_options, make_broker
@@ -21,6 +24,7 @@ from shared.kinds import load_kinds
 from shared.postgres import apply_migrations, open_pool
 from shared.readiness import wait_for
 from shared.redis import CancellationFlags, open_redis
+from shared.stores.admission import AdmissionStore
 from shared.stores.jobs import JobStore
 from shared.telemetry import make_tracer_provider
 
@@ -59,24 +63,36 @@ async def _lifespan(app: FastAPI, settings: IntakeSettings, broker: KafkaBroker)
     await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
     pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
     redis_client = open_redis(settings.redis)
+    dispatching: asyncio.Task[None] | None = None
     try:
         await apply_migrations(pool)
         store = JobStore(pool)
+        plans = PlanSource(settings.plans)
+        admissions = AdmissionStore(pool)
         acceptor = JobAcceptor(
-            store=store,
+            admissions=admissions,
+            plans=plans,
             broker=broker,
-            topics=settings.kafka.topics,
             batch_size=settings.batch_size,
-            publish_window=settings.kafka.publish_window,
             stall_timeout_s=settings.publish_stall_timeout_s,
+            waiting_full_retry_after_s=settings.flow.waiting_full_retry_after_s,
         )
         app.state.runtime = IntakeRuntime(
-            settings, kinds, broker, pool, redis_client, store, acceptor, CancellationFlags(redis_client)
+            settings, kinds, broker, pool, redis_client, store, acceptor, CancellationFlags(redis_client), admissions
         )
         await broker.start()
+        if settings.flow.dispatcher_enabled:
+            dispatcher = Dispatcher(
+                pool, broker, settings.kafka.topics, settings.flow, plans,
+                settings.kafka.publish_window, settings.publish_stall_timeout_s,
+            )  # fmt: skip
+            dispatching = asyncio.create_task(dispatcher.run_forever())
         log.info("intake ready on %s:%d (kinds: %s)", settings.host, settings.port, ", ".join(sorted(kinds)))
         yield
     finally:
+        if dispatching is not None:
+            dispatching.cancel()
+            await asyncio.gather(dispatching, return_exceptions=True)
         await broker.stop()
         await redis_client.aclose()
         await pool.close()

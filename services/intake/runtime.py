@@ -10,6 +10,7 @@ from services.intake.accept import JobAcceptor
 from services.intake.settings import IntakeSettings
 from shared.kinds import Kind
 from shared.redis import CancellationFlags
+from shared.stores.admission import AdmissionStore
 from shared.stores.jobs import JobStore
 
 
@@ -23,3 +24,4 @@ class IntakeRuntime:
     store: JobStore
     acceptor: JobAcceptor
     flags: CancellationFlags
+    admissions: AdmissionStore | None = None

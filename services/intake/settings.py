@@ -3,9 +3,10 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.config import KafkaSettings, OtelSettings, PostgresSettings, RedisSettings, StartupSettings
+from shared.config import FlowSettings, KafkaSettings, OtelSettings, PostgresSettings, RedisSettings, StartupSettings
 from shared.events import MAX_BATCH_SIZE
 from shared.kinds.settings import KindSettings
+from shared.plans import PlanDefaults
 
 
 class IntakeSettings(BaseSettings):
@@ -33,3 +34,5 @@ class IntakeSettings(BaseSettings):
     startup: StartupSettings = Field(default_factory=StartupSettings)
     otel: OtelSettings = Field(default_factory=OtelSettings)
     kinds: KindSettings = Field(default_factory=KindSettings)
+    flow: FlowSettings = Field(default_factory=FlowSettings)
+    plans: PlanDefaults = Field(default_factory=PlanDefaults)
