@@ -70,6 +70,7 @@ def _accepted_answer(request: Request, acceptance: Acceptance) -> JSONResponse:
         results_url=f"{base}/v1/jobs/{job.job_id}/results",
         total_items=job.total_items,
         total_batches=job.total_batches,
+        status=job.status.value,
     )
     headers = {"Location": body.status_url}
     if acceptance.replayed:

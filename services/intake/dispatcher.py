@@ -22,12 +22,14 @@ from shared.failures import _per_kind_setting
 from shared.kafka import SendWindow
 from shared.postgres import CONNECTION_ERRORS
 from shared.stores.admission import AdmissionStore
-from shared.stores.backlog import BacklogStore
+from shared.stores.backlog import BacklogStore, ReleasedBatch
 
 log = logging.getLogger(__name__)
 
 LEADER_LOCK_ID = 0x51_1C_E0_07
 """Session advisory lock whose holder is the one dispatcher."""
+CANCELLED_PER_HOUSEKEEPING = 2000
+"""Batches of cancelled jobs released per housekeeping round (the rest go in the next rounds)."""
 
 
 def kind_caps(raw: str) -> dict[str, int]:
@@ -97,7 +99,9 @@ class Dispatcher:
         if not grants:
             return 0
         ordered: list[tuple[QueueKey, int]] = sorted(grants.items(), key=lambda g: _class_rank(g[0]))
-        batches = await self._backlog.take(connection, ordered)
+        return await self._publish(connection, await self._backlog.take(connection, ordered))
+
+    async def _publish(self, connection: asyncpg.Connection, batches: list[ReleasedBatch]) -> int:
         window = SendWindow(self.broker, self.publish_window, self.stall_timeout_s)
         try:
             for batch in batches:
@@ -120,6 +124,10 @@ class Dispatcher:
                 log.info("tenant %s: %d waiting jobs admitted", tenant, started)
         await self._backlog.unhold(connection)
         await self._backlog.drop_finished(connection)
+        if cancelled := await self._publish(
+            connection, await self._backlog.take_cancelled(connection, CANCELLED_PER_HOUSEKEEPING)
+        ):
+            log.info("released %d batches of cancelled jobs for the processors to skip", cancelled)
 
 
 def _class_rank(key: QueueKey) -> int:

@@ -34,3 +34,5 @@ class JobAccepted(BaseModel):
     results_url: str
     total_items: int
     total_batches: int
+    status: str = "queued"
+    """queued, or waiting when the tenant is at its active-job limit (it starts by itself when a slot frees)."""

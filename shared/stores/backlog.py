@@ -77,6 +77,16 @@ class BacklogStore:
         )  # fmt: skip
         return [ReleasedBatch(row["job_id"], row["batch_index"], row["payload"]) for row in rows]
 
+    async def take_cancelled(self, connection: asyncpg.Connection, limit: int) -> list[ReleasedBatch]:
+        """Unreleased batches of cancelled jobs (held or not): processors turn them into cancelled results at
+        once, so they go out ahead of fair share instead of queueing behind their tenant's cap."""
+        rows = await connection.fetch(
+            """SELECT b.job_id, b.batch_index, b.payload FROM task_backlog b JOIN jobs j ON j.job_id = b.job_id
+               WHERE b.released_at IS NULL AND j.status = 'cancelled' ORDER BY b.seq LIMIT $1""",
+            limit,
+        )
+        return [ReleasedBatch(row["job_id"], row["batch_index"], row["payload"]) for row in rows]
+
     async def mark_released(self, connection: asyncpg.Connection, batches: Sequence[ReleasedBatch]) -> None:
         await connection.execute(
             # SKIP LOCKED: a row the aggregator is deleting is done already; never wait on (or deadlock with) it.
