@@ -67,9 +67,8 @@ class FairShare:
     def allocate(self, snapshot: Snapshot, limits: Mapping[str, TenantLimits]) -> dict[QueueKey, int]:
         """How many batches to release from each queue now (queues not listed get none)."""
         free = self.window - sum(snapshot.in_flight.values())
-        tenant_room = {
-            tenant: limit.max_in_flight - snapshot.tenant_in_flight().get(tenant, 0) for tenant, limit in limits.items()
-        }
+        in_flight = snapshot.tenant_in_flight()
+        tenant_room = {tenant: limit.max_in_flight - in_flight.get(tenant, 0) for tenant, limit in limits.items()}
         kind_used = snapshot.kind_in_flight()
         kind_room = {kind: cap - kind_used.get(kind, 0) for kind, cap in self.kind_caps.items()}
         backlog = {key: count for key, count in snapshot.backlog.items() if count > 0}

@@ -3,8 +3,12 @@ and the window, tenant and kind caps."""
 
 from collections import Counter
 
+import pytest
+
+from services.intake.dispatcher import kind_caps
 from services.intake.fair_share import FairShare, QueueKey, Snapshot, TenantLimits
 from shared.events import Priority
+from shared.failures import InvalidRetryOverrides
 
 HIGH, NORMAL, BULK = Priority.HIGH, Priority.NORMAL, Priority.BULK
 
@@ -119,3 +123,11 @@ def test_a_tenant_cannot_hoard_credit_while_capped_and_spend_it_all_at_once_late
     grants = fair.allocate(Snapshot(dict(backlog), {("b", "k"): 8}), tenant_limits)
 
     assert by_tenant(grants) == {"a": 1, "b": 1}
+
+
+def test_the_kind_caps_setting_is_a_json_object_of_positive_batch_counts_and_a_bad_one_names_itself() -> None:
+    assert kind_caps('{"web.page": 100}') == {"web.page": 100}
+    assert kind_caps("") == {}
+    for bad in ('{"web.page": 0}', '{"web.page": "many"}', "[1]", "{nope"):
+        with pytest.raises((ValueError, InvalidRetryOverrides), match="SLUICE_FLOW_KIND_MAX_IN_FLIGHT"):
+            kind_caps(bad)
