@@ -81,6 +81,11 @@ class TopicNames(BaseModel):
         """The retry topic of one delay tier."""
         return f"{self.prefix}.tasks.retry-{delay_s}s"
 
+    @property
+    def tasks_high(self) -> str:
+        """High-priority task batches: their own topic, so they never queue behind normal ones on a partition."""
+        return f"{self.prefix}.tasks.high"
+
 
 class PostgresSettings(BaseSettings):
     """The read model's database."""

@@ -18,6 +18,7 @@ from services.intake.fair_share import PRIORITY_ORDER, FairShare, QueueKey, Snap
 from services.intake.plan_source import PlanSource
 from shared.config import FlowSettings, TopicNames
 from shared.errors import DependencyUnavailable
+from shared.events import Priority
 from shared.failures import _per_kind_setting
 from shared.kafka import SendWindow
 from shared.postgres import CONNECTION_ERRORS
@@ -105,7 +106,8 @@ class Dispatcher:
         window = SendWindow(self.broker, self.publish_window, self.stall_timeout_s)
         try:
             for batch in batches:
-                await window.send(batch.payload, self.topics.tasks, key=f"{batch.job_id}:{batch.batch_index}".encode())
+                topic = self.topics.tasks_high if batch.priority is Priority.HIGH else self.topics.tasks
+                await window.send(batch.payload, topic, key=f"{batch.job_id}:{batch.batch_index}".encode())
             await window.flush()
         except DependencyUnavailable:
             window.abandon()

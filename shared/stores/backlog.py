@@ -25,6 +25,7 @@ class ReleasedBatch:
     job_id: UUID
     batch_index: int
     payload: bytes
+    priority: Priority = Priority.NORMAL
 
 
 async def return_credits(connection: asyncpg.Connection, batches: Sequence[tuple[UUID, int]]) -> None:
@@ -62,7 +63,7 @@ class BacklogStore:
         """The first ``n`` unreleased batches of each granted queue, interleaved across queues in grant order
         (so one tenant's batches do not sit in a block on the topic). Not yet marked released."""
         rows = await connection.fetch(
-            """SELECT b.job_id, b.batch_index, b.payload
+            """SELECT b.job_id, b.batch_index, b.payload, q.priority
                FROM unnest($1::text[], $2::text[], $3::text[], $4::int[])
                     WITH ORDINALITY AS q(tenant, priority, kind, n, ord)
                CROSS JOIN LATERAL (
@@ -75,7 +76,9 @@ class BacklogStore:
             [key[0] for key, _ in grants], [key[1].value for key, _ in grants],
             [key[2] for key, _ in grants], [n for _, n in grants],
         )  # fmt: skip
-        return [ReleasedBatch(row["job_id"], row["batch_index"], row["payload"]) for row in rows]
+        return [
+            ReleasedBatch(row["job_id"], row["batch_index"], row["payload"], Priority(row["priority"])) for row in rows
+        ]
 
     async def take_cancelled(self, connection: asyncpg.Connection, limit: int) -> list[ReleasedBatch]:
         """Unreleased batches of cancelled jobs (held or not): processors turn them into cancelled results at

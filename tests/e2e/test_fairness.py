@@ -139,11 +139,11 @@ async def test_a_small_job_after_a_big_one_of_another_tenant_finishes_in_about_i
             idle_final, idle_s = await _timed_job(b, 40)
             monitor = asyncio.create_task(sample_in_flight())
             a_started = time.monotonic()
-            a_job = await _submit(a, 3000)
+            a_job = await _submit(a, 3500)
             await wait_for_status(a, a_job["job_id"], statuses={"running"})
             busy_final, busy_s = await _timed_job(b, 40)
             a_status_then = (await a.get(f"/v1/jobs/{a_job['job_id']}")).json()["status"]
-            b_job = await _submit(b, 1000)
+            b_job = await _submit(b, 1500)
             await wait_for_status(b, b_job["job_id"], timeout=120)
             a_final = await wait_for_status(a, a_job["job_id"], timeout=180)
             a_s = time.monotonic() - a_started
@@ -152,8 +152,8 @@ async def test_a_small_job_after_a_big_one_of_another_tenant_finishes_in_about_i
     finally:
         await db.close()
 
-    report.append(f"small job (40 items) on an idle system: {idle_s:.2f}s; behind A's 3000-item job: {busy_s:.2f}s")
-    report.append(f"A's 3000-item job completed after {a_s:.2f}s")
+    report.append(f"small job (40 items) on an idle system: {idle_s:.2f}s; behind A's 3500-item job: {busy_s:.2f}s")
+    report.append(f"A's 3500-item job completed after {a_s:.2f}s")
     report.append(f"B's share per 1s window while both had backlog: {shares}")
     report.append(f"peak batches in flight per tenant: {sorted(peak.values(), reverse=True)} (cap {TENANT_CAP})")
     assert idle_final["status"] == busy_final["status"] == a_final["status"] == "completed"
