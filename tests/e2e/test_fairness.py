@@ -1,7 +1,8 @@
 """Flow control against the real stack: waiting jobs, fair share between tenants, priority, per-tenant caps.
 
-One pipeline for the module, scaled down: an in-flight window of 12 batches (so fair share, not the caps, splits it), 8 per tenant, batches of 20
-bench.cpu items of about half a millisecond each, two active jobs and two waiting jobs per tenant.
+One pipeline for the module, scaled down: an in-flight window of 12 batches, 8 per tenant (so fair share, not
+the caps, splits the window), batches of 20 bench.cpu items of about half a millisecond each, two active jobs
+and two waiting jobs per tenant.
 """
 
 import asyncio
@@ -177,6 +178,20 @@ async def test_a_high_priority_job_overtakes_a_normal_backlog_of_the_same_tenant
     report.append(f"high job (40 items) behind a 4000-item normal backlog: completed in {urgent_s:.2f}s")
     assert urgent["status"] == "completed"
     assert backlog_then["status"] == "running" and backlog_then["counts"]["pending"] > 0, backlog_then
+
+
+async def test_bulk_work_only_uses_capacity_that_normal_work_leaves(flow_pipeline: Pipeline, report: list[str]) -> None:
+    async with flow_pipeline.client(tenant=_name("bulk-")) as client:
+        bulk = await _submit(client, 3000, priority="bulk")
+        await wait_for_status(client, bulk["job_id"], statuses={"running"})
+        normal, normal_s = await _timed_job(client, 40)
+        bulk_then = (await client.get(f"/v1/jobs/{bulk['job_id']}")).json()
+        await client.delete(f"/v1/jobs/{bulk['job_id']}")
+        await wait_for_status(client, bulk["job_id"])
+
+    report.append(f"normal job (40 items) behind a 3000-item bulk backlog: completed in {normal_s:.2f}s")
+    assert normal["status"] == "completed"
+    assert bulk_then["status"] == "running" and bulk_then["counts"]["pending"] > 0, bulk_then
 
 
 async def test_jobs_over_the_active_limit_wait_in_line_then_start_by_themselves_and_a_full_line_gets_429(
