@@ -72,6 +72,10 @@ class Dispatcher:
             except (asyncpg.PostgresError, DependencyUnavailable, *CONNECTION_ERRORS) as exc:
                 log.warning("dispatcher stepped down, retrying in %.1fs: %s: %s",
                             self.settings.leader_retry_s, type(exc).__name__, exc)  # fmt: skip
+            except Exception:
+                # A bug must not leave accepted jobs undispatched for good: say so loudly, step down, try again
+                # (another replica may lead meanwhile). A failed tick at worst releases its batches again.
+                log.exception("dispatcher failed; stepping down, retrying in %.1fs", self.settings.leader_retry_s)
             await asyncio.sleep(self.settings.leader_retry_s)
 
     async def _lead(self, connection: asyncpg.Connection) -> None:
