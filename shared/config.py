@@ -86,6 +86,11 @@ class TopicNames(BaseModel):
         """External rescan triggers (RescanTrigger), consumed by the scheduler."""
         return f"{self.prefix}.triggers"
 
+    @property
+    def tasks_high(self) -> str:
+        """High-priority task batches: their own topic, so they never queue behind normal ones on a partition."""
+        return f"{self.prefix}.tasks.high"
+
 
 class PostgresSettings(BaseSettings):
     """The read model's database."""
@@ -145,3 +150,28 @@ class WebhookSettings(BaseSettings):
         default_factory=list,
         description='Non-public networks callbacks may reach, e.g. ["127.0.0.0/8"]; public addresses always may',
     )
+
+
+class FlowSettings(BaseSettings):
+    """Flow control: how the dispatcher releases backlogged task batches into the tasks topic."""
+
+    model_config = _section("SLUICE_FLOW_")
+
+    window_batches: int = Field(
+        512, ge=1, le=1_000_000, description="Batches in flight fleet-wide (released, results not yet recorded)"
+    )
+    kind_max_in_flight: str = Field(
+        "{}", description='Per-kind cap on batches in flight fleet-wide, a JSON object: {"web.page": 100}'
+    )
+    quantum_batches: int = Field(
+        1, ge=1, le=10_000, description="Batches a tenant of weight 1 may release per round-robin turn"
+    )
+    tick_s: float = Field(0.02, gt=0, le=10, description="Dispatcher pause when there is nothing to release")
+    housekeeping_interval_s: float = Field(
+        0.25, gt=0, le=60, description="How often waiting jobs are admitted and finished jobs' batches dropped"
+    )
+    leader_retry_s: float = Field(1.0, gt=0, le=60, description="How often a standby intake tries to lead")
+    waiting_full_retry_after_s: int = Field(
+        30, ge=1, le=3600, description="Retry-After of the 429 when a tenant's waiting line is full"
+    )
+    dispatcher_enabled: bool = Field(True, description="false: this intake replica never runs the dispatcher")

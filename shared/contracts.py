@@ -46,6 +46,9 @@ def topic_contracts(settings: KafkaSettings) -> list[TopicContract]:
                       "id is usual).", True),
         TopicContract(t.tasks, "tasks", (TaskBatch,),
                       "Intake's batches for the processors (key job_id:batch_index); redrives land here too."),
+        TopicContract(t.tasks_high, "tasks-high", (TaskBatch,),
+                      "High-priority batches, released ahead of the others and read by their own processor group, "
+                      "so they never queue behind normal work on a partition."),
         TopicContract(t.results, "results", (BatchProcessed, CancelJob),
                       "One result message per task batch, and cancellations (key job_id); the aggregator's input."),
         TopicContract(t.job_events, "job-events", (JobProgressed, JobCompleted, JobFailed, JobCancelled, ItemsChanged),

@@ -91,3 +91,11 @@ class PlanLimitExceeded(LimitExceeded):
         self.reason = f"{field} is {value}, over the plan's {limit} of {maximum}"
         self.args = (self.reason,)
         self.plan_limit = limit
+
+
+class WaitingLineFull(SluiceError):
+    """A tenant already has its plan's maximum of waiting jobs; the caller should retry later (429)."""
+
+    def __init__(self, maximum: int, *, retry_after_s: int) -> None:
+        super().__init__(f"max_waiting_jobs: {maximum} jobs are already waiting for a slot; retry later")
+        self.limit, self.maximum, self.retry_after_s = "max_waiting_jobs", maximum, retry_after_s

@@ -32,6 +32,8 @@ class ItemStatus(StrEnum):
 
 
 class JobStatus(StrEnum):
+    WAITING = "waiting"
+    """Accepted beyond the tenant's active-job limit; starts by itself when a slot frees."""
     QUEUED = "queued"
     RUNNING = "running"
     COMPLETED = "completed"
@@ -41,7 +43,7 @@ class JobStatus(StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self not in (JobStatus.QUEUED, JobStatus.RUNNING)
+        return self not in (JobStatus.WAITING, JobStatus.QUEUED, JobStatus.RUNNING)
 
 
 class Envelope(BaseModel):

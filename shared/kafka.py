@@ -72,6 +72,7 @@ def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
     return [
         spec(topics.requests, settings.request_partitions, week),
         spec(topics.tasks, settings.task_partitions, week),
+        spec(topics.tasks_high, settings.task_partitions, week),
         spec(topics.results, settings.result_partitions, week),
         spec(topics.job_events, settings.job_event_partitions, week),
         spec(topics.rejected, settings.rejected_partitions, str(14 * DAY_MS)),

@@ -1,22 +1,22 @@
-"""JobAcceptor: registers a job, publishes its batches with acks=all, and only then calls it accepted."""
+"""JobAcceptor: admits a job (queued, waiting or 429) and stores it with its batches before calling it accepted."""
 
-import logging
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from uuid import UUID
 
+import orjson
 from faststream.kafka import KafkaBroker
 from pydantic import JsonValue
 
+from services.intake.admission import TenantLoad, admit
 from services.intake.logic import count_batches, split_into_batches
-from shared.config import TopicNames
 from shared.errors import BrokerUnavailable, InvalidJob
-from shared.events import Priority
-from shared.kafka import SendWindow
-from shared.stores.jobs import AlreadyExists, JobRecord, JobStore, NewJob
+from shared.events import JobStatus, Priority
+from shared.stores.admission import AdmissionStore, BacklogRow
+from shared.stores.jobs import AlreadyExists, JobRecord, NewJob
+from shared.tenant_plans import TenantPlans
 from shared.tracing import JOB_TRACE_HEADER, SUBMITTED_AT_HEADER, current_traceparent
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -44,55 +44,60 @@ class Acceptance:
 
 @dataclass
 class JobAcceptor:
-    store: JobStore
+    admissions: AdmissionStore
+    plans: TenantPlans
     broker: KafkaBroker
-    topics: TopicNames
     batch_size: int
-    publish_window: int
     stall_timeout_s: float
+    waiting_full_retry_after_s: int
 
     async def accept(self, draft: JobDraft, items: Callable[[], Iterable[JsonValue]]) -> Acceptance:
-        """1. insert the job row (so status answers at once); 2. publish every batch and wait for every ack;
-        3. mark the job accepted. If 2 fails, the job ends failed, its Idempotency-Key is released and
-        BrokerUnavailable propagates: no caller is told "accepted" for a job that is not durably published.
-        A repeat of a job whose publishing never finished publishes it again; the pipeline is idempotent."""
+        """1. refuse (BrokerUnavailable, 503) while the broker is unreachable, so no caller is told "accepted"
+        for work that cannot start; 2. in one transaction under the tenant's admission lock: decide queued,
+        waiting or 429 (WaitingLineFull) by the tenant's plan, insert the job row and COPY every batch into
+        the backlog; 3. answer. The dispatcher publishes the batches from the backlog by fair share."""
         batch_size = draft.batch_size or self.batch_size
         total_batches = count_batches(draft.total_items, batch_size)
-        outcome = await self.store.create(
-            NewJob(
-                job_id=draft.job_id, tenant=draft.tenant, kind=draft.kind, priority=draft.priority,
-                options=draft.options, callback_url=draft.callback_url, source=draft.source,
-                idempotency_key=draft.idempotency_key, request_fingerprint=draft.fingerprint,
-                total_items=draft.total_items, total_batches=total_batches,
-            )
+        new_job = NewJob(
+            job_id=draft.job_id, tenant=draft.tenant, kind=draft.kind, priority=draft.priority,
+            options=draft.options, callback_url=draft.callback_url, source=draft.source,
+            idempotency_key=draft.idempotency_key, request_fingerprint=draft.fingerprint,
+            total_items=draft.total_items, total_batches=total_batches,
         )  # fmt: skip
-        job = outcome.job
+        if not await self.broker.ping(timeout=self.stall_timeout_s):
+            raise BrokerUnavailable(f"no answer within {self.stall_timeout_s:g}s")
+        plan = await self.plans.plan_for(draft.tenant)
+        outcome = await self.admissions.register(
+            new_job,
+            decide=lambda active, waiting: admit(TenantLoad(active, waiting), plan, self.waiting_full_retry_after_s),
+            backlog=lambda status: self._backlog_rows(
+                new_job, items(), batch_size, held=status is JobStatus.WAITING, headers=_task_headers()
+            ),
+        )
         if isinstance(outcome, AlreadyExists):
+            job = outcome.job
             if draft.idempotency_key and job.request_fingerprint != draft.fingerprint:
                 raise InvalidJob("Idempotency-Key was already used for a different request", field="Idempotency-Key")
-            if job.accepted or job.status.is_terminal:
-                return Acceptance(job, replayed=True)
-            log.info("job %s was registered but not fully published; publishing it again", job.job_id)
-        await self._publish(job, items(), batch_size)
-        await self.store.mark_accepted(job.job_id)
-        refreshed = await self.store.get(job.tenant, job.job_id)
-        return Acceptance(refreshed or job, replayed=False)
+            return Acceptance(job, replayed=True)
+        return Acceptance(outcome.job, replayed=False)
 
-    async def _publish(self, job: JobRecord, items: Iterable[JsonValue], batch_size: int) -> None:
-        window = SendWindow(self.broker, self.publish_window, self.stall_timeout_s)
-        key_prefix = str(job.job_id)
-        headers = {SUBMITTED_AT_HEADER: str(int(job.created_at.timestamp() * 1000))}
-        if root := current_traceparent():
-            headers[JOB_TRACE_HEADER] = root  # the span accepting the job: the job's root
-        try:
-            for batch in split_into_batches(
-                job_id=job.job_id, tenant=job.tenant, kind=job.kind, options=job.options,
-                priority=job.priority, items=items, batch_size=batch_size,
-            ):  # fmt: skip
-                key = f"{key_prefix}:{batch.batch_index}".encode()
-                await window.send(batch.model_dump_json().encode(), self.topics.tasks, key=key, headers=headers)
-            await window.flush()
-        except BrokerUnavailable as exc:
-            window.abandon()
-            await self.store.mark_rejected(job.job_id, f"not accepted: {exc.detail}")
-            raise
+    def _backlog_rows(
+        self, job: NewJob, items: Iterable[JsonValue], batch_size: int, *, held: bool, headers: bytes
+    ) -> Iterator[BacklogRow]:
+        for batch in split_into_batches(
+            job_id=job.job_id, tenant=job.tenant, kind=job.kind, options=job.options,
+            priority=job.priority, items=items, batch_size=batch_size,
+        ):  # fmt: skip
+            yield (
+                job.job_id, batch.batch_index, job.tenant, job.priority.value, job.kind, len(batch.items), held,
+                batch.model_dump_json().encode(), headers,
+            )  # fmt: skip
+
+
+def _task_headers() -> bytes:
+    """The headers every batch of the job is published with: its submit time and, when traced, its root span
+    (the span accepting the job)."""
+    headers = {SUBMITTED_AT_HEADER: str(time.time_ns() // 1_000_000)}
+    if root := current_traceparent():
+        headers[JOB_TRACE_HEADER] = root
+    return orjson.dumps(headers)

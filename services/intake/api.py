@@ -16,6 +16,7 @@ from pydantic import JsonValue, ValidationError
 from redis.exceptions import RedisError
 
 from services.intake.accept import Acceptance, JobDraft
+from services.intake.admission import Standing, queue_view
 from services.intake.auth import Tenant
 from services.intake.errors import AUTHENTICATED, error_responses
 from services.intake.limits import batch_size_for, check_items, check_priority, naming_plan_limits
@@ -34,7 +35,7 @@ from services.intake.spool import spool_ndjson
 from services.intake.watch_models import RescanSpec
 from services.intake.watching import watch_job
 from shared.errors import InvalidJob, JobNotFound, LimitExceeded
-from shared.events import CancelJob
+from shared.events import CancelJob, JobStatus
 from shared.kafka import SendWindow
 from shared.stores.jobs import JobRecord
 
@@ -74,6 +75,7 @@ def _accepted_answer(request: Request, acceptance: Acceptance, watch_id: UUID | 
         total_items=job.total_items,
         total_batches=job.total_batches,
         watch_id=str(watch_id) if watch_id else None,
+        status=job.status.value,
     )
     headers = {"Location": body.status_url}
     if acceptance.replayed:
@@ -195,7 +197,16 @@ async def _visible_job(rt: IntakeRuntime, tenant: str, job_id: UUID) -> JobRecor
 
 @router.get("/v1/jobs/{job_id}", responses=AUTHENTICATED | error_responses(404))
 async def get_job(job_id: UUID, rt: Runtime, tenant: Tenant) -> dict[str, JsonValue]:
-    return status_view(await _visible_job(rt, tenant, job_id), datetime.now(UTC))
+    job = await _visible_job(rt, tenant, job_id)
+    return status_view(job, datetime.now(UTC)) | await _queue_fields(rt, job)
+
+
+async def _queue_fields(rt: IntakeRuntime, job: JobRecord) -> dict[str, JsonValue]:
+    """Position in the tenant's line and an ETA, while the job waits for a slot or has not started."""
+    standing = None
+    if job.status in (JobStatus.WAITING, JobStatus.QUEUED):
+        standing = Standing(*await rt.admissions.standing(job.tenant, job.status, job.created_at))
+    return queue_view(job.status, job.counts.pending, standing)
 
 
 @router.delete("/v1/jobs/{job_id}", status_code=202, responses=AUTHENTICATED | error_responses(404))

@@ -1,5 +1,6 @@
 """Intake: the REST API and the Kafka front door, in one FastAPI app whose lifespan owns every connection."""
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -13,6 +14,7 @@ from services.intake import admin, contracts, dashboard, listing, live_api, watc
 from services.intake.accept import JobAcceptor
 from services.intake.api import router
 from services.intake.auth import install_rate_limit_headers
+from services.intake.dispatcher import Dispatcher
 from services.intake.errors import install_error_handlers
 from services.intake.front_door import on_job_requested
 from services.intake.http_tracing import HttpTracing
@@ -27,6 +29,7 @@ from shared.ops_server import PROMETHEUS_CONTENT_TYPE
 from shared.postgres import apply_migrations, open_pool
 from shared.readiness import wait_for
 from shared.redis import CancellationFlags, open_redis
+from shared.stores.admission import AdmissionStore
 from shared.stores.jobs import JobStore
 from shared.stores.tenants import TenantStore
 from shared.telemetry import make_tracer_provider
@@ -82,31 +85,43 @@ async def _lifespan(
     pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
     redis_client = open_redis(settings.redis)
     hub = JobEventHub(settings.kafka, client_id="sluice-intake-live")
+    dispatching: asyncio.Task[None] | None = None
     try:
         await apply_migrations(pool)
         store = JobStore(pool)
-        acceptor = JobAcceptor(
-            store=store,
-            broker=broker,
-            topics=settings.kafka.topics,
-            batch_size=settings.batch_size,
-            publish_window=settings.kafka.publish_window,
-            stall_timeout_s=settings.publish_stall_timeout_s,
-        )
         tenants = TenantStore(pool)
+        plans = TenantPlans(tenants, settings.tenancy)
+        admissions = AdmissionStore(pool)
+        acceptor = JobAcceptor(
+            admissions=admissions,
+            plans=plans,
+            broker=broker,
+            batch_size=settings.batch_size,
+            stall_timeout_s=settings.publish_stall_timeout_s,
+            waiting_full_retry_after_s=settings.flow.waiting_full_retry_after_s,
+        )
         app.state.runtime = IntakeRuntime(
             settings, kinds, broker, pool, redis_client, store, acceptor, CancellationFlags(redis_client),
             tenants=tenants,
-            plans=TenantPlans(tenants, settings.tenancy),
+            plans=plans,
             rate_limiter=RateLimiter(redis_client, namespace=settings.kafka.topic_prefix),
-            hub=hub, metrics=metrics,
+            hub=hub, metrics=metrics, admissions=admissions,
         )  # fmt: skip
         metrics.watch_sse_clients(hub.client_count)
         await hub.start()
         await broker.start()
+        if settings.flow.dispatcher_enabled:
+            dispatcher = Dispatcher(
+                pool, broker, settings.kafka.topics, settings.flow, plans,
+                settings.kafka.publish_window, settings.publish_stall_timeout_s, metrics,
+            )  # fmt: skip
+            dispatching = asyncio.create_task(dispatcher.run_forever())
         log.info("intake ready on %s:%d (kinds: %s)", settings.host, settings.port, ", ".join(sorted(kinds)))
         yield
     finally:
+        if dispatching is not None:
+            dispatching.cancel()
+            await asyncio.gather(dispatching, return_exceptions=True)
         await broker.stop()
         await hub.stop()
         metrics.shutdown()

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 
 from services.intake.auth import RateLimited, Unauthenticated
 from services.intake.rate_limit import rate_limit_headers
-from shared.errors import DatabaseUnavailable, DependencyUnavailable, InvalidJob, JobNotFound
+from shared.errors import DatabaseUnavailable, DependencyUnavailable, InvalidJob, JobNotFound, WaitingLineFull
 from shared.postgres import CONNECTION_ERRORS
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,14 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(JobNotFound)
     async def on_not_found(request: Request, exc: JobNotFound) -> JSONResponse:
         return JSONResponse(error_body("not_found", str(exc)), status_code=404)
+
+    @app.exception_handler(WaitingLineFull)
+    async def on_waiting_line_full(request: Request, exc: WaitingLineFull) -> JSONResponse:
+        return JSONResponse(
+            error_body("too_many_waiting_jobs", str(exc), exc.limit),
+            status_code=429,
+            headers={"Retry-After": str(exc.retry_after_s)},
+        )
 
     @app.exception_handler(DependencyUnavailable)
     async def on_unavailable(request: Request, exc: DependencyUnavailable) -> JSONResponse:

@@ -8,7 +8,7 @@ from services.intake.accept import JobDraft
 from services.intake.limits import batch_size_for, check_items, check_priority
 from services.intake.logic import Fingerprint, resolve_kind, validate_item, validate_options
 from services.intake.runtime import IntakeRuntime
-from shared.errors import InvalidJob, LimitExceeded
+from shared.errors import InvalidJob, LimitExceeded, WaitingLineFull
 from shared.events import JobRequested, RescanRequested, decode, job_requested, rescan_requested
 from shared.kafka import SendWindow, error_headers
 
@@ -28,7 +28,8 @@ def decode_job_requested(raw: bytes | None) -> JobRequested:
 
 
 async def on_job_requested(rt: IntakeRuntime, record: ConsumerRecord) -> None:
-    """Validate and accept one request; an invalid one goes to the rejected topic with the reason.
+    """Validate and accept one request; an invalid one, or one over the tenant's waiting line, goes to the
+    rejected topic with the reason.
 
     A BrokerUnavailable propagates, so the message is redelivered rather than lost; a redelivered
     request is recognised by its job_id and not accepted twice.
@@ -45,15 +46,7 @@ async def on_job_requested(rt: IntakeRuntime, record: ConsumerRecord) -> None:
         options = validate_options(kind, request.options)
         items = [validate_item(kind, i, item, settings.max_item_bytes) for i, item in enumerate(request.items)]
     except InvalidJob as exc:
-        log.warning(
-            "rejected a job request at %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc.reason
-        )
-        window = SendWindow(rt.broker, 1, settings.publish_stall_timeout_s)
-        await window.send(
-            record.value or b"", settings.kafka.topics.rejected, key=record.key,
-            headers=error_headers(exc.reason, record.topic),
-        )  # fmt: skip
-        await window.flush()
+        await _reject(rt, record, exc.reason)
         return
     fingerprint = Fingerprint(kind.name, options, request.priority, request.callback_url)
     for item in items:
@@ -65,5 +58,21 @@ async def on_job_requested(rt: IntakeRuntime, record: ConsumerRecord) -> None:
         fingerprint=fingerprint.hexdigest(), total_items=len(items),
         batch_size=batch_size_for(plan, settings.batch_size),
     )  # fmt: skip
-    acceptance = await rt.acceptor.accept(draft, lambda: items)
+    try:
+        acceptance = await rt.acceptor.accept(draft, lambda: items)
+    except WaitingLineFull as exc:
+        # Set aside rather than redelivered: waiting here for a slot would hold up every tenant on the partition.
+        await _reject(rt, record, str(exc))
+        return
     log.info("accepted job %s from the requests topic (%d items)", acceptance.job.job_id, len(items))
+
+
+async def _reject(rt: IntakeRuntime, record: ConsumerRecord, reason: str) -> None:
+    """Put a request on the rejected topic with the reason in a header."""
+    log.warning("rejected a job request at %s[%d]@%d: %s", record.topic, record.partition, record.offset, reason)
+    window = SendWindow(rt.broker, 1, rt.settings.publish_stall_timeout_s)
+    await window.send(
+        record.value or b"", rt.settings.kafka.topics.rejected, key=record.key,
+        headers=error_headers(reason, record.topic),
+    )  # fmt: skip
+    await window.flush()

@@ -39,3 +39,5 @@ class JobAccepted(BaseModel):
     total_items: int
     total_batches: int
     watch_id: str | None = None
+    status: str = "queued"
+    """queued, or waiting when the tenant is at its active-job limit (it starts by itself when a slot frees)."""

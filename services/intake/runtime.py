@@ -13,6 +13,7 @@ from services.intake.settings import IntakeSettings
 from shared.kinds import Kind
 from shared.metrics import SluiceMetrics
 from shared.redis import CancellationFlags
+from shared.stores.admission import AdmissionStore
 from shared.stores.jobs import JobStore
 from shared.stores.tenants import TenantStore
 from shared.tenant_plans import TenantPlans
@@ -33,3 +34,4 @@ class IntakeRuntime:
     rate_limiter: RateLimiter
     hub: JobEventHub = field(kw_only=True)
     metrics: SluiceMetrics = field(kw_only=True)
+    admissions: AdmissionStore = field(kw_only=True)

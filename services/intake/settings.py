@@ -3,7 +3,7 @@
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shared.config import KafkaSettings, OtelSettings, PostgresSettings, RedisSettings, StartupSettings
+from shared.config import FlowSettings, KafkaSettings, OtelSettings, PostgresSettings, RedisSettings, StartupSettings
 from shared.events import MAX_BATCH_SIZE
 from shared.kinds.settings import KindSettings
 from shared.plans import TenancySettings
@@ -39,3 +39,4 @@ class IntakeSettings(BaseSettings):
     otel: OtelSettings = Field(default_factory=OtelSettings)
     kinds: KindSettings = Field(default_factory=KindSettings)
     tenancy: TenancySettings = Field(default_factory=TenancySettings)
+    flow: FlowSettings = Field(default_factory=FlowSettings)

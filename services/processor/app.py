@@ -237,6 +237,7 @@ def build_app(settings: ProcessorSettings) -> FastStream:
 def register_handlers(broker: KafkaBroker, settings: ProcessorSettings, runtime: Runtime) -> None:
     topics = settings.kafka.topics
     subscribe(broker, settings, runtime, topics.tasks, settings.group_id, None)
+    subscribe(broker, settings, runtime, topics.tasks_high, f"{settings.group_id}-high", None)
     for tier in checked_tiers(settings.kafka.retry_tiers_s):
         subscribe(broker, settings, runtime, topics.retry(tier), f"{settings.group_id}-retry-{tier}s", tier)
 
@@ -282,7 +283,7 @@ async def _lifespan(
     topics = settings.kafka.topics
     checks = {"kafka": lambda: broker.ping(timeout=2), "redis": lambda: _redis_ok(redis_client)}
     try:
-        for topic in (topics.tasks, *(topics.retry(tier) for tier in policy.tiers_s)):
+        for topic in (topics.tasks, topics.tasks_high, *(topics.retry(tier) for tier in policy.tiers_s)):
             runtime.windows[topic] = SendWindow(broker, settings.kafka.publish_window)
         runtime.work = BatchWork(runner, CancellationFlags(redis_client), settings, tracer, runtime.metrics)
         async with serving_ops(settings.metrics_host, settings.metrics_port, runtime.metrics, checks):

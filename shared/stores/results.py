@@ -7,6 +7,7 @@ from uuid import UUID
 import asyncpg
 
 from shared.events import BatchProcessed, CancelJob, JobCounts, JobStatus
+from shared.stores.backlog import return_credits
 
 TERMINAL = [status.value for status in JobStatus if status.is_terminal]
 
@@ -109,7 +110,8 @@ class ResultStore:
 
         1. COPY the rows into a temporary table;
         2. insert those not yet stored (``ON CONFLICT DO NOTHING`` on (job_id, item_index)) and count,
-           per job and status, only the rows actually inserted, so a redelivery counts nothing;
+           per job and status, only the rows actually inserted, so a redelivery counts nothing; the batches
+           leave the dispatch backlog (their in-flight credit returns);
         3. add those counts to the job counters; cancel the jobs asked to be cancelled;
         4. finish every touched job whose results are all in;
         5. commit. The caller commits Kafka offsets only after this returns.
@@ -131,6 +133,7 @@ class ResultStore:
                     )
                 }
                 tallies = await connection.fetch(_UPSERT)
+                await return_credits(connection, [(b.job_id, b.batch_index) for b in batches])
                 await connection.execute(
                     # A replaced timed_out row the scheduler counted as failed (sweeps.TIMED_OUT_COUNTER)
                     # comes off failed: no counter goes below zero and done stays right either way.

@@ -16,6 +16,7 @@ def groups_by_topic(kafka: KafkaSettings) -> dict[str, list[str]]:
     groups = {
         topics.requests: [IntakeSettings().requests_group_id],
         topics.tasks: [processor],
+        topics.tasks_high: [f"{processor}-high"],
         topics.results: [aggregator],
         topics.job_events: [f"{aggregator}-webhooks"],
         topics.triggers: [SchedulerSettings().rescan.triggers_group_id],

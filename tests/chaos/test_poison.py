@@ -20,7 +20,7 @@ async def test_a_poison_message_on_every_consumed_topic_is_set_aside_with_a_reas
     topics = TopicNames.for_prefix(topic_prefix)
     present = await existing_topics(kafka_address)
     retry_topics = sorted(topic for topic in present if topic.startswith(f"{topics.tasks}.retry-"))
-    consumed = [topics.requests, topics.tasks, topics.results, *retry_topics]
+    consumed = [topics.requests, topics.tasks, topics.tasks_high, topics.results, *retry_topics]
     poison = {topic: b'{"poison": "%s", "truncated' % topic.encode() for topic in consumed}
     async with pipeline.client() as client:
         for topic, value in poison.items():

@@ -1,0 +1,160 @@
+"""The dispatcher: releases backlogged task batches into the tasks topic by priority and fair share.
+
+Exactly one runs across intake replicas: each replica's task tries a session advisory lock on a pooled
+connection and, holding it, leads; every statement goes over that connection, so losing it (crash, network)
+releases the lock and ends the leadership together. A standby retries every ``leader_retry_s``.
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+import asyncpg
+import orjson
+from faststream.kafka import KafkaBroker
+
+from services.intake.admission import TenantLoad, promotions
+from services.intake.fair_share import PRIORITY_ORDER, FairShare, QueueKey, Snapshot, TenantLimits
+from shared.config import FlowSettings, TopicNames
+from shared.errors import DependencyUnavailable
+from shared.events import Priority
+from shared.failures import _per_kind_setting
+from shared.kafka import SendWindow
+from shared.metrics import SluiceMetrics
+from shared.postgres import CONNECTION_ERRORS
+from shared.stores.admission import AdmissionStore
+from shared.stores.backlog import BacklogStore, ReleasedBatch
+from shared.tenant_plans import TenantPlans
+
+log = logging.getLogger(__name__)
+
+LEADER_LOCK_ID = 0x51_1C_E0_07
+"""Session advisory lock whose holder is the one dispatcher."""
+CANCELLED_PER_HOUSEKEEPING = 2000
+"""Batches of cancelled jobs released per housekeeping round (the rest go in the next rounds)."""
+
+
+def kind_caps(raw: str) -> dict[str, int]:
+    """SLUICE_FLOW_KIND_MAX_IN_FLIGHT, checked: a JSON object of kind → batches (≥ 1)."""
+    parsed = _per_kind_setting(raw, "SLUICE_FLOW_KIND_MAX_IN_FLIGHT")
+    for kind, cap in parsed.items():
+        if not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+            raise ValueError(f"SLUICE_FLOW_KIND_MAX_IN_FLIGHT[{kind!r}] must be an integer of at least 1")
+    return {kind: int(cap) for kind, cap in parsed.items()}  # type: ignore[call-overload]
+
+
+@dataclass
+class Dispatcher:
+    pool: asyncpg.Pool
+    broker: KafkaBroker
+    topics: TopicNames
+    settings: FlowSettings
+    plans: TenantPlans
+    publish_window: int
+    stall_timeout_s: float
+    metrics: SluiceMetrics | None = None
+
+    def __post_init__(self) -> None:
+        self._reported_tenants: set[str] = set()
+        self._caps = kind_caps(self.settings.kind_max_in_flight)
+        self._backlog = BacklogStore()
+        self._admissions = AdmissionStore(self.pool)
+
+    async def run_forever(self) -> None:
+        """Lead when the lock is free; on a database or broker error, step down and try again later."""
+        while True:
+            try:
+                async with self.pool.acquire() as connection:
+                    if await connection.fetchval("SELECT pg_try_advisory_lock($1)", LEADER_LOCK_ID):
+                        log.info("this intake now runs the dispatcher")
+                        try:
+                            await self._lead(connection)
+                        finally:
+                            if not connection.is_closed():
+                                await connection.execute("SELECT pg_advisory_unlock($1)", LEADER_LOCK_ID)
+            except (asyncpg.PostgresError, DependencyUnavailable, *CONNECTION_ERRORS) as exc:
+                log.warning("dispatcher stepped down, retrying in %.1fs: %s: %s",
+                            self.settings.leader_retry_s, type(exc).__name__, exc)  # fmt: skip
+            except Exception:
+                # A bug must not leave accepted jobs undispatched for good: say so loudly, step down, try again
+                # (another replica may lead meanwhile). A failed tick at worst releases its batches again.
+                log.exception("dispatcher failed; stepping down, retrying in %.1fs", self.settings.leader_retry_s)
+            await asyncio.sleep(self.settings.leader_retry_s)
+
+    async def _lead(self, connection: asyncpg.Connection) -> None:
+        fair = FairShare(self.settings.window_batches, self._caps, self.settings.quantum_batches)
+        due = 0.0
+        while True:
+            if time.monotonic() >= due:
+                await self._housekeep(connection)
+                due = time.monotonic() + self.settings.housekeeping_interval_s
+            if not await self._release(connection, fair):
+                await asyncio.sleep(self.settings.tick_s)
+
+    async def _release(self, connection: asyncpg.Connection, fair: FairShare) -> int:
+        """One tick: 1. count the backlog; 2. allocate; 3. read the granted batches; 4. publish them and wait
+        for the acks; 5. mark them released. A crash between 4 and 5 releases them again (at least once: the
+        processors and the aggregator take duplicates)."""
+        counts = await self._backlog.counts(connection)
+        if not counts.queued:
+            return 0
+        tenants = {tenant for tenant, _, _ in counts.queued} | {tenant for tenant, _ in counts.in_flight}
+        limits = {}
+        for tenant in tenants:
+            plan = await self.plans.plan_for(tenant)
+            limits[tenant] = TenantLimits(plan.weight, plan.max_in_flight_batches)
+        grants = fair.allocate(Snapshot(counts.queued, counts.in_flight), limits)
+        if not grants:
+            return 0
+        ordered: list[tuple[QueueKey, int]] = sorted(grants.items(), key=lambda g: _class_rank(g[0]))
+        return await self._publish(connection, await self._backlog.take(connection, ordered))
+
+    async def _publish(self, connection: asyncpg.Connection, batches: list[ReleasedBatch]) -> int:
+        window = SendWindow(self.broker, self.publish_window, self.stall_timeout_s)
+        try:
+            for batch in batches:
+                topic = self.topics.tasks_high if batch.priority is Priority.HIGH else self.topics.tasks
+                key = f"{batch.job_id}:{batch.batch_index}".encode()
+                await window.send(batch.payload, topic, key=key, headers=orjson.loads(batch.headers))
+            await window.flush()
+        except DependencyUnavailable:
+            window.abandon()
+            raise
+        await self._backlog.mark_released(connection, batches)
+        return len(batches)
+
+    async def _housekeep(self, connection: asyncpg.Connection) -> None:
+        """Admit waiting jobs into freed slots, make their batches releasable, drop finished jobs' batches."""
+        for tenant in await self._admissions.tenants_waiting(connection):
+            plan = await self.plans.plan_for(tenant)
+            started = await self._admissions.promote_waiting(
+                connection, tenant, lambda active, waiting, plan=plan: promotions(TenantLoad(active, waiting), plan)
+            )
+            if started:
+                log.info("tenant %s: %d waiting jobs admitted", tenant, started)
+        await self._backlog.unhold(connection)
+        await self._backlog.drop_finished(connection)
+        if self.metrics is not None:
+            await self._report_load(connection, self.metrics)
+        if cancelled := await self._publish(
+            connection, await self._backlog.take_cancelled(connection, CANCELLED_PER_HOUSEKEEPING)
+        ):
+            log.info("released %d batches of cancelled jobs for the processors to skip", cancelled)
+
+    async def _report_load(self, connection: asyncpg.Connection, metrics: SluiceMetrics) -> None:
+        """Per tenant: batches in flight fleet-wide and jobs waiting for a slot (0 once a tenant has none)."""
+        in_flight: dict[str, int] = {}
+        for (tenant, _kind), n in (await self._backlog.counts(connection)).in_flight.items():
+            in_flight[tenant] = in_flight.get(tenant, 0) + n
+        waiting = dict(
+            await connection.fetch("SELECT tenant, count(*) FROM jobs WHERE status = 'waiting' GROUP BY tenant")
+        )
+        tenants = set(in_flight) | set(waiting)
+        for tenant in tenants | self._reported_tenants:
+            metrics.set_tenant_load(tenant, in_flight=in_flight.get(tenant, 0), waiting=waiting.get(tenant, 0))
+        self._reported_tenants = tenants
+
+
+def _class_rank(key: QueueKey) -> int:
+    return PRIORITY_ORDER.index(key[1])
