@@ -50,7 +50,8 @@ def build_app(settings: IntakeSettings) -> FastAPI:
     app.include_router(watches.router)
     app.include_router(live_api.router)
     app.include_router(dashboard.router)
-    app.add_middleware(HttpTracing, tracer=tracer_provider.get_tracer("sluice.intake"))
+    app.state.tracer = tracer_provider.get_tracer("sluice.intake")
+    app.add_middleware(HttpTracing, tracer=app.state.tracer)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:
@@ -113,7 +114,7 @@ async def _lifespan(
         if settings.flow.dispatcher_enabled:
             dispatcher = Dispatcher(
                 pool, broker, settings.kafka.topics, settings.flow, plans,
-                settings.kafka.publish_window, settings.publish_stall_timeout_s, metrics,
+                settings.kafka.publish_window, settings.publish_stall_timeout_s, metrics, app.state.tracer,
             )  # fmt: skip
             dispatching = asyncio.create_task(dispatcher.run_forever())
         log.info("intake ready on %s:%d (kinds: %s)", settings.host, settings.port, ", ".join(sorted(kinds)))

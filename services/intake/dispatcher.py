@@ -8,11 +8,14 @@ releases the lock and ends the leadership together. A standby retries every ``le
 import asyncio
 import logging
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import asyncpg
 import orjson
 from faststream.kafka import KafkaBroker
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, Tracer
 
 from services.intake.admission import TenantLoad, promotions
 from services.intake.fair_share import PRIORITY_ORDER, FairShare, QueueKey, Snapshot, TenantLimits
@@ -26,6 +29,7 @@ from shared.postgres import CONNECTION_ERRORS
 from shared.stores.admission import AdmissionStore
 from shared.stores.backlog import BacklogStore, ReleasedBatch
 from shared.tenant_plans import TenantPlans
+from shared.tracing import JOB_TRACE_HEADER, span_context_of
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +58,7 @@ class Dispatcher:
     publish_window: int
     stall_timeout_s: float
     metrics: SluiceMetrics | None = None
+    tracer: Tracer | None = None
 
     def __post_init__(self) -> None:
         self._reported_tenants: set[str] = set()
@@ -116,13 +121,27 @@ class Dispatcher:
             for batch in batches:
                 topic = self.topics.tasks_high if batch.priority is Priority.HIGH else self.topics.tasks
                 key = f"{batch.job_id}:{batch.batch_index}".encode()
-                await window.send(batch.payload, topic, key=key, headers=orjson.loads(batch.headers))
+                headers = orjson.loads(batch.headers)
+                with self._in_job_trace(batch, headers.get(JOB_TRACE_HEADER)):
+                    await window.send(batch.payload, topic, key=key, headers=headers)
             await window.flush()
         except DependencyUnavailable:
             window.abandon()
             raise
         await self._backlog.mark_released(connection, batches)
         return len(batches)
+
+    def _in_job_trace(self, batch: ReleasedBatch, root: str | None) -> AbstractContextManager[object]:
+        """A span for the release, a child of the job's root span (the request that accepted it), so the
+        batch's trace continues from the job's rather than from whichever tick released it."""
+        root_context = span_context_of(root)
+        if self.tracer is None or root_context is None:
+            return nullcontext()
+        return self.tracer.start_as_current_span(
+            "dispatch task.batch",
+            context=trace.set_span_in_context(NonRecordingSpan(root_context)),
+            attributes={"sluice.job_id": str(batch.job_id), "sluice.batch_index": batch.batch_index},
+        )
 
     async def _housekeep(self, connection: asyncpg.Connection) -> None:
         """Admit waiting jobs into freed slots, make their batches releasable, drop finished jobs' batches."""
