@@ -1,0 +1,65 @@
+"""Pure statistics and process sampling: percentiles, peak RSS and CPU time per service process."""
+
+import math
+import threading
+from collections.abc import Mapping, Sequence
+
+import psutil
+
+MB = 1024 * 1024
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The q-th percentile (0–100) by the nearest-rank method; NaN for no values."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def service_name(label: str) -> str:
+    """`processor#2` → `processor`."""
+    return label.split("#", 1)[0]
+
+
+class RssSampler:
+    """Samples the resident set size of named processes in a thread; `peaks_mb` is the largest seen of each."""
+
+    def __init__(self, pids: Mapping[str, int], interval_s: float = 0.1) -> None:
+        self._processes = {label: psutil.Process(pid) for label, pid in pids.items()}
+        self._interval_s = interval_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
+        self.peaks_mb: dict[str, float] = {label: 0.0 for label in pids}
+
+    def __enter__(self) -> "RssSampler":
+        self._sample()
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            self._sample()
+
+    def _sample(self) -> None:
+        for label, process in self._processes.items():
+            try:
+                rss = process.memory_info().rss / MB
+            except psutil.Error:
+                continue  # it exited; the run reports the failure elsewhere
+            self.peaks_mb[label] = max(self.peaks_mb[label], round(rss, 1))
+
+
+def cpu_seconds(pids: Mapping[str, int]) -> dict[str, float]:
+    """User + system CPU time used so far by each process."""
+    used = {}
+    for label, pid in pids.items():
+        times = psutil.Process(pid).cpu_times()
+        used[label] = times.user + times.system
+    return used
