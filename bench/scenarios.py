@@ -107,7 +107,8 @@ async def _cpu_job(client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, ro
 async def _until_both_processors_work(
     stack: BenchStack, client: httpx.AsyncClient, pool: asyncpg.Pool, labels: list[str], rounds: int, timeout: float
 ) -> None:
-    """Small bench.cpu jobs until each processor did a fair share of one: the group has settled on both."""
+    """Until the group has rebalanced onto both processors and each did a fair share of a small bench.cpu job."""
+    await stack.settled(labels)
     async with asyncio.timeout(timeout):
         while True:
             pids = {label: stack.pids()[label] for label in labels}

@@ -2,11 +2,14 @@
 prefix of its own, and the four services as processes."""
 
 import asyncio
+import re
+import threading
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TextIO
 
 import asyncpg
 
@@ -17,6 +20,37 @@ from shared.devstack.supervisor import Supervisor, service_command
 
 SERVICES = ("intake", "processor", "aggregator", "scheduler")
 TASK_PARTITIONS = 12
+_ASSIGNED = re.compile(r"^\[(?P<label>[^\]]+)\] .* assigned to partitions: (?P<partitions>.*)$")
+_PARTITION = re.compile(r"topic='(?P<topic>[^']+)', partition=(?P<partition>\d+)")
+
+
+class AssignmentLog:
+    """Service output to a file, remembering the partitions each process was last assigned on each topic (from
+    FastStream's "assigned to partitions" lines), so a run can wait for a consumer group to settle."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._lock = threading.Lock()
+        self._latest: dict[tuple[str, str], set[int]] = {}
+
+    def write(self, text: str) -> int:
+        for line in text.splitlines():
+            if match := _ASSIGNED.match(line):
+                by_topic: dict[str, set[int]] = {}
+                for part in _PARTITION.finditer(match["partitions"]):
+                    by_topic.setdefault(part["topic"], set()).add(int(part["partition"]))
+                with self._lock:
+                    for topic, partitions in by_topic.items():
+                        self._latest[(match["label"], topic)] = partitions
+        return self._out.write(text)
+
+    def flush(self) -> None:
+        self._out.flush()
+
+    def holders(self, topic: str) -> dict[str, set[int]]:
+        """Each process's latest assignment on ``topic``."""
+        with self._lock:
+            return {label: set(parts) for (label, t), parts in self._latest.items() if t == topic}
 
 
 @dataclass
@@ -28,6 +62,7 @@ class BenchStack:
     topic_prefix: str
     env: dict[str, str]
     supervisor: Supervisor
+    output: AssignmentLog
     embedded: frozenset[str]
     labels: dict[str, int] = field(default_factory=dict)
 
@@ -44,6 +79,17 @@ class BenchStack:
 
     def pids(self) -> dict[str, int]:
         return self.supervisor.pids()
+
+    async def settled(self, labels: list[str], timeout: float = 120.0) -> None:
+        """Until the named processors split every task partition between them (the group has rebalanced)."""
+        topic = f"{self.topic_prefix}.tasks"
+        async with asyncio.timeout(timeout):
+            while True:
+                held = self.output.holders(topic)
+                parts = [held.get(label, set()) for label in labels]
+                if all(parts) and sum(map(len, parts)) == TASK_PARTITIONS == len(set().union(*parts)):
+                    return
+                await asyncio.sleep(0.1)  # poll interval inside the deadline
 
 
 async def _create_database(server_url: str, name: str) -> str:
@@ -74,7 +120,8 @@ def bench_stack(data_dir: Path, environ: Mapping[str, str], log_path: Path) -> I
         database_url = asyncio.run(_create_database(infra.database_url, db_name))
         stack.callback(lambda: asyncio.run(_drop_database(infra.database_url, db_name)))
         out = stack.enter_context(log_path.open("w", encoding="utf-8"))
-        supervisor = stack.enter_context(Supervisor(out, stop_timeout=15.0))
+        output = AssignmentLog(out)
+        supervisor = stack.enter_context(Supervisor(output, stop_timeout=15.0))  # type: ignore[arg-type]
         port = free_port()
         prefix = f"bench-{run_id}"
         env = {
@@ -97,6 +144,7 @@ def bench_stack(data_dir: Path, environ: Mapping[str, str], log_path: Path) -> I
             topic_prefix=prefix,
             env=env,
             supervisor=supervisor,
+            output=output,
             embedded=infra.embedded,
         )
         for name in SERVICES:

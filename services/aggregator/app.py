@@ -14,7 +14,7 @@ from services.aggregator.dead_letters import DeadLetterIndexer
 from services.aggregator.logic import ProgressThrottle
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.sink import ResultSink
-from shared.kafka import SendWindow, ensure_topics, group_options, make_broker
+from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, undecoded
 from shared.postgres import apply_migrations, open_pool
 from shared.readiness import wait_for
 from shared.stores.dead_letters import DeadLetterStore
@@ -53,6 +53,7 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
         auto_offset_reset="earliest",
         # Offsets are committed only after the handler returns; an error seeks back and redelivers.
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=undecoded,
         **group_options(settings.kafka),
     )
     async def on_results(message: KafkaMessage) -> None:

@@ -35,7 +35,7 @@ from shared.failures import (
     parse_retry_overrides,
     parse_timeout_overrides,
 )
-from shared.kafka import SendWindow, ensure_topics, group_options, make_broker
+from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, undecoded
 from shared.kinds import load_kinds
 from shared.readiness import wait_for
 from shared.redis import CancellationFlags, open_redis
@@ -83,8 +83,8 @@ class BatchWork:
     async def _publish(self, outcome: BatchOutcome, window: SendWindow, source_topic: str, trace_id: str) -> None:
         topics = self.settings.kafka.topics
         batch = outcome.batch
-        if (processed := outcome.processed) is not None:
-            await window.send(processed.model_dump_json().encode(), topics.results, key=str(batch.job_id).encode())
+        if (processed := outcome.processed_json()) is not None:
+            await window.send(processed, topics.results, key=str(batch.job_id).encode())
         for tier, retry in outcome.retry_batches():
             due_at_ms = int(time.time() * 1000) + tier * 1000
             await window.send(
@@ -205,6 +205,7 @@ def subscribe(
         max_partition_fetch_bytes=settings.kafka.max_request_bytes,
         # Commit only after the results are acknowledged; an error seeks back and redelivers the poll.
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=undecoded,
         **group_options(settings.kafka),
     )
     async def on_task_batches(message: KafkaMessage) -> None:

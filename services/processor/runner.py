@@ -11,7 +11,7 @@ from datetime import datetime
 
 from pydantic import JsonValue
 
-from services.processor.logic import BatchOutcome, cancelled, settle_failure, succeeded
+from services.processor.logic import BatchOutcome, Success, cancelled, encode_output, settle_failure
 from shared.errors import ItemFailed, SluiceError
 from shared.events import TaskBatch, TaskItem, utc_now
 from shared.failures import RetryPolicy, item_timeout_s, policy_for
@@ -99,7 +99,7 @@ class KindRunner:
             try:
                 async with asyncio.timeout(timeout_s):
                     output = await handler(item.input, outcome.batch.options)
-                outcome.results.append(succeeded(item, output, _ms_since(started)))
+                outcome.successes.append(Success(item, encode_output(output), _ms_since(started)))
             except Exception as exc:  # every handler failure (or non-JSON output) is this item's, never the batch's
                 self._settle(outcome, item, exc, _ms_since(started), retry)
 
