@@ -4,6 +4,7 @@ import asyncio
 import json
 import logging
 import os
+import signal
 import sys
 import uuid
 from dataclasses import asdict
@@ -72,12 +73,18 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
 
 
 def _by_service(result: dict[str, Any]) -> dict[str, Any]:
-    """RSS keyed by service name (the first process of each)."""
-    result["rss_mb"] = {service_name(label): mb for label, mb in result["rss_mb"].items() if "#" not in label}
+    """Per-process figures keyed by service name (the first process of each)."""
+    for key in ("rss_mb", "cpu_us_per_item"):
+        result[key] = {service_name(label): value for label, value in result[key].items() if "#" not in label}
     return result
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds the stack, so the services and the embedded broker are stopped
+
+
 def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = parse_config(argv)
     config.data_dir.mkdir(parents=True, exist_ok=True)

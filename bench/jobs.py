@@ -41,7 +41,9 @@ async def upload_ndjson(
     async def body() -> AsyncIterator[bytes]:
         nonlocal first_byte_at
         for start in range(0, items, LINES_PER_CHUNK):
-            chunk = b"".join(orjson.dumps(bench_item(i)) + b"\n" for i in range(start, min(start + LINES_PER_CHUNK, items)))
+            chunk = b"".join(
+                orjson.dumps(bench_item(i)) + b"\n" for i in range(start, min(start + LINES_PER_CHUNK, items))
+            )
             if not first_byte_at:
                 first_byte_at = time.time()
             yield chunk

@@ -24,7 +24,9 @@ def service_name(label: str) -> str:
 
 
 class RssSampler:
-    """Samples the resident set size of named processes in a thread; `peaks_mb` is the largest seen of each."""
+    """Samples the resident set size of named processes in a thread; `peaks_mb` is the largest seen of each,
+    `cpu_s` the CPU time (user + system) each used while sampled: on a shared machine the CPU cost per item is
+    a steadier measure than wall-clock speed."""
 
     def __init__(self, pids: Mapping[str, int], interval_s: float = 0.1) -> None:
         self._processes = {label: psutil.Process(pid) for label, pid in pids.items()}
@@ -32,9 +34,11 @@ class RssSampler:
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rss-sampler", daemon=True)
         self.peaks_mb: dict[str, float] = {label: 0.0 for label in pids}
+        self.cpu_s: dict[str, float] = {}
 
     def __enter__(self) -> "RssSampler":
         self._sample()
+        self._cpu_at_start = self._cpu_times()
         self._thread.start()
         return self
 
@@ -42,6 +46,18 @@ class RssSampler:
         self._stop.set()
         self._thread.join()
         self._sample()
+        ended = self._cpu_times()
+        self.cpu_s = {label: round(ended[label] - self._cpu_at_start[label], 2) for label in ended}
+
+    def _cpu_times(self) -> dict[str, float]:
+        used = {}
+        for label, process in self._processes.items():
+            try:
+                times = process.cpu_times()
+            except psutil.Error:
+                continue
+            used[label] = times.user + times.system
+        return used
 
     def _run(self) -> None:
         while not self._stop.wait(self._interval_s):
@@ -54,12 +70,3 @@ class RssSampler:
             except psutil.Error:
                 continue  # it exited; the run reports the failure elsewhere
             self.peaks_mb[label] = max(self.peaks_mb[label], round(rss, 1))
-
-
-def cpu_seconds(pids: Mapping[str, int]) -> dict[str, float]:
-    """User + system CPU time used so far by each process."""
-    used = {}
-    for label, pid in pids.items():
-        times = psutil.Process(pid).cpu_times()
-        used[label] = times.user + times.system
-    return used

@@ -64,24 +64,30 @@ def table(results: dict[str, Any]) -> str:
     """A plain-text table of every measured number."""
     t, lat, s, c = results["throughput"], results["latency"], results["scale_out"], results["ceilings"]
     w = results["warmup"]
+    per_job = lat["items"] // max(lat["jobs"], 1)
     rows = [
         ("1 throughput", f"{t['items']:,} bench.noop items (NDJSON)", f"{t['seconds']:.2f} s"),
         ("", "items/s end to end", f"{t['items_per_s']:,.0f}"),
         ("", "time to first result", f"{t['time_to_first_result_ms']:,.0f} ms"),
         ("", "upload (first byte → 202)", f"{t['upload_s']:.2f} s"),
-        ("2 latency", f"{lat['jobs']:,} jobs × {lat['items'] // max(lat['jobs'], 1)} items", f"{lat['achieved_items_per_s']:,.0f} items/s"),
-        ("", "item e2e p50 / p95 / p99", f"{lat['e2e_p50_ms']:.0f} / {lat['e2e_p95_ms']:.0f} / {lat['e2e_p99_ms']:.0f} ms"),
+        ("2 latency", f"{lat['jobs']:,} jobs × {per_job} items", f"{lat['achieved_items_per_s']:,.0f} items/s"),
+        ("", "item e2e p50 / p95 / p99",
+         f"{lat['e2e_p50_ms']:.0f} / {lat['e2e_p95_ms']:.0f} / {lat['e2e_p99_ms']:.0f} ms"),
         ("", "intake request p50 / p99", f"{lat['intake_p50_ms']:.0f} / {lat['intake_p99_ms']:.0f} ms"),
-        ("3 scale-out", f"bench.cpu {s['items']:,} items × {s['rounds']} rounds", f"{s['one_processor_s']:.2f} s → {s['two_processors_s']:.2f} s"),
+        ("3 scale-out", f"bench.cpu {s['items']:,} items × {s['rounds']} rounds",
+         f"{s['one_processor_s']:.2f} s → {s['two_processors_s']:.2f} s"),
         ("", "speedup with 2 processors", f"{s['speedup']:.2f}×"),
-        *[
-            ("4 peak RSS" if i == 0 else "", f"{name} ({w['items']:,} → {t['items']:,} items)", f"{w['rss_mb'].get(name, 0):.0f} → {mb:.0f} MB")
-            for i, (name, mb) in enumerate(sorted(t["rss_mb"].items()))
-        ],
+    ]  # fmt: skip
+    for i, (name, mb) in enumerate(sorted(t["rss_mb"].items())):
+        sizes = f"{name} ({w['items']:,} → {t['items']:,} items)"
+        rows.append(("4 peak RSS" if i == 0 else "", sizes, f"{w['rss_mb'].get(name, 0):.0f} → {mb:.0f} MB"))
+    for i, (name, us) in enumerate(sorted(t["cpu_us_per_item"].items())):
+        rows.append(("  CPU per item" if i == 0 else "", f"{name} (scenario 1)", f"{us:.1f} µs"))
+    rows += [
         ("5 ceilings", "aiokafka produce + consume", f"{c['broker_items_per_s']:,.0f} items/s"),
         ("", "PostgreSQL COPY of result rows", f"{c['pg_rows_per_s']:,.0f} rows/s"),
         ("", "ratio to the lower ceiling", f"{results['summary']['ratio_to_ceiling']:.3f}"),
-    ]  # fmt: skip
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c_:>{widths[2]}}" for a, b, c_ in rows)
 

@@ -8,7 +8,7 @@ import asyncpg
 import httpx
 
 from bench import jobs
-from bench.measure import RssSampler, cpu_seconds, percentile
+from bench.measure import RssSampler, percentile
 from bench.stack import BenchStack
 
 
@@ -21,9 +21,13 @@ class Throughput:
     upload_s: float
     """First byte sent → intake's 202 (every batch acknowledged by the broker)."""
     rss_mb: dict[str, float]
+    cpu_us_per_item: dict[str, float]
+    """CPU time each service used during the run, per item."""
 
 
-async def throughput(stack: BenchStack, client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, timeout: float) -> Throughput:
+async def throughput(
+    stack: BenchStack, client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, timeout: float
+) -> Throughput:
     """One bench.noop job of `items`, as NDJSON: first byte sent → job completed with every row durable."""
     with RssSampler(stack.pids()) as rss:
         upload = await jobs.upload_ndjson(client, "bench.noop", items)
@@ -40,6 +44,7 @@ async def throughput(stack: BenchStack, client: httpx.AsyncClient, pool: asyncpg
         time_to_first_result_ms=round((first - upload.first_byte_at) * 1000, 1),
         upload_s=round(upload.answered_at - upload.first_byte_at, 3),
         rss_mb=rss.peaks_mb,
+        cpu_us_per_item={label: round(cpu * 1e6 / items, 1) for label, cpu in rss.cpu_s.items()},
     )
 
 
@@ -57,7 +62,12 @@ class Latency:
 
 
 async def latency(
-    client: httpx.AsyncClient, pool: asyncpg.Pool, rate_items_per_s: int, job_items: int, duration_s: float, timeout: float
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    rate_items_per_s: int,
+    job_items: int,
+    duration_s: float,
+    timeout: float,
 ) -> Latency:
     """Small bench.noop jobs sent on a fixed schedule (open loop: a slow answer does not delay the next send)."""
     interval = job_items / rate_items_per_s
@@ -104,28 +114,12 @@ async def _cpu_job(client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, ro
     return done_at - upload.first_byte_at
 
 
-async def _until_both_processors_work(
-    stack: BenchStack, client: httpx.AsyncClient, pool: asyncpg.Pool, labels: list[str], rounds: int, timeout: float
-) -> None:
-    """Until the group has rebalanced onto both processors and each did a fair share of a small bench.cpu job."""
-    await stack.settled(labels)
-    async with asyncio.timeout(timeout):
-        while True:
-            pids = {label: stack.pids()[label] for label in labels}
-            before = cpu_seconds(pids)
-            await _cpu_job(client, pool, 240, rounds, timeout)
-            after = cpu_seconds(pids)
-            used = [after[label] - before[label] for label in labels]
-            if min(used) >= 0.3 * max(used):
-                return
-
-
 async def scale_out(
     stack: BenchStack, client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, rounds: int, timeout: float
 ) -> ScaleOut:
     """The same bench.cpu job with the one processor, then after a second processor has joined the group."""
     one = await _cpu_job(client, pool, items, rounds, timeout)
     second = stack.start_service("processor")
-    await _until_both_processors_work(stack, client, pool, ["processor", second], rounds, timeout)
+    await stack.settled(["processor", second])
     two = await _cpu_job(client, pool, items, rounds, timeout)
     return ScaleOut(items, rounds, round(one, 3), round(two, 3), round(one / two, 2))

@@ -49,6 +49,9 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
         batch=True,
         max_records=settings.messages_per_poll,
         batch_timeout_ms=50,
+        # Big result messages (a kind with large batches) would otherwise make one write hold too many rows.
+        fetch_max_bytes=settings.poll_max_bytes,
+        max_partition_fetch_bytes=min(settings.poll_max_bytes, settings.kafka.max_request_bytes),
         group_id=settings.group_id,
         auto_offset_reset="earliest",
         # Offsets are committed only after the handler returns; an error seeks back and redelivers.

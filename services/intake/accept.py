@@ -1,8 +1,8 @@
 """JobAcceptor: registers a job, publishes its batches with acks=all, and only then calls it accepted."""
 
 import logging
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from uuid import UUID
 
 from faststream.kafka import KafkaBroker
@@ -47,13 +47,15 @@ class JobAcceptor:
     batch_size: int
     publish_window: int
     stall_timeout_s: float
+    kind_batch_sizes: Mapping[str, int] = field(default_factory=dict)
+    """Kinds that declare their own batch size (Kind.batch_size) instead of ``batch_size``."""
 
     async def accept(self, draft: JobDraft, items: Callable[[], Iterable[JsonValue]]) -> Acceptance:
         """1. insert the job row (so status answers at once); 2. publish every batch and wait for every ack;
         3. mark the job accepted. If 2 fails, the job ends failed, its Idempotency-Key is released and
         BrokerUnavailable propagates: no caller is told "accepted" for a job that is not durably published.
         A repeat of a job whose publishing never finished publishes it again; the pipeline is idempotent."""
-        total_batches = count_batches(draft.total_items, self.batch_size)
+        total_batches = count_batches(draft.total_items, self.kind_batch_sizes.get(draft.kind, self.batch_size))
         outcome = await self.store.create(
             NewJob(
                 job_id=draft.job_id, tenant=draft.tenant, kind=draft.kind, priority=draft.priority,
@@ -80,7 +82,7 @@ class JobAcceptor:
         try:
             for batch in split_into_batches(
                 job_id=job.job_id, tenant=job.tenant, kind=job.kind, options=job.options,
-                priority=job.priority, items=items, batch_size=self.batch_size,
+                priority=job.priority, items=items, batch_size=self.kind_batch_sizes.get(job.kind, self.batch_size),
             ):  # fmt: skip
                 key = f"{key_prefix}:{batch.batch_index}".encode()
                 await window.send(batch.model_dump_json().encode(), self.topics.tasks, key=key)

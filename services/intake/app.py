@@ -69,6 +69,7 @@ async def _lifespan(app: FastAPI, settings: IntakeSettings, broker: KafkaBroker)
             batch_size=settings.batch_size,
             publish_window=settings.kafka.publish_window,
             stall_timeout_s=settings.publish_stall_timeout_s,
+            kind_batch_sizes={name: kind.batch_size for name, kind in kinds.items() if kind.batch_size},
         )
         app.state.runtime = IntakeRuntime(
             settings, kinds, broker, pool, redis_client, store, acceptor, CancellationFlags(redis_client)

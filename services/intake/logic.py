@@ -67,8 +67,10 @@ def split_into_batches(
     batch_index = 0
     while chunk := list(islice(numbered, batch_size)):
         # Validated from JSON in one pass: building a TaskItem per item from Python costs twice as much.
-        fields = {"tenant": tenant, "job_id": str(job_id), "kind": kind, "batch_index": batch_index, "options": options,
-                  "priority": priority, "items": [{"index": index, "input": item} for index, item in chunk]}  # fmt: skip
+        fields = {
+            "tenant": tenant, "job_id": str(job_id), "kind": kind, "batch_index": batch_index, "options": options,
+            "priority": priority, "items": [{"index": index, "input": item} for index, item in chunk],
+        }  # fmt: skip
         yield task_batch.validate_json(orjson.dumps(fields))
         batch_index += 1
 

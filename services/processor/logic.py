@@ -57,8 +57,9 @@ class Success:
         """The item's ItemResult, as the JSON object the results message carries."""
         item = self.item
         return {
-            "index": item.index, "status": ItemStatus.SUCCEEDED.value, "input": item.input, "output": orjson.Fragment(self.output),
-            "attempts": item.attempt, "duration_ms": self.duration_ms, "generation": item.generation,
+            "index": item.index, "status": ItemStatus.SUCCEEDED.value, "input": item.input,
+            "output": orjson.Fragment(self.output), "attempts": item.attempt, "duration_ms": self.duration_ms,
+            "generation": item.generation,
         }  # fmt: skip
 
     def result(self) -> ItemResult:

@@ -50,6 +50,7 @@ class KindRunner:
     ) -> None:
         self._kinds = kinds
         self._handlers: dict[str, ItemHandler] = {}
+        self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._policy = policy
         self._clock, self._rand = clock, rand
@@ -80,7 +81,15 @@ class KindRunner:
             )
         kind_default_s = self._policy.kind_timeouts_s.get(batch.kind, self._policy.item_timeout_s)
         timeout = item_timeout_s(kind_default_s, batch.options)
-        await asyncio.gather(*(self._run_item(outcome, handler, item, retry, timeout) for item in batch.items))
+        # A few workers drain the batch instead of a task per item: the same concurrency (the slots bound it
+        # across batches), without thousands of tasks parked on the semaphore for a big poll.
+        pending = iter(batch.items)
+
+        async def drain() -> None:
+            for item in pending:
+                await self._run_item(outcome, handler, item, retry, timeout)
+
+        await asyncio.gather(*(drain() for _ in range(min(len(batch.items), self._max_in_flight))))
         return outcome
 
     async def run_all(self, batches: Sequence[TaskBatch], cancelled_jobs: set[object]) -> list[BatchOutcome]:

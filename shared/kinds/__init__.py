@@ -36,6 +36,9 @@ class Kind:
     """Opens whatever the handler needs (clients, pools) for the life of a processor."""
     validate_options: Callable[[dict[str, JsonValue]], dict[str, JsonValue]] = field(default=_accept_options)
     description: str = ""
+    batch_size: int | None = None
+    """Items per TaskBatch for this kind (None: SLUICE_INTAKE_BATCH_SIZE). Tiny, fast items go further in big
+    batches (per-message costs dominate); slow items want small ones (a batch's results wait for its last item)."""
 
 
 class KindLoadError(SluiceError):
