@@ -203,6 +203,8 @@ def subscribe(
         group_id=group_id,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=settings.kafka.max_request_bytes,
+        # What the consumer fetches ahead sits in memory: a couple of maximum-size messages is enough to keep busy.
+        fetch_max_bytes=2 * settings.kafka.max_request_bytes,
         # Commit only after the results are acknowledged; an error seeks back and redelivers the poll.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=undecoded,

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.e2e
 
 SMOKE_ARGS = [
     "--items", "20000", "--warmup-items", "1000",
-    "--latency-s", "3", "--latency-items-per-s", "500", "--latency-job-items", "10",
+    "--latency-s", "2", "--latency-items-per-s", "300", "--latency-job-items", "10",
     "--cpu-items", "240", "--cpu-rounds", "200",
 ]  # fmt: skip
 
