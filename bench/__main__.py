@@ -19,6 +19,7 @@ from bench.report import machine_info, save, summary, table
 from bench.stack import BenchStack, bench_stack
 from services.intake.settings import IntakeSettings
 from shared.config import KafkaSettings, PostgresSettings
+from shared.kinds import load_kinds
 from shared.postgres import open_pool
 
 log = logging.getLogger("sluice.bench")
@@ -31,7 +32,7 @@ def say(text: str) -> None:
 
 async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
     kafka = KafkaSettings(bootstrap_servers=stack.kafka, topic_prefix=stack.topic_prefix)
-    batch_size = IntakeSettings().batch_size
+    batch_size = load_kinds()["bench.noop"].batch_size or IntakeSettings().batch_size  # as intake splits the job
     say(f"ceilings: aiokafka produce + consume of {config.items:,} items, COPY of {config.items:,} rows ...")
     broker_items_per_s, messages = await ceilings.broker_ceiling(
         kafka, f"{stack.topic_prefix}.ceiling-{uuid.uuid4().hex[:6]}", config.items, batch_size
