@@ -106,6 +106,8 @@ class ScaleOut:
     one_processor_s: float
     two_processors_s: float
     speedup: float
+    processor_cpu_s: dict[str, float]
+    """CPU time each processor used during the two-processor run: how evenly the work was split."""
 
 
 async def _cpu_job(client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, rounds: int, timeout: float) -> float:
@@ -121,5 +123,6 @@ async def scale_out(
     one = await _cpu_job(client, pool, items, rounds, timeout)
     second = stack.start_service("processor")
     await stack.settled(["processor", second])
-    two = await _cpu_job(client, pool, items, rounds, timeout)
-    return ScaleOut(items, rounds, round(one, 3), round(two, 3), round(one / two, 2))
+    with RssSampler({label: stack.pids()[label] for label in ("processor", second)}) as sampler:
+        two = await _cpu_job(client, pool, items, rounds, timeout)
+    return ScaleOut(items, rounds, round(one, 3), round(two, 3), round(one / two, 2), sampler.cpu_s)
