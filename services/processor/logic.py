@@ -49,10 +49,6 @@ class Success:
     """The handler's output, encoded (encode_output)."""
     duration_ms: float
 
-    @property
-    def index(self) -> int:
-        return self.item.index
-
     def wire(self) -> dict[str, Any]:
         """The item's ItemResult, as the JSON object the results message carries."""
         item = self.item
