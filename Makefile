@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install demo test test-fast chaos up lint clean simulate-rescans chromium overhead
+.PHONY: install demo test test-fast chaos up lint clean simulate-rescans chromium overhead bench bench-smoke
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Sluice needs Python 3.11 or newer")'
@@ -40,6 +40,14 @@ simulate-rescans: $(STAMP)
 # Throughput with tracing on vs off (real services, a loopback OTLP receiver); prints a JSON summary.
 overhead: $(STAMP)
 	$(BIN)/python -m tests.perf.tracing_overhead
+
+# Throughput, latency, scale-out, memory and ceilings on the embedded stack (or KAFKA_BOOTSTRAP_SERVERS,
+# DATABASE_URL, REDIS_URL); sizes via SLUICE_BENCH_* or `$(BIN)/python -m bench --help`. Last line: summary JSON.
+bench: $(STAMP)
+	$(BIN)/python -m bench
+
+bench-smoke: $(STAMP)
+	$(BIN)/python -m pytest tests/e2e/test_bench_smoke.py -q -p no:cacheprovider
 
 up: $(STAMP)
 	$(BIN)/sluice dev up

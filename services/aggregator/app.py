@@ -18,7 +18,7 @@ from services.aggregator.logic import ProgressThrottle
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.sink import ResultSink
 from services.aggregator.webhooks import WebhookDispatcher, WebhookEnqueuer
-from shared.kafka import SendWindow, ensure_topics, group_options, make_broker
+from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, undecoded
 from shared.kinds import load_kinds
 from shared.lag import BrokerLag
 from shared.metrics import SluiceMetrics
@@ -63,10 +63,14 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
         batch=True,
         max_records=settings.messages_per_poll,
         batch_timeout_ms=50,
+        # Big result messages (a kind with large batches) would otherwise make one write hold too many rows.
+        fetch_max_bytes=settings.poll_max_bytes,
+        max_partition_fetch_bytes=min(settings.poll_max_bytes, settings.kafka.max_request_bytes),
         group_id=settings.group_id,
         auto_offset_reset="earliest",
         # Offsets are committed only after the handler returns; an error seeks back and redelivers.
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=undecoded,
         **group_options(settings.kafka),
     )
     async def on_results(message: KafkaMessage) -> None:

@@ -12,6 +12,9 @@ class AggregatorSettings(BaseSettings):
     group_id: str = "sluice-aggregator"
     messages_per_poll: int = Field(200, ge=1, le=10_000, description="Result messages written per transaction")
     progress_interval_s: float = Field(1.0, ge=0, le=3600, description="At most one JobProgressed per job per interval")
+    poll_max_bytes: int = Field(
+        4 * 1024 * 1024, ge=64 * 1024, le=256 * 1024 * 1024, description="Result bytes fetched per poll at most"
+    )
     write_retry_attempts: int = Field(8, ge=1, le=1000, description="Database write attempts before redelivery")
     detect_changes: bool = Field(
         True, description="Compare each succeeded result's fingerprint with the item's previous one (rescans)"

@@ -1,8 +1,8 @@
 """JobAcceptor: admits a job (queued, waiting or 429) and stores it with its batches before calling it accepted."""
 
 import time
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import orjson
@@ -50,13 +50,15 @@ class JobAcceptor:
     batch_size: int
     stall_timeout_s: float
     waiting_full_retry_after_s: int
+    kind_batch_sizes: Mapping[str, int] = field(default_factory=dict)
+    """Kinds that declare their own batch size (Kind.batch_size), used instead of the tenant's or the default."""
 
     async def accept(self, draft: JobDraft, items: Callable[[], Iterable[JsonValue]]) -> Acceptance:
         """1. refuse (BrokerUnavailable, 503) while the broker is unreachable, so no caller is told "accepted"
         for work that cannot start; 2. in one transaction under the tenant's admission lock: decide queued,
         waiting or 429 (WaitingLineFull) by the tenant's plan, insert the job row and COPY every batch into
         the backlog; 3. answer. The dispatcher publishes the batches from the backlog by fair share."""
-        batch_size = draft.batch_size or self.batch_size
+        batch_size = self.kind_batch_sizes.get(draft.kind) or draft.batch_size or self.batch_size
         total_batches = count_batches(draft.total_items, batch_size)
         new_job = NewJob(
             job_id=draft.job_id, tenant=draft.tenant, kind=draft.kind, priority=draft.priority,

@@ -100,6 +100,7 @@ async def _lifespan(
             batch_size=settings.batch_size,
             stall_timeout_s=settings.publish_stall_timeout_s,
             waiting_full_retry_after_s=settings.flow.waiting_full_retry_after_s,
+            kind_batch_sizes={name: kind.batch_size for name, kind in kinds.items() if kind.batch_size},
         )
         app.state.runtime = IntakeRuntime(
             settings, kinds, broker, pool, redis_client, store, acceptor, CancellationFlags(redis_client),

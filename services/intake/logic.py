@@ -11,7 +11,7 @@ import orjson
 from pydantic import JsonValue
 
 from shared.errors import InvalidItem, InvalidJob, UnknownKind
-from shared.events import JobStatus, Priority, TaskBatch, TaskItem
+from shared.events import JobStatus, Priority, TaskBatch, task_batch
 from shared.failures import validate_failure_options
 from shared.kinds import Kind
 from shared.stores.jobs import JobRecord
@@ -66,15 +66,12 @@ def split_into_batches(
     numbered = enumerate(items)
     batch_index = 0
     while chunk := list(islice(numbered, batch_size)):
-        yield TaskBatch(
-            tenant=tenant,
-            job_id=job_id,
-            kind=kind,
-            batch_index=batch_index,
-            options=options,
-            priority=priority,
-            items=[TaskItem(index=index, input=item) for index, item in chunk],
-        )
+        # Validated from JSON in one pass: building a TaskItem per item from Python costs twice as much.
+        fields = {
+            "tenant": tenant, "job_id": str(job_id), "kind": kind, "batch_index": batch_index, "options": options,
+            "priority": priority, "items": [{"index": index, "input": item} for index, item in chunk],
+        }  # fmt: skip
+        yield task_batch.validate_json(orjson.dumps(fields))
         batch_index += 1
 
 

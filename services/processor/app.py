@@ -36,7 +36,7 @@ from shared.failures import (
     parse_retry_overrides,
     parse_timeout_overrides,
 )
-from shared.kafka import SendWindow, ensure_topics, group_options, make_broker
+from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, undecoded
 from shared.kinds import load_kinds
 from shared.lag import BrokerLag
 from shared.metrics import SluiceMetrics
@@ -113,13 +113,8 @@ class BatchWork:
         topics = self.settings.kafka.topics
         batch = outcome.batch
         self._count(outcome)
-        if (processed := outcome.processed) is not None:
-            await window.send(
-                processed.model_dump_json().encode(),
-                topics.results,
-                key=str(batch.job_id).encode(),
-                headers=job_headers,
-            )
+        if (processed := outcome.processed_json()) is not None:
+            await window.send(processed, topics.results, key=str(batch.job_id).encode(), headers=job_headers)
         for tier, retry in outcome.retry_batches():
             due_at_ms = int(time.time() * 1000) + tier * 1000
             await window.send(
@@ -163,6 +158,8 @@ class BatchWork:
         statuses: dict[str, int] = {}
         for result in outcome.results:
             statuses[result.status.value] = statuses.get(result.status.value, 0) + 1
+        if outcome.successes:
+            statuses["succeeded"] = len(outcome.successes)
         for status, count in statuses.items():
             self.metrics.items_processed.add(count, {"kind": kind, "status": status})
         if outcome.retries:
@@ -255,8 +252,11 @@ def subscribe(
         group_id=group_id,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=settings.kafka.max_request_bytes,
+        # What the consumer fetches ahead sits in memory: a couple of maximum-size messages is enough to keep busy.
+        fetch_max_bytes=2 * settings.kafka.max_request_bytes,
         # Commit only after the results are acknowledged; an error seeks back and redelivers the poll.
         ack_policy=AckPolicy.NACK_ON_ERROR,
+        decoder=undecoded,
         **group_options(settings.kafka),
     )
     async def on_task_batches(message: KafkaMessage) -> None:

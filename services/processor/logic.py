@@ -4,7 +4,9 @@ a scheduled retry or a dead letter."""
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
+import orjson
 from pydantic import JsonValue
 
 from shared.errors import ItemFailed
@@ -28,6 +30,38 @@ def succeeded(item: TaskItem, output: JsonValue, duration_ms: float, fingerprint
         generation=item.generation,
         fingerprint=fingerprint,
     )
+
+
+_JSON_ONLY = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS | orjson.OPT_PASSTHROUGH_SUBCLASS
+
+
+def encode_output(output: object) -> bytes:
+    """A handler's output as JSON, encoded once; raises TypeError (a failed item) unless it is made of JSON
+    types: dicts with string keys, lists, strings, numbers, booleans and None (a UUID becomes its string)."""
+    return orjson.dumps(output, option=_JSON_ONLY)
+
+
+@dataclass(frozen=True, slots=True)
+class Success:
+    """A succeeded item with its output already encoded: the hot path builds no per-item model."""
+
+    item: TaskItem
+    output: bytes
+    """The handler's output, encoded (encode_output)."""
+    duration_ms: float
+    fingerprint: str | None = None
+
+    def wire(self) -> dict[str, Any]:
+        """The item's ItemResult, as the JSON object the results message carries."""
+        item = self.item
+        return {
+            "index": item.index, "status": ItemStatus.SUCCEEDED.value, "input": item.input,
+            "output": orjson.Fragment(self.output), "attempts": item.attempt, "duration_ms": self.duration_ms,
+            "generation": item.generation, "fingerprint": self.fingerprint,
+        }  # fmt: skip
+
+    def result(self) -> ItemResult:
+        return succeeded(self.item, orjson.loads(self.output), self.duration_ms, self.fingerprint)
 
 
 def error_message(error: BaseException) -> str:
@@ -95,14 +129,36 @@ class BatchOutcome:
 
     batch: TaskBatch
     results: list[ItemResult] = field(default_factory=list)
+    """Results other than the successes: failed, timed out, cancelled."""
+    successes: list[Success] = field(default_factory=list)
     retries: list[RetryScheduled] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
     @property
+    def all_results(self) -> list[ItemResult]:
+        """Every final result, in index order (builds a model per success: for tests and the slow paths)."""
+        return sorted([*self.results, *(s.result() for s in self.successes)], key=lambda result: result.index)
+
+    @property
     def processed(self) -> BatchProcessed | None:
         """The results message, or None when every item of the batch is waiting for a retry."""
-        ordered = sorted(self.results, key=lambda result: result.index)
+        ordered = self.all_results
         return batch_result(self.batch, ordered) if ordered else None
+
+    def processed_json(self) -> bytes | None:
+        """The results message as its JSON bytes (what ``processed`` would dump), encoded in one pass: the
+        envelope from the model, each success straight from its item and encoded output. None when every item
+        is waiting for a retry. The aggregator validates the message against BatchProcessed when it reads it."""
+        if not self.results and not self.successes:
+            return None
+        rows = [*(r.model_dump(mode="json") for r in self.results), *(s.wire() for s in self.successes)]
+        rows.sort(key=lambda row: row["index"])
+        envelope = BatchProcessed.model_construct(
+            tenant=self.batch.tenant, job_id=self.batch.job_id, kind=self.batch.kind,
+            batch_index=self.batch.batch_index, results=[],
+        ).model_dump(mode="json")  # fmt: skip
+        envelope["results"] = rows
+        return orjson.dumps(envelope)
 
     def retry_batches(self) -> list[tuple[int, TaskBatch]]:
         """One TaskBatch per delay tier, carrying the items due for another attempt."""

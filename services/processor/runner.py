@@ -13,7 +13,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import JsonValue
 
-from services.processor.logic import BatchOutcome, cancelled, settle_failure, succeeded
+from services.processor.logic import BatchOutcome, Success, cancelled, encode_output, settle_failure
 from shared.errors import ItemFailed, SluiceError
 from shared.events import TaskBatch, TaskItem, utc_now
 from shared.failures import RetryPolicy, item_timeout_s, policy_for
@@ -58,6 +58,7 @@ class KindRunner:
     ) -> None:
         self._kinds = kinds
         self._handlers: dict[str, ItemHandler] = {}
+        self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._policy = policy
         self._clock, self._rand = clock, rand
@@ -91,7 +92,15 @@ class KindRunner:
             )
         kind_default_s = self._policy.kind_timeouts_s.get(batch.kind, self._policy.item_timeout_s)
         timeout = item_timeout_s(kind_default_s, batch.options)
-        await asyncio.gather(*(self._run_item(outcome, handler, item, retry, timeout) for item in batch.items))
+        # A few workers drain the batch instead of a task per item: the same concurrency (the slots bound it
+        # across batches), without thousands of tasks parked on the semaphore for a big poll.
+        pending = iter(batch.items)
+
+        async def drain() -> None:
+            for item in pending:
+                await self._run_item(outcome, handler, item, retry, timeout)
+
+        await asyncio.gather(*(drain() for _ in range(min(len(batch.items), self._max_in_flight))))
         return outcome
 
     async def run_all(self, batches: Sequence[TaskBatch], cancelled_jobs: set[object]) -> list[BatchOutcome]:
@@ -125,8 +134,9 @@ class KindRunner:
         try:
             async with asyncio.timeout(timeout_s):
                 output = await handler(item.input, outcome.batch.options)
+            encoded = encode_output(output)
             fingerprint = output_fingerprint(self._kinds.get(outcome.batch.kind), output)
-            outcome.results.append(succeeded(item, output, _ms_since(started), fingerprint))
+            outcome.successes.append(Success(item, encoded, _ms_since(started), fingerprint))
             self._observe(outcome.batch.kind, started, "succeeded")
         except Exception as exc:  # every handler failure (or non-JSON output) is this item's, never the batch's
             self._observe(outcome.batch.kind, started, "error")

@@ -40,6 +40,9 @@ class Kind:
     """The item's identity across jobs (for change detection and watches); default: shared.fingerprints."""
     fingerprint: Callable[[JsonValue], str] | None = None
     """A hash of the meaningful part of an output, so volatile parts do not count as a change."""
+    batch_size: int | None = None
+    """Items per TaskBatch for this kind (None: SLUICE_INTAKE_BATCH_SIZE). Tiny, fast items go further in big
+    batches (per-message costs dominate); slow items want small ones (a batch's results wait for its last item)."""
 
 
 class KindLoadError(SluiceError):

@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from pydantic import JsonValue
 
+from shared.events import MAX_BATCH_SIZE
 from shared.kinds import ItemHandler, Kind
 from shared.kinds.settings import KindSettings
 
@@ -50,5 +51,7 @@ async def _start_cpu(settings: KindSettings) -> AsyncIterator[ItemHandler]:
     yield run
 
 
-BENCH_NOOP = Kind("bench.noop", _any_item, _start_noop, description="Returns its input unchanged")
+BENCH_NOOP = Kind(
+    "bench.noop", _any_item, _start_noop, description="Returns its input unchanged", batch_size=MAX_BATCH_SIZE
+)
 BENCH_CPU = Kind("bench.cpu", _any_item, _start_cpu, _cpu_options, description="Chained SHA-256, options.rounds times")

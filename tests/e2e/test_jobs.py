@@ -63,6 +63,7 @@ async def test_ndjson_upload_of_100000_items_completes_with_100000_rows_and_anno
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
         assert response.json()["total_items"] == 100_000
+        assert response.json()["total_batches"] == 100, "bench.noop declares 1,000-item batches (Kind.batch_size)"
 
         final = await wait_for_status(client, job_id, timeout=240)
 

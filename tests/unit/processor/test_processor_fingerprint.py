@@ -3,7 +3,7 @@
 from uuid import uuid4
 
 from services.processor.runner import FailurePolicy, KindRunner
-from shared.events import ItemStatus, TaskBatch, TaskItem
+from shared.events import BatchProcessed, ItemStatus, TaskBatch, TaskItem
 from shared.fingerprints import generic_fingerprint
 from shared.kinds import load_kinds
 from shared.kinds.settings import KindSettings
@@ -24,7 +24,7 @@ async def test_succeeded_results_carry_the_fingerprint_of_their_output_and_faile
         outcome = await runner.run(_batch("bench.noop", [{"b": 2, "a": 1}, "x"]))
     finally:
         await runner.close()
-    results = sorted(outcome.results, key=lambda r: r.index)
+    results = BatchProcessed.model_validate_json(outcome.processed_json()).results  # as the aggregator reads it
     assert [r.status for r in results] == [ItemStatus.SUCCEEDED, ItemStatus.SUCCEEDED]
     assert [r.fingerprint for r in results] == [generic_fingerprint({"a": 1, "b": 2}), generic_fingerprint("x")]
 

@@ -9,7 +9,7 @@ import pytest
 
 from services.processor.runner import FailurePolicy, KindRunner
 from shared.errors import ItemFailed
-from shared.events import ItemStatus, TaskBatch, TaskItem
+from shared.events import BatchProcessed, ItemStatus, TaskBatch, TaskItem
 from shared.failures import RetryPolicy
 from shared.kinds import Kind
 from shared.kinds.settings import KindSettings
@@ -106,10 +106,12 @@ async def _outcome(runner: KindRunner, batch: TaskBatch, **kwargs):
 
 
 async def _run(runner: KindRunner, batch: TaskBatch, **kwargs):
-    """The results message of a batch whose every item ends (no retries)."""
+    """The results message of a batch whose every item ends (no retries), as the aggregator reads it."""
     outcome = await _outcome(runner, batch, **kwargs)
     assert outcome.retries == []
-    return outcome.processed
+    wire = BatchProcessed.model_validate_json(outcome.processed_json())
+    assert wire.results == outcome.processed.results
+    return wire
 
 
 async def test_every_item_gets_exactly_one_succeeded_result_in_item_order(script):
@@ -225,7 +227,7 @@ async def test_the_in_flight_bound_is_shared_across_batches(script):
     batches = [_batch(list(range(4)), batch_index=n) for n in range(3)]
     async with running(script, max_in_flight=2) as runner, asyncio.timeout(DEADLINE_S):
         outcomes = await runner.run_all(batches, cancelled_jobs=set())
-    assert [len(o.results) for o in outcomes] == [4, 4, 4]
+    assert [len(o.all_results) for o in outcomes] == [4, 4, 4]
     assert script.peak == 2
 
 
@@ -265,7 +267,7 @@ async def test_a_transient_failure_with_tries_left_schedules_a_retry_and_gives_n
     batch = _batch(["ok", {"do": "fail-transient"}], start=5)
     async with running(script, max_attempts=3) as runner:
         outcome = await _outcome(runner, batch)
-    assert [r.index for r in outcome.results] == [5]
+    assert [r.index for r in outcome.all_results] == [5]
     assert outcome.dead_letters == []
     (retry,) = outcome.retries
     assert (retry.item.index, retry.item.attempt, retry.delay_s) == (6, 2, 2)

@@ -1,0 +1,109 @@
+"""`python -m bench [--items N ...]`: run every scenario; the last line printed is the summary JSON."""
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import uuid
+from dataclasses import asdict
+from typing import Any
+
+import httpx
+
+from bench import ceilings, scenarios
+from bench.config import BenchConfig, parse_config
+from bench.measure import service_name
+from bench.report import machine_info, save, summary, table
+from bench.stack import BenchStack, bench_stack
+from services.intake.settings import IntakeSettings
+from shared.config import KafkaSettings, PostgresSettings
+from shared.kinds import load_kinds
+from shared.postgres import open_pool
+
+log = logging.getLogger("sluice.bench")
+
+
+def say(text: str) -> None:
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
+    kafka = KafkaSettings(bootstrap_servers=stack.kafka, topic_prefix=stack.topic_prefix)
+    batch_size = load_kinds()["bench.noop"].batch_size or IntakeSettings().batch_size  # as intake splits the job
+    say(f"ceilings: aiokafka produce + consume of {config.items:,} items, COPY of {config.items:,} rows ...")
+    broker_items_per_s, messages = await ceilings.broker_ceiling(
+        kafka, f"{stack.topic_prefix}.ceiling-{uuid.uuid4().hex[:6]}", config.items, batch_size
+    )
+    pg_rows_per_s = await ceilings.postgres_ceiling(stack.database_url, config.items)
+    pool = await open_pool(PostgresSettings(url=stack.database_url, pool_min=1, pool_max=4))
+    limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+    try:
+        async with httpx.AsyncClient(base_url=stack.intake_url, timeout=600, limits=limits, trust_env=False) as client:
+            say(f"warm-up: {config.warmup_items:,} bench.noop items ...")
+            warmup = await scenarios.throughput(stack, client, pool, config.warmup_items, config.timeout_s)
+            say(f"scenario 1: {config.items:,} bench.noop items ...")
+            throughput = await scenarios.throughput(stack, client, pool, config.items, config.timeout_s)
+            say(f"scenario 2: {config.latency_job_items}-item jobs at {config.latency_items_per_s:,} items/s "
+                f"for {config.latency_s:g} s ...")  # fmt: skip
+            latency = await scenarios.latency(
+                client, pool, config.latency_items_per_s, config.latency_job_items, config.latency_s, config.timeout_s
+            )
+            say(f"scenario 3: bench.cpu {config.cpu_items:,} items with 1, then 2 processors ...")
+            scale_out = await scenarios.scale_out(
+                stack, client, pool, config.cpu_items, config.cpu_rounds, config.timeout_s
+            )
+    finally:
+        await pool.close()
+    results: dict[str, Any] = {
+        "config": {k: str(v) if not isinstance(v, int | float) else v for k, v in asdict(config).items()},
+        "ceilings": {
+            "broker_items_per_s": broker_items_per_s,
+            "broker_messages": messages,
+            "batch_size": batch_size,
+            "pg_rows_per_s": pg_rows_per_s,
+        },
+        "warmup": _by_service(asdict(warmup)),
+        "throughput": _by_service(asdict(throughput)),
+        "latency": asdict(latency),
+        "scale_out": asdict(scale_out),
+    }
+    return results
+
+
+def _by_service(result: dict[str, Any]) -> dict[str, Any]:
+    """Per-process figures keyed by service name (the first process of each)."""
+    for key in ("rss_mb", "cpu_us_per_item"):
+        result[key] = {service_name(label): value for label, value in result[key].items() if "#" not in label}
+    return result
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)  # unwinds the stack, so the services and the embedded broker are stopped
+
+
+def main(argv: list[str] | None = None) -> int:
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = parse_config(argv)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    log_path = config.data_dir / "services.log"
+    say(f"starting the stack (service logs: {log_path}) ...")
+    with bench_stack(config.data_dir, os.environ, log_path) as stack:
+        say(f"stack up: intake {stack.intake_url}, embedded: {', '.join(sorted(stack.embedded)) or 'none'}")
+        machine = machine_info(stack.embedded)
+        results = asyncio.run(run_all(stack, config))
+    results["machine"] = machine
+    results["summary"] = summary(results)
+    path = save(results, config.results_dir)
+    say("")
+    say(table(results))
+    say(f"results: {path}")
+    say(json.dumps(results["summary"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,51 @@
+"""Benchmark sizes: every one settable by a flag or a SLUICE_BENCH_* variable (flags win)."""
+
+import argparse
+import os
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    items: int = 1_000_000
+    """Scenario 1: items in the one bench.noop NDJSON job (also the size of both ceilings)."""
+    warmup_items: int = 10_000
+    """A first, small bench.noop job: warms the services and gives the RSS to compare the big job's with."""
+    latency_s: float = 30.0
+    """Scenario 2: how long small jobs are submitted."""
+    latency_items_per_s: int = 2_000
+    latency_job_items: int = 10
+    cpu_items: int = 4_000
+    """Scenario 3: items of the bench.cpu job, run with 1 and then 2 processors."""
+    cpu_rounds: int = 2_000
+    timeout_s: float = 600.0
+    """Give up on any one job after this long."""
+    results_dir: Path = Path("bench/results")
+    data_dir: Path = Path(".sluice/bench")
+
+
+def _env_name(name: str) -> str:
+    return f"SLUICE_BENCH_{name.upper()}"
+
+
+def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None = None) -> BenchConfig:
+    """Defaults, overridden by SLUICE_BENCH_<NAME>, overridden by --<name>."""
+    environ = dict(os.environ) if environ is None else environ
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    defaults = BenchConfig()
+    for spec in fields(BenchConfig):
+        default = getattr(defaults, spec.name)
+        kind = type(default)
+        raw = environ.get(_env_name(spec.name))
+        parser.add_argument(
+            f"--{spec.name.replace('_', '-')}",
+            type=kind,
+            default=kind(raw) if raw is not None else default,
+            help=f"(env {_env_name(spec.name)}; default {default})",
+        )
+    args = parser.parse_args(argv)
+    config = BenchConfig(**{spec.name: getattr(args, spec.name) for spec in fields(BenchConfig)})
+    if config.items < 1 or config.warmup_items < 1 or config.cpu_items < 1 or config.latency_job_items < 1:
+        parser.error("item counts must be at least 1")
+    return config

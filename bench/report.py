@@ -1,0 +1,99 @@
+"""What a run reports: the summary line's exact keys, a table for humans, and the saved results file."""
+
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+SUMMARY_KEYS = (
+    "items_per_s", "time_to_first_result_ms", "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms", "intake_p99_ms",
+    "broker_ceiling_items_per_s", "pg_ceiling_rows_per_s", "ratio_to_ceiling", "scaleout_speedup", "rss_mb",
+)  # fmt: skip
+
+
+def summary(results: dict[str, Any]) -> dict[str, Any]:
+    """The one-line JSON the issue asks for; ratio_to_ceiling = items_per_s / min(the two ceilings)."""
+    throughput, latency, ceilings = results["throughput"], results["latency"], results["ceilings"]
+    floor = min(ceilings["broker_items_per_s"], ceilings["pg_rows_per_s"])
+    return {
+        "items_per_s": throughput["items_per_s"],
+        "time_to_first_result_ms": throughput["time_to_first_result_ms"],
+        "e2e_p50_ms": latency["e2e_p50_ms"],
+        "e2e_p95_ms": latency["e2e_p95_ms"],
+        "e2e_p99_ms": latency["e2e_p99_ms"],
+        "intake_p99_ms": latency["intake_p99_ms"],
+        "broker_ceiling_items_per_s": ceilings["broker_items_per_s"],
+        "pg_ceiling_rows_per_s": ceilings["pg_rows_per_s"],
+        "ratio_to_ceiling": round(throughput["items_per_s"] / floor, 3) if floor else math.nan,
+        "scaleout_speedup": results["scale_out"]["speedup"],
+        "rss_mb": dict(throughput["rss_mb"]),
+    }
+
+
+def machine_info(embedded: frozenset[str]) -> dict[str, Any]:
+    return {
+        "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "host": platform.node(),
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+        "cpus": os.cpu_count(),
+        "memory_gb": round(psutil.virtual_memory().total / 1024**3, 1),
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+        "embedded": sorted(embedded),
+        "commit": _git_commit(),
+    }
+
+
+def _git_commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=5
+        ).stdout.strip()
+    except OSError:
+        return ""
+
+
+def table(results: dict[str, Any]) -> str:
+    """A plain-text table of every measured number."""
+    t, lat, s, c = results["throughput"], results["latency"], results["scale_out"], results["ceilings"]
+    w = results["warmup"]
+    per_job = lat["items"] // max(lat["jobs"], 1)
+    rows = [
+        ("1 throughput", f"{t['items']:,} bench.noop items (NDJSON)", f"{t['seconds']:.2f} s"),
+        ("", "items/s end to end", f"{t['items_per_s']:,.0f}"),
+        ("", "time to first result", f"{t['time_to_first_result_ms']:,.0f} ms"),
+        ("", "upload (first byte → 202)", f"{t['upload_s']:.2f} s"),
+        ("2 latency", f"{lat['jobs']:,} jobs × {per_job} items", f"{lat['achieved_items_per_s']:,.0f} items/s"),
+        ("", "item e2e p50 / p95 / p99",
+         f"{lat['e2e_p50_ms']:.0f} / {lat['e2e_p95_ms']:.0f} / {lat['e2e_p99_ms']:.0f} ms"),
+        ("", "intake request p50 / p99", f"{lat['intake_p50_ms']:.0f} / {lat['intake_p99_ms']:.0f} ms"),
+        ("3 scale-out", f"bench.cpu {s['items']:,} items × {s['rounds']} rounds",
+         f"{s['one_processor_s']:.2f} s → {s['two_processors_s']:.2f} s"),
+        ("", "speedup with 2 processors", f"{s['speedup']:.2f}×"),
+    ]  # fmt: skip
+    for i, (name, mb) in enumerate(sorted(t["rss_mb"].items())):
+        sizes = f"{name} ({w['items']:,} → {t['items']:,} items)"
+        rows.append(("4 peak RSS" if i == 0 else "", sizes, f"{w['rss_mb'].get(name, 0):.0f} → {mb:.0f} MB"))
+    for i, (name, us) in enumerate(sorted(t["cpu_us_per_item"].items())):
+        rows.append(("  CPU per item" if i == 0 else "", f"{name} (scenario 1)", f"{us:.1f} µs"))
+    rows += [
+        ("5 ceilings", "aiokafka produce + consume", f"{c['broker_items_per_s']:,.0f} items/s"),
+        ("", "PostgreSQL COPY of result rows", f"{c['pg_rows_per_s']:,.0f} rows/s"),
+        ("", "ratio to the lower ceiling", f"{results['summary']['ratio_to_ceiling']:.3f}"),
+    ]
+    widths = [max(len(row[i]) for row in rows) for i in range(3)]
+    return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c_:>{widths[2]}}" for a, b, c_ in rows)
+
+
+def save(results: dict[str, Any], directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"bench-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}.json"
+    path.write_text(json.dumps(results, indent=2, default=str) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,46 @@
+"""`make bench` kept working: a small run end to end on the suite's broker, PostgreSQL and Redis (never timed)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.report import SUMMARY_KEYS
+
+pytestmark = pytest.mark.e2e
+
+SMOKE_ARGS = [
+    "--items", "20000", "--warmup-items", "1000",
+    "--latency-s", "2", "--latency-items-per-s", "300", "--latency-job-items", "10",
+    "--cpu-items", "240", "--cpu-rounds", "200",
+]  # fmt: skip
+
+
+def test_a_small_bench_run_ends_with_the_summary_line_and_every_item_stored(
+    kafka_address: str, postgres_server_url: str, redis_url: str, tmp_path: Path
+) -> None:
+    env = {"KAFKA_BOOTSTRAP_SERVERS": kafka_address, "DATABASE_URL": postgres_server_url, "REDIS_URL": redis_url}
+    run = subprocess.run(
+        [sys.executable, "-m", "bench", *SMOKE_ARGS, "--results-dir", str(tmp_path / "results"),
+         "--data-dir", str(tmp_path / "data")],
+        env={**_inherited(), **env}, capture_output=True, text=True, timeout=180,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    summary = json.loads(run.stdout.strip().splitlines()[-1])
+    assert tuple(summary) == SUMMARY_KEYS
+    assert set(summary["rss_mb"]) == {"intake", "processor", "aggregator", "scheduler"}
+    assert all(value > 0 for value in summary["rss_mb"].values())
+    (saved,) = (tmp_path / "results").glob("*.json")
+    results = json.loads(saved.read_text())
+    assert results["throughput"]["items"] == 20000  # the run itself fails unless every row is stored
+    assert results["latency"]["items"] == results["latency"]["jobs"] * 10
+    assert results["summary"] == summary
+    assert results["machine"]["cpus"] >= 1
+
+
+def _inherited() -> dict[str, str]:
+    """Our environment without settings that would point the run elsewhere."""
+    return {k: v for k, v in os.environ.items() if not k.startswith(("SLUICE_", "KAFKA_", "DATABASE_", "REDIS_"))}
