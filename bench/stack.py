@@ -11,10 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-import asyncpg
-
 from shared.devstack.ports import free_port
-from shared.devstack.postgres import quote_ident, with_database
+from shared.devstack.postgres import create_database, drop_database
 from shared.devstack.stack import dev_stack, wait_for_intake
 from shared.devstack.supervisor import Supervisor, service_command
 
@@ -92,23 +90,6 @@ class BenchStack:
                 await asyncio.sleep(0.1)  # poll interval inside the deadline
 
 
-async def _create_database(server_url: str, name: str) -> str:
-    connection = await asyncpg.connect(with_database(server_url, "postgres"))
-    try:
-        await connection.execute(f"CREATE DATABASE {quote_ident(name)}")
-    finally:
-        await connection.close()
-    return with_database(server_url, name)
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    connection = await asyncpg.connect(with_database(server_url, "postgres"))
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-    finally:
-        await connection.close()
-
-
 @contextmanager
 def bench_stack(data_dir: Path, environ: Mapping[str, str], log_path: Path) -> Iterator[BenchStack]:
     """Infrastructure (yours or embedded), a fresh database and prefix, and intake, processor, aggregator and
@@ -117,8 +98,8 @@ def bench_stack(data_dir: Path, environ: Mapping[str, str], log_path: Path) -> I
     with ExitStack() as stack:
         infra = stack.enter_context(dev_stack(data_dir, with_services=False, environ=environ))
         db_name = f"sluice_bench_{run_id}"
-        database_url = asyncio.run(_create_database(infra.database_url, db_name))
-        stack.callback(lambda: asyncio.run(_drop_database(infra.database_url, db_name)))
+        database_url = asyncio.run(create_database(infra.database_url, db_name))
+        stack.callback(lambda: asyncio.run(drop_database(infra.database_url, db_name)))
         out = stack.enter_context(log_path.open("w", encoding="utf-8"))
         output = AssignmentLog(out)
         supervisor = stack.enter_context(Supervisor(output, stop_timeout=15.0))  # type: ignore[arg-type]

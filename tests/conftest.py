@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.devstack.postgres import quote_ident, with_database
+from shared.devstack.postgres import create_database, drop_database
 from tests.support import infra
 from tests.support.pipeline import Pipeline
 
@@ -45,30 +45,13 @@ def topic_prefix() -> str:
     return unique_name("t")
 
 
-async def _create_database(server_url: str, name: str) -> str:
-    connection = await asyncpg.connect(with_database(server_url, "postgres"))
-    try:
-        await connection.execute(f"CREATE DATABASE {quote_ident(name)}")
-    finally:
-        await connection.close()
-    return with_database(server_url, name)
-
-
-async def _drop_database(server_url: str, name: str) -> None:
-    connection = await asyncpg.connect(with_database(server_url, "postgres"))
-    try:
-        await connection.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
     """A fresh, empty database for one test, dropped afterwards."""
     name = unique_name("sluice_t_")
-    url = await _create_database(postgres_server_url, name)
+    url = await create_database(postgres_server_url, name)
     yield url
-    await _drop_database(postgres_server_url, name)
+    await drop_database(postgres_server_url, name)
 
 
 @pytest.fixture

