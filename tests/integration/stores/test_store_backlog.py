@@ -19,7 +19,7 @@ PLAN = PlanDefaults().plan(max_active_jobs=1, max_waiting_jobs=1)
 def rows(job: NewJob, status: JobStatus) -> list[BacklogRow]:
     held = status is JobStatus.WAITING
     return [
-        (job.job_id, index, job.tenant, job.priority.value, job.kind, 2, held, b"{}")
+        (job.job_id, index, job.tenant, job.priority.value, job.kind, 2, held, b"{}", b"{}")
         for index in range(job.total_batches)
     ]
 
