@@ -18,10 +18,11 @@ from prometheus_client.parser import text_string_to_metric_families
 from pydantic import JsonValue
 
 from services.intake.api import Runtime, Tenant
+from services.intake.errors import AUTHENTICATED
 from shared.stores.job_stats import JobStats
 
 log = logging.getLogger(__name__)
-router = APIRouter()
+router = APIRouter(responses=AUTHENTICATED)
 RECENT_JOBS = 20
 THROUGHPUT_MINUTES = 30
 DEAD_LETTERS_SHOWN = 10

@@ -11,10 +11,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import JsonValue
 
 from services.intake.api import Runtime, Tenant, _visible_job
+from services.intake.errors import AUTHENTICATED, error_responses
 from services.intake.logic import status_view
 from shared.stores.webhooks import WebhookStore
 
-router = APIRouter()
+router = APIRouter(responses=AUTHENTICATED | error_responses(404))
 KEEPALIVE_S = 15.0
 TERMINAL_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
 
