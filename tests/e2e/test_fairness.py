@@ -130,15 +130,16 @@ async def _timed_job(client: httpx.AsyncClient, items: int, **extra: Any) -> tup
 
 
 async def _recorded_rate(db: asyncpg.Pool, job_ids: list[str]) -> float:
-    """Items per second recorded for the jobs since their first result, once that is at least a second ago."""
+    """Items per second recorded for the jobs over the last second, once their first result is 1.5 s old (the
+    first half second is the pipeline filling up)."""
 
     async def probe() -> float | None:
-        row = await db.fetchrow(
-            """SELECT count(*) AS n, extract(epoch FROM clock_timestamp() - min(recorded_at))::float8 AS s
-               FROM item_results WHERE job_id = ANY($1::uuid[])""",
+        return await db.fetchval(
+            """SELECT count(*) FILTER (WHERE recorded_at >= clock_timestamp() - interval '1 second')::float8
+               FROM item_results WHERE job_id = ANY($1::uuid[])
+               HAVING min(recorded_at) <= clock_timestamp() - interval '1.5 seconds'""",
             job_ids,
         )
-        return row["n"] / row["s"] if row["s"] is not None and row["s"] >= 1.0 else None
 
     return await eventually(probe, timeout=60)
 
@@ -235,7 +236,9 @@ async def _measure_shares(
     every result of the stretch is committed, and the next test starts on an idle pipeline); 6. B's share per
     window of the stretch."""
     rate = await _recorded_rate(db, a_jobs)
-    stretch_items = rate * (WINDOWS * WINDOW_S + TURNOVER_ALLOWANCE_S) * BACKLOG_HEADROOM
+    # A alone fills TENANT_CAP of the window's slots; both tenants fill all of them.
+    full_rate = rate * WINDOW_BATCHES / TENANT_CAP
+    stretch_items = full_rate * (WINDOWS * WINDOW_S + TURNOVER_ALLOWANCE_S) * BACKLOG_HEADROOM
     a_pending = sum([(await _job(a, job_id))["counts"]["pending"] for job_id in a_jobs])
     a_short = max(0, round(stretch_items * (1 - b_share)) - a_pending)
     if a_short:
