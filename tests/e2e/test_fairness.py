@@ -37,6 +37,8 @@ WINDOW_S = 2.0
 WINDOWS = 3
 BACKLOG_HEADROOM = 2.0
 """Backlog queued per tenant, as a multiple of what the measured throughput would process in the stretch."""
+BIG_JOB_ITEMS = 3500
+"""A's first job: outlasts B's small job and the measurement of A's throughput alone."""
 TURNOVER_ALLOWANCE_S = 2.0
 """Time allowed for A's batches in flight when B queued its job to finish, on top of the stretch, when sizing."""
 
@@ -250,17 +252,7 @@ async def _measure_shares(
     await _database_clock_passes(db, start + timedelta(seconds=WINDOWS * WINDOW_S))
     unreleased = (await _unreleased_batches(db, a_jobs), await _unreleased_batches(db, [b_job]))
 
-    cancels = [(a, job_id) for job_id in a_jobs] + [(b, b_job)]
-    for client, job_id in cancels:
-        cancelled = await client.delete(f"/v1/jobs/{job_id}")
-        assert cancelled.status_code == 202, cancelled.text
-    for client, job_id in cancels:
-
-        async def settled(client: httpx.AsyncClient = client, job_id: str = job_id) -> bool | None:
-            return (await _job(client, job_id))["counts"]["pending"] == 0 or None
-
-        await eventually(settled, timeout=60)
-
+    await _cancel_and_settle([(a, job_id) for job_id in a_jobs] + [(b, b_job)])
     return SharedStretch(
         alone_rate=rate,
         a_backlog=a_pending + a_short,
@@ -270,6 +262,19 @@ async def _measure_shares(
         shares=await _shares_per_window(db, a_jobs, [b_job], start, WINDOW_S, WINDOWS),
         fine=await _shares_per_window(db, a_jobs, [b_job], start, 1.0, round(WINDOWS * WINDOW_S)),
     )
+
+
+async def _cancel_and_settle(jobs: list[tuple[httpx.AsyncClient, str]]) -> None:
+    """Cancel the jobs (each through its tenant's client) and wait until none has an item pending."""
+    for client, job_id in jobs:
+        cancelled = await client.delete(f"/v1/jobs/{job_id}")
+        assert cancelled.status_code == 202, cancelled.text
+    for client, job_id in jobs:
+
+        async def settled(client: httpx.AsyncClient = client, job_id: str = job_id) -> bool | None:
+            return (await _job(client, job_id))["counts"]["pending"] == 0 or None
+
+        await eventually(settled, timeout=60)
 
 
 def _describe(stretch: SharedStretch) -> str:
@@ -297,7 +302,7 @@ async def test_a_small_job_after_a_big_one_of_another_tenant_finishes_in_about_i
         idle_final, idle_s = await _timed_job(b, 40)
         monitor = asyncio.create_task(sample_in_flight())
         try:
-            a_job = await _submit(a, 3500)
+            a_job = await _submit(a, BIG_JOB_ITEMS)
             await wait_for_status(a, a_job["job_id"], statuses={"running"})
             busy_final, busy_s = await _timed_job(b, 40)
             a_then = await _job(a, a_job["job_id"])
@@ -305,8 +310,10 @@ async def test_a_small_job_after_a_big_one_of_another_tenant_finishes_in_about_i
         finally:
             monitor.cancel()
 
-    report.append(f"small job (40 items) on an idle system: {idle_s:.2f}s; behind A's 3500-item job: {busy_s:.2f}s")
-    report.append(f"A's job had {a_then['counts']['pending']} of 3500 items pending when the small job completed")
+    report.append(f"small job (40 items) on an idle system: {idle_s:.2f}s; behind A's big job: {busy_s:.2f}s")
+    report.append(
+        f"A's big job: {a_then['counts']['pending']} of {BIG_JOB_ITEMS} items pending as the small one completed"
+    )
     report.append(f"even weights: {_describe(stretch)}")
     report.append(
         f"even weights: B's share per 1s window: {stretch.fine}; per {WINDOW_S:.0f}s window: {stretch.shares}"
@@ -326,7 +333,7 @@ async def test_a_tenant_of_weight_2_gets_two_thirds_while_both_tenants_have_back
     light, heavy = _name("weight1-"), _name("weight2-")
     await issue_key(fairness_db, heavy, {"weight": 2})  # creates the tenant with its plan before the pipeline's key
     async with flow_pipeline.client(tenant=light) as a, flow_pipeline.client(tenant=heavy) as b:
-        a_job = await _submit(a, 1000)
+        a_job = await _submit(a, BIG_JOB_ITEMS)
         await wait_for_status(a, a_job["job_id"], statuses={"running"})
         stretch = await _measure_shares(fairness_pool, a, b, [a_job["job_id"]], b_share=2 / 3)
 
