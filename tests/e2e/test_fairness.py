@@ -6,9 +6,9 @@ millisecond each, two active jobs and two waiting jobs per tenant.
 
 Shares are measured over a fixed stretch while both tenants have backlog: WINDOWS windows of WINDOW_S seconds,
 from the moment the batches A had in flight when B queued its job are done (released before B had backlog, they
-could not be shared; no dispatcher recalls a released batch). Each tenant's backlog is sized from the throughput
-measured while A runs alone, with room to spare; the test checks that both still had unreleased batches when
-the stretch ended, then cancels what is left.
+could not be shared; no dispatcher recalls a released batch) and B has a result. Each tenant's backlog is sized
+from the throughput measured while A runs alone, with room to spare; the test checks that both still had
+unreleased batches when the stretch ended, then cancels what is left.
 """
 
 import asyncio
@@ -170,6 +170,13 @@ async def _recorded_at(db: asyncpg.Pool, batches: list[tuple[uuid.UUID, int]]) -
     return await eventually(probe, timeout=60)
 
 
+async def _first_result_at(db: asyncpg.Pool, job_id: str) -> datetime:
+    async def probe() -> datetime | None:
+        return await db.fetchval("SELECT min(recorded_at) FROM item_results WHERE job_id = $1", uuid.UUID(job_id))
+
+    return await eventually(probe, timeout=60)
+
+
 async def _database_clock_passes(db: asyncpg.Pool, moment: datetime) -> None:
     """Wait until the database clock (the one recorded_at is taken from) is past moment."""
 
@@ -220,7 +227,7 @@ class SharedStretch:
     """A's items not yet processed when B queued its job (after topping up)."""
     b_backlog: int
     turnover_s: float
-    """From B's job being queued to the start of the stretch."""
+    """From B's job being queued to the start of the stretch (A's batches then in flight done, B's first result)."""
     unreleased_at_end: tuple[int, int]
     """A's and B's batches still queued when the stretch ended: both must be > 0 for it to count."""
     shares: list[float]
@@ -233,10 +240,10 @@ async def _measure_shares(
     db: asyncpg.Pool, a: httpx.AsyncClient, b: httpx.AsyncClient, a_jobs: list[str], b_share: float
 ) -> SharedStretch:
     """1. Measure A's throughput alone; 2. top up A's backlog and queue B's, each sized from that throughput
-    and its expected share; 3. wait until A's batches then in flight are done, then WINDOWS windows more;
-    4. count both tenants' unreleased batches; 5. cancel both tenants' jobs and wait until they settle (so
-    every result of the stretch is committed, and the next test starts on an idle pipeline); 6. B's share per
-    window of the stretch."""
+    and its expected share; 3. wait until A's batches then in flight are done and B has a result, then
+    WINDOWS windows more; 4. count both tenants' unreleased batches; 5. cancel both tenants' jobs and wait
+    until they settle (so every result of the stretch is committed, and the next test starts on an idle
+    pipeline); 6. B's share per window of the stretch."""
     rate = await _recorded_rate(db, a_jobs)
     # A alone fills TENANT_CAP of the window's slots; both tenants fill all of them.
     full_rate = rate * WINDOW_BATCHES / TENANT_CAP
@@ -248,7 +255,9 @@ async def _measure_shares(
     b_items = round(stretch_items * b_share)
     b_job = (await _submit(b, b_items))["job_id"]
     queued_at = await db.fetchval("SELECT clock_timestamp()")
-    start = await _recorded_at(db, await _released_batches(db, a_jobs))
+    # The dispatcher may read its counts just before B's job is committed and hand A one more tick: once B has
+    # a result too, every batch in flight was released by a dispatcher that knew both backlogs.
+    start = max(await _recorded_at(db, await _released_batches(db, a_jobs)), await _first_result_at(db, b_job))
     await _database_clock_passes(db, start + timedelta(seconds=WINDOWS * WINDOW_S))
     unreleased = (await _unreleased_batches(db, a_jobs), await _unreleased_batches(db, [b_job]))
 
