@@ -56,7 +56,7 @@ def stack_env(kafka_address: str, postgres_server_url: str, redis_url: str) -> I
         "SLUICE_INTAKE_REQUESTS_GROUP_ID": unique_name("intake-"),
         "SLUICE_RESCAN_TRIGGERS_GROUP_ID": unique_name("triggers-"),
         "SLUICE_KINDS_WEB_ALLOW_NETWORKS": '["127.0.0.0/8"]',
-        "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "3000",
         "SLUICE_RESCAN_TICK_S": "0.2",
         "SLUICE_RESCAN_STATS_INTERVAL_S": "0",
         "SLUICE_SCHEDULER_SWEEP_INTERVAL_S": "60",
