@@ -78,7 +78,7 @@ def own_broker(tmp_path: Path) -> Iterator[str]:
 async def test_while_the_broker_is_unreachable_intake_answers_503_with_retry_after_and_never_202(
     own_broker: str, service_env: dict[str, str], tmp_path: Path
 ) -> None:
-    env = {**service_env, "KAFKA_BOOTSTRAP_SERVERS": own_broker, "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": "3"}
+    env = {**service_env, "KAFKA_BOOTSTRAP_SERVERS": own_broker, "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": "2"}
     intake = Pipeline(env, tmp_path / "intake.log")
     broker = _process_listening_on(own_broker)
     try:
