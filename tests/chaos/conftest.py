@@ -8,10 +8,12 @@ from pathlib import Path
 
 import pytest
 
+from shared.config import TopicNames
 from shared.devstack.broker import running_tansu
 from shared.devstack.pg_control import EmbeddedPostgres
 from shared.devstack.redis import running_embedded_redis
-from tests.support.chaos import Recorder, Scale, ScenarioRecord
+from tests.support.chaos import Recorder, Scale, ScenarioRecord, wait_for_assignment
+from tests.support.pipeline import Pipeline
 
 RECORDER = pytest.StashKey[Recorder]()
 
@@ -53,6 +55,16 @@ def scale() -> Scale:
 def service_env(service_env: dict[str, str], scale: Scale) -> dict[str, str]:
     """Quick runs keep one retry tier: each tier is one more consumer group a processor joins at start."""
     return service_env if scale.full else {**service_env, "SLUICE_KAFKA_RETRY_TIERS_S": "[2]"}
+
+
+@pytest.fixture
+async def pipeline(pipeline: Pipeline, topic_prefix: str) -> Pipeline:
+    """The data path with its processor and aggregator in their groups: a quick job's progress is then seen as it
+    happens, so a scenario can break something while the job is partly done."""
+    topics = TopicNames.for_prefix(topic_prefix)
+    await wait_for_assignment(pipeline, "processor", topics.tasks)
+    await wait_for_assignment(pipeline, "aggregator", topics.results)
+    return pipeline
 
 
 @pytest.fixture

@@ -18,6 +18,22 @@ pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(scope="module")
+def pipeline(module_pipeline: Pipeline) -> Pipeline:
+    """One stack for the module: every test waits for its own jobs, so none sees another's work."""
+    return module_pipeline
+
+
+@pytest.fixture
+def db(module_db: asyncpg.Pool) -> asyncpg.Pool:
+    return module_db
+
+
+@pytest.fixture
+def topic_prefix(module_service_env: dict[str, str]) -> str:
+    return module_service_env["SLUICE_KAFKA_TOPIC_PREFIX"]
+
+
+@pytest.fixture(scope="module")
 def site() -> Iterator[TestSite]:
     with serving_test_site(pages=2000) as running:
         yield running
@@ -132,7 +148,7 @@ async def test_a_retried_request_with_the_same_idempotency_key_creates_no_second
     pipeline: Pipeline, db: asyncpg.Pool
 ) -> None:
     request = {"kind": "bench.noop", "items": ["a", "b", "c"]}
-    async with pipeline.client() as client:
+    async with pipeline.client("idempotent-co") as client:
         first = await client.post("/v1/jobs", json=request, headers={"Idempotency-Key": "order-17"})
         second = await client.post("/v1/jobs", json=request, headers={"Idempotency-Key": "order-17"})
         different = await client.post(
@@ -144,7 +160,7 @@ async def test_a_retried_request_with_the_same_idempotency_key_creates_no_second
     assert second.headers.get("Idempotent-Replayed") == "true"
     assert different.status_code == 422
     assert different.json()["error"]["field"] == "Idempotency-Key"
-    assert await db.fetchval("SELECT count(*) FROM jobs") == 1
+    assert await db.fetchval("SELECT count(*) FROM jobs WHERE tenant = 'idempotent-co'") == 1
 
 
 async def test_a_job_whose_items_all_fail_ends_failed_with_each_error_recorded(pipeline: Pipeline) -> None:

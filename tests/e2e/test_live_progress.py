@@ -5,7 +5,6 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,24 +29,27 @@ def site() -> Iterator[TestSite]:
         yield running
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def ops_ports() -> dict[str, int]:
     return {name: free_port() for name in ("processor", "aggregator", "scheduler")}
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def replica_port() -> int:
     return free_port()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def watched(
-    request: pytest.FixtureRequest, service_env: dict[str, str], ops_ports: dict[str, int], tmp_path: Path
+    module_service_env: dict[str, str],
+    ops_ports: dict[str, int],
+    replica_port: int,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Pipeline]:
-    """Four services, plus a second intake replica for a test that asks for ``replica_port`` (started together,
-    so their start-ups overlap)."""
+    """Four services and a second intake replica (started together, so their start-ups overlap), shared by the
+    module's tests."""
     env = {
-        **service_env,
+        **module_service_env,
         "SLUICE_INTAKE_BATCH_SIZE": "2",
         "SLUICE_PROCESSOR_MAX_IN_FLIGHT": "2",
         "SLUICE_WEBHOOK_SECRET": SECRET,
@@ -57,11 +59,9 @@ def watched(
         "SLUICE_SCHEDULER_SWEEP_INTERVAL_S": "0.5",
         **{f"SLUICE_{name.upper()}_METRICS_PORT": str(port) for name, port in ops_ports.items()},
     }
-    running = Pipeline(env, tmp_path / "services.log")
+    running = Pipeline(env, tmp_path_factory.mktemp("watched") / "services.log")
     try:
-        if "replica_port" in request.fixturenames:
-            replica_port = request.getfixturevalue("replica_port")
-            running.start_service("intake", {"SLUICE_INTAKE_PORT": str(replica_port)})
+        running.start_service("intake", {"SLUICE_INTAKE_PORT": str(replica_port)})
         yield running.start(("intake", "processor", "aggregator", "scheduler"))
     finally:
         running.stop()
@@ -137,6 +137,8 @@ async def test_a_signed_webhook_is_retried_with_backoff_and_every_service_report
 
             delivery = await eventually(delivered, timeout=30)
             intake_metrics = (await client.get("/metrics")).text
+            # The module's stack has run other tests' jobs too: the job counters count all of them.
+            completed = len((await client.get("/v1/jobs", params={"status": "completed"})).json()["jobs"])
         calls = hooks.received()
     assert [a["status_code"] for a in delivery["attempt_log"]] == [500, 503, 200]
     assert delivery["attempts"] == 3 and delivery["event_type"] == "job.completed"
@@ -160,14 +162,14 @@ async def test_a_signed_webhook_is_retried_with_backoff_and_every_service_report
 
         processor = await eventually(lambda: scraped("processor", 'kind="bench.noop",status="succeeded"'), timeout=20)
         aggregator = await eventually(lambda: scraped("aggregator", 'sluice_webhook_deliveries_total{outcome="d'), 20)
-        scheduler = await eventually(lambda: scraped("scheduler", 'sluice_jobs{status="completed"}'), timeout=20)
+        scheduler = await eventually(lambda: scraped("scheduler", f'sluice_jobs{{status="completed"}} {completed}'), 20)
     assert _sample(processor, "sluice_items_processed_total", 'kind="bench.noop",status="succeeded"') == 6
     assert _sample(processor, "sluice_handler_duration_seconds_count", 'kind="bench.noop",outcome="succeeded"') == 6
     assert 'sluice_consumer_lag{group="processor-' in processor, "lag per partition of the tasks topic"
     assert _sample(aggregator, "sluice_item_e2e_latency_seconds_count", 'kind="bench.noop"') == 6
-    assert _sample(aggregator, "sluice_jobs_finished_total", 'status="completed"') == 1
+    assert _sample(aggregator, "sluice_jobs_finished_total", 'status="completed"') == completed
     assert _sample(aggregator, "sluice_webhook_deliveries_total", 'outcome="retrying"') == 2
-    assert _sample(scheduler, "sluice_jobs", 'status="completed"') == 1
+    assert _sample(scheduler, "sluice_jobs", 'status="completed"') == completed
     assert "sluice_sse_clients" in intake_metrics
 
 

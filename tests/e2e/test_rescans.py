@@ -16,12 +16,13 @@ import httpx
 import pytest
 
 from shared.config import PostgresSettings, TopicNames
+from shared.devstack.postgres import create_database, drop_database
 from shared.devstack.testsite import TestSite, serving_test_site
 from shared.events import RescanTrigger
 from shared.failures import REASON_HEADER
 from shared.postgres import open_pool
 from shared.rescan_rules import adaptive_interval
-from tests.conftest import _create_database, _drop_database, unique_name
+from tests.conftest import unique_name
 from tests.support.clock import FakeClock
 from tests.support.kafka import produce, read_until
 from tests.support.pipeline import TERMINAL, Pipeline, wait_for_status
@@ -42,7 +43,7 @@ def site() -> Iterator[TestSite]:
 @pytest.fixture(scope="module")
 def stack_env(kafka_address: str, postgres_server_url: str, redis_url: str) -> Iterator[dict[str, str]]:
     name = unique_name("sluice_rescans_")
-    url = asyncio.run(_create_database(postgres_server_url, name))
+    url = asyncio.run(create_database(postgres_server_url, name))
     yield {
         "KAFKA_BOOTSTRAP_SERVERS": kafka_address,
         "DATABASE_URL": url,
@@ -55,12 +56,12 @@ def stack_env(kafka_address: str, postgres_server_url: str, redis_url: str) -> I
         "SLUICE_INTAKE_REQUESTS_GROUP_ID": unique_name("intake-"),
         "SLUICE_RESCAN_TRIGGERS_GROUP_ID": unique_name("triggers-"),
         "SLUICE_KINDS_WEB_ALLOW_NETWORKS": '["127.0.0.0/8"]',
-        "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "3000",
         "SLUICE_RESCAN_TICK_S": "0.2",
         "SLUICE_RESCAN_STATS_INTERVAL_S": "0",
         "SLUICE_SCHEDULER_SWEEP_INTERVAL_S": "60",
     }
-    asyncio.run(_drop_database(postgres_server_url, name))
+    asyncio.run(drop_database(postgres_server_url, name))
 
 
 @pytest.fixture(scope="module")

@@ -68,7 +68,7 @@ def tools(
         "SLUICE_AGGREGATOR_GROUP_ID": f"aggregator-{suffix}",
         "SLUICE_INTAKE_REQUESTS_GROUP_ID": f"intake-{suffix}",
         "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
-        "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "6000",
+        "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "3000",
     }
     running = Pipeline(env, tmp_path_factory.mktemp("tools") / "services.log")
     try:
