@@ -29,7 +29,7 @@ log = logging.getLogger("sluice.bench")
 BENCH_TENANT = "bench"
 BENCH_PLAN: dict[str, JsonValue] = {
     "requests_per_minute": 1_000_000, "max_active_jobs": 100_000, "max_waiting_jobs": 1_000_000,
-    "max_items_per_job": 100_000_000,
+    "max_items_per_job": 100_000_000, "max_batch_size": 1000,
 }  # fmt: skip
 """One tenant whose plan lets the load through: the benchmark measures the pipeline, not a tenant's limits
 (fair share and the per-tenant in-flight cap stay at their defaults)."""

@@ -51,14 +51,14 @@ class JobAcceptor:
     stall_timeout_s: float
     waiting_full_retry_after_s: int
     kind_batch_sizes: Mapping[str, int] = field(default_factory=dict)
-    """Kinds that declare their own batch size (Kind.batch_size), used instead of the tenant's or the default."""
+    """Kinds that declare their own batch size (Kind.batch_size), for drafts that bring no size of their own."""
 
     async def accept(self, draft: JobDraft, items: Callable[[], Iterable[JsonValue]]) -> Acceptance:
         """1. refuse (BrokerUnavailable, 503) while the broker is unreachable, so no caller is told "accepted"
         for work that cannot start; 2. in one transaction under the tenant's admission lock: decide queued,
         waiting or 429 (WaitingLineFull) by the tenant's plan, insert the job row and COPY every batch into
         the backlog; 3. answer. The dispatcher publishes the batches from the backlog by fair share."""
-        batch_size = self.kind_batch_sizes.get(draft.kind) or draft.batch_size or self.batch_size
+        batch_size = draft.batch_size or self.kind_batch_sizes.get(draft.kind) or self.batch_size
         total_batches = count_batches(draft.total_items, batch_size)
         new_job = NewJob(
             job_id=draft.job_id, tenant=draft.tenant, kind=draft.kind, priority=draft.priority,

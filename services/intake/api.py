@@ -116,7 +116,7 @@ async def submit_job(
             draft = _draft(
                 tenant, kind.name, options, params.priority, callback, idempotency_key, fingerprint, spool.count
             )
-            draft = replace(draft, batch_size=batch_size_for(plan, settings.batch_size))
+            draft = replace(draft, batch_size=batch_size_for(plan, settings.batch_size, kind.batch_size))
             acceptance = await rt.acceptor.accept(draft, spool.items)
             watch_id = await _watch(rt, tenant, params.rescan, acceptance, spool.items)
         finally:
@@ -137,7 +137,7 @@ async def submit_job(
     for item in items:
         fingerprint.add_item(item)
     draft = _draft(tenant, kind.name, options, submission.priority, callback, idempotency_key, fingerprint, len(items))
-    draft = replace(draft, batch_size=batch_size_for(plan, settings.batch_size))
+    draft = replace(draft, batch_size=batch_size_for(plan, settings.batch_size, kind.batch_size))
     acceptance = await rt.acceptor.accept(draft, lambda: items)
     watch_id = await _watch(rt, tenant, submission.rescan, acceptance, lambda: items)
     return _accepted_answer(request, acceptance, watch_id)

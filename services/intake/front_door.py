@@ -56,7 +56,7 @@ async def on_job_requested(rt: IntakeRuntime, record: ConsumerRecord) -> None:
         callback_url=request.callback_url, source="rescan" if isinstance(request, RescanRequested) else "kafka",
         idempotency_key=None,
         fingerprint=fingerprint.hexdigest(), total_items=len(items),
-        batch_size=batch_size_for(plan, settings.batch_size),
+        batch_size=batch_size_for(plan, settings.batch_size, kind.batch_size),
     )  # fmt: skip
     try:
         acceptance = await rt.acceptor.accept(draft, lambda: items)

@@ -30,6 +30,7 @@ def check_priority(plan: Plan, priority: Priority) -> None:
         raise InvalidJob(f"priority {priority.value!r} is not in the plan's priorities ({allowed})", field="priority")
 
 
-def batch_size_for(plan: Plan, system_batch_size: int) -> int:
-    """Items per TaskBatch: intake's setting, lowered to the plan's max_batch_size."""
-    return min(system_batch_size, plan.max_batch_size)
+def batch_size_for(plan: Plan, system_batch_size: int, kind_batch_size: int | None = None) -> int:
+    """Items per TaskBatch: the kind's own size (Kind.batch_size) or intake's setting, lowered to the plan's
+    max_batch_size: the kind knows what its items cost, the plan has the last word."""
+    return min(kind_batch_size or system_batch_size, plan.max_batch_size)

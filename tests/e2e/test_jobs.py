@@ -13,6 +13,7 @@ from shared.config import TopicNames
 from shared.devstack.testsite import TestSite, expected_email, expected_title, serving_test_site
 from tests.support.kafka import read_until
 from tests.support.pipeline import Pipeline, wait_for_status
+from tests.support.tenants import issue_key
 
 pytestmark = pytest.mark.e2e
 
@@ -72,14 +73,15 @@ async def test_ndjson_upload_of_100000_items_completes_with_100000_rows_and_anno
     pipeline: Pipeline, db: asyncpg.Pool, kafka_address: str, topic_prefix: str
 ) -> None:
     body = b"".join(json.dumps({"n": n}).encode() + b"\n" for n in range(100_000))
-    async with pipeline.client() as client:
+    await issue_key(pipeline.env["DATABASE_URL"], "bulk-uploader", {"max_batch_size": 1000})  # the plan allows 1,000
+    async with pipeline.client("bulk-uploader") as client:
         response = await client.post(
             "/v1/jobs", params={"kind": "bench.noop"}, content=body, headers={"Content-Type": "application/x-ndjson"}
         )
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
         assert response.json()["total_items"] == 100_000
-        assert response.json()["total_batches"] == 100, "bench.noop declares 1,000-item batches (Kind.batch_size)"
+        assert response.json()["total_batches"] == 100, "bench.noop asks for 1,000-item batches (Kind.batch_size)"
 
         final = await wait_for_status(client, job_id, timeout=240)
 

@@ -42,3 +42,10 @@ def test_a_priority_outside_the_plan_is_refused_naming_the_allowed_ones() -> Non
 
 def test_batches_take_the_smaller_of_intakes_setting_and_the_plans_max_batch_size() -> None:
     assert (batch_size_for(PLAN, 50), batch_size_for(PLAN, 2)) == (4, 2)
+
+
+def test_a_kinds_own_batch_size_replaces_intakes_setting_but_not_the_plans_cap() -> None:
+    roomy = PLAN.model_copy(update={"max_batch_size": 1000})
+    assert (batch_size_for(roomy, 50, 1000), batch_size_for(roomy, 50, 10), batch_size_for(PLAN, 50, 1000)) == (
+        1000, 10, 4,
+    )  # fmt: skip
