@@ -10,6 +10,7 @@ from faststream.kafka import KafkaBroker
 from pydantic import JsonValue
 
 from services.intake.admission import TenantLoad, admit
+from services.intake.broker_check import BrokerCheck
 from services.intake.logic import count_batches, split_into_batches
 from shared.errors import BrokerUnavailable, InvalidJob
 from shared.events import JobStatus, Priority
@@ -52,10 +53,16 @@ class JobAcceptor:
     waiting_full_retry_after_s: int
     kind_batch_sizes: Mapping[str, int] = field(default_factory=dict)
     """Kinds that declare their own batch size (Kind.batch_size), used instead of the tenant's or the default."""
+    broker_check_ttl_s: float = 0.0
+    """How long a successful broker ping is trusted (0: ping on every accept); see BrokerCheck."""
+
+    def __post_init__(self) -> None:
+        self._broker_check = BrokerCheck(self.broker, self.stall_timeout_s, self.broker_check_ttl_s)
 
     async def accept(self, draft: JobDraft, items: Callable[[], Iterable[JsonValue]]) -> Acceptance:
         """1. refuse (BrokerUnavailable, 503) while the broker is unreachable, so no caller is told "accepted"
-        for work that cannot start; 2. in one transaction under the tenant's admission lock: decide queued,
+        for work that cannot start (a success is trusted for ``broker_check_ttl_s``); 2. in one transaction
+        under the tenant's admission lock: decide queued,
         waiting or 429 (WaitingLineFull) by the tenant's plan, insert the job row and COPY every batch into
         the backlog; 3. answer. The dispatcher publishes the batches from the backlog by fair share."""
         batch_size = self.kind_batch_sizes.get(draft.kind) or draft.batch_size or self.batch_size
@@ -66,7 +73,7 @@ class JobAcceptor:
             idempotency_key=draft.idempotency_key, request_fingerprint=draft.fingerprint,
             total_items=draft.total_items, total_batches=total_batches,
         )  # fmt: skip
-        if not await self.broker.ping(timeout=self.stall_timeout_s):
+        if not await self._broker_check.reachable():
             raise BrokerUnavailable(f"no answer within {self.stall_timeout_s:g}s")
         plan = await self.plans.plan_for(draft.tenant)
         outcome = await self.admissions.register(
