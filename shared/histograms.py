@@ -21,7 +21,7 @@ class BucketHistogram(Collector):
     def __init__(self, name: str, description: str, buckets: Sequence[float]) -> None:
         self._name, self._description = name, description
         self._bounds = tuple(float(bound) for bound in buckets)
-        self._series: dict[tuple[tuple[str, str], ...], tuple[list[int], list[float]]] = {}
+        self._series: dict[tuple[tuple[str, object], ...], tuple[list[int], list[float]]] = {}
         self._lock = threading.Lock()  # render may run on another thread than the recording event loop
 
     def record(self, value: float, attributes: Mapping[str, object]) -> None:
@@ -32,7 +32,7 @@ class BucketHistogram(Collector):
         """``count`` observations of the same value, e.g. every item of a batch written at once."""
         if count <= 0:
             return
-        key = tuple(sorted((name, str(value)) for name, value in attributes.items()))
+        key = tuple(attributes.items())  # as given (cheap); label sets that differ only in order merge in collect
         bucket = bisect_left(self._bounds, value)  # Prometheus buckets are inclusive: le="0.1" counts 0.1
         with self._lock:
             series = self._series.get(key)
@@ -43,9 +43,13 @@ class BucketHistogram(Collector):
 
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(self._name, self._description)
+        merged: dict[tuple[tuple[str, str], ...], tuple[list[int], float]] = {}
         with self._lock:
-            snapshot = [(key, list(counts), total[0]) for key, (counts, total) in self._series.items()]
-        for key, counts, total in snapshot:
+            for key, (counts, total) in self._series.items():
+                labels_key = tuple(sorted((name, str(value)) for name, value in key))
+                into = merged.setdefault(labels_key, ([0] * len(counts), 0.0))
+                merged[labels_key] = ([a + b for a, b in zip(into[0], counts, strict=True)], into[1] + total[0])
+        for key, (counts, total) in merged.items():
             labels = dict(key)
             cumulative = 0
             for bound, count in zip((*self._bounds, float("inf")), counts, strict=True):
