@@ -14,21 +14,20 @@ _COLUMNS = ("tenant", "kind", "item_key", "job_id", "item_index", "fingerprint")
 _TABLE = """CREATE TEMP TABLE IF NOT EXISTS incoming_fingerprints (
     tenant text, kind text, item_key text, job_id uuid, item_index integer, fingerprint text
 ) ON COMMIT DELETE ROWS"""
+# item_states is joined directly: an `IN (SELECT … FROM incoming)` filter was planned (the temp table has no
+# statistics) as a semi join scanning all of `incoming` per row, quadratic in the rows of one write.
 _JUDGE = """WITH incoming AS (
         SELECT DISTINCT ON (f.job_id, f.item_index) f.*
         FROM incoming_fingerprints f
         JOIN item_results r ON r.job_id = f.job_id AND r.item_index = f.item_index
         WHERE r.status = 'succeeded' AND r.change IS NULL
         ORDER BY f.job_id, f.item_index),
-    prior AS (
-        SELECT s.tenant, s.kind, s.item_key, s.fingerprint FROM item_states s
-        WHERE (s.tenant, s.kind, s.item_key) IN (SELECT tenant, kind, item_key FROM incoming)),
     judged AS (
         UPDATE item_results r
         SET fingerprint = i.fingerprint,
             change = CASE WHEN p.fingerprint IS NULL THEN 'new'
                           WHEN p.fingerprint = i.fingerprint THEN 'unchanged' ELSE 'changed' END
-        FROM incoming i LEFT JOIN prior p USING (tenant, kind, item_key)
+        FROM incoming i LEFT JOIN item_states p USING (tenant, kind, item_key)
         WHERE r.job_id = i.job_id AND r.item_index = i.item_index
         RETURNING r.job_id, r.item_index, r.change, i.tenant, i.kind, i.item_key, i.fingerprint),
     remembered AS (
