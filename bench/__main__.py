@@ -49,7 +49,7 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
     )
     pg_rows_per_s = await ceilings.postgres_ceiling(stack.database_url, config.items)
     pool = await open_pool(PostgresSettings(url=stack.database_url, pool_min=1, pool_max=4))
-    limits = httpx.Limits(max_connections=500, max_keepalive_connections=100)
+    limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)  # reused, not reopened per request
     key = (await TenantStore(pool).key_for(BENCH_TENANT, BENCH_PLAN)).token
     auth = {"Authorization": f"Bearer {key}"}
     try:

@@ -14,6 +14,8 @@ from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, V
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from prometheus_client import CollectorRegistry, generate_latest
 
+from shared.histograms import BucketHistogram
+
 LATENCY_BUCKETS_S = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800)
 
 PROMETHEUS_NAMES = {
@@ -63,12 +65,16 @@ class SluiceMetrics:
             "sluice.items.processed", description="Items that ended, by kind and status (succeeded, failed, ...)"
         )
         self.items_retried = meter.create_counter("sluice.items.retried", description="Items sent to a retry topic")
-        self.handler_duration = meter.create_histogram(
-            "sluice.handler.duration.seconds", description="One handler call, by kind and outcome"
+        # Recorded once per item: plain bucket counters, not the OpenTelemetry SDK (see shared/histograms.py).
+        self.handler_duration = BucketHistogram(
+            "sluice_handler_duration_seconds", "One handler call, by kind and outcome", LATENCY_BUCKETS_S
         )
-        self.e2e_latency = meter.create_histogram(
-            "sluice.item.e2e_latency.seconds", description="Job submitted → item result durable in Postgres, by kind"
-        )
+        self.e2e_latency = BucketHistogram(
+            "sluice_item_e2e_latency_seconds", "Job submitted → item result durable in Postgres, by kind",
+            LATENCY_BUCKETS_S,
+        )  # fmt: skip
+        self.registry.register(self.handler_duration)
+        self.registry.register(self.e2e_latency)
         self.jobs_finished = meter.create_counter("sluice.jobs.finished", description="Jobs that ended, by status")
         self.dead_letters = meter.create_counter(
             "sluice.dead_letters", description="Messages indexed from a dead-letter topic, by topic and error type"

@@ -10,8 +10,10 @@ from faststream.kafka import KafkaBroker
 from pydantic import JsonValue
 
 from services.intake.admission import TenantLoad, admit
+from services.intake.admission_group import GroupedAdmissions
+from services.intake.broker_check import BrokerCheck
 from services.intake.logic import count_batches, split_into_batches
-from shared.errors import BrokerUnavailable, InvalidJob
+from shared.errors import BrokerUnavailable, InvalidJob, SluiceError
 from shared.events import JobStatus, Priority
 from shared.stores.admission import AdmissionStore, BacklogRow
 from shared.stores.jobs import AlreadyExists, JobRecord, NewJob
@@ -52,12 +54,26 @@ class JobAcceptor:
     waiting_full_retry_after_s: int
     kind_batch_sizes: Mapping[str, int] = field(default_factory=dict)
     """Kinds that declare their own batch size (Kind.batch_size), for drafts that bring no size of their own."""
+    broker_check_ttl_s: float = 0.0
+    """How long a successful broker ping is trusted (0: ping on every accept); see BrokerCheck."""
+    admission_group_max: int = 64
+    """Most jobs of one tenant registered in one transaction (see GroupedAdmissions)."""
 
-    async def accept(self, draft: JobDraft, items: Callable[[], Iterable[JsonValue]]) -> Acceptance:
+    def __post_init__(self) -> None:
+        self._broker_check = BrokerCheck(self.broker, self.stall_timeout_s, self.broker_check_ttl_s)
+        self._grouped = GroupedAdmissions(self.admissions, self.admission_group_max)
+
+    async def accept(
+        self, draft: JobDraft, items: Callable[[], Iterable[JsonValue]], *, grouped: bool = False
+    ) -> Acceptance:
         """1. refuse (BrokerUnavailable, 503) while the broker is unreachable, so no caller is told "accepted"
-        for work that cannot start; 2. in one transaction under the tenant's admission lock: decide queued,
-        waiting or 429 (WaitingLineFull) by the tenant's plan, insert the job row and COPY every batch into
-        the backlog; 3. answer. The dispatcher publishes the batches from the backlog by fair share."""
+        for work that cannot start (a success is trusted for ``broker_check_ttl_s``); 2. in one transaction
+        under the tenant's admission lock: decide queued, waiting or 429 (WaitingLineFull) by the tenant's
+        plan, insert the job row and COPY every batch into the backlog; 3. answer. The dispatcher publishes
+        the batches from the backlog by fair share.
+
+        ``grouped``: the job may share its transaction with concurrent submits of the tenant
+        (GroupedAdmissions); only for items held in memory, which stay readable if the caller goes away."""
         batch_size = draft.batch_size or self.kind_batch_sizes.get(draft.kind) or self.batch_size
         total_batches = count_batches(draft.total_items, batch_size)
         new_job = NewJob(
@@ -66,16 +82,23 @@ class JobAcceptor:
             idempotency_key=draft.idempotency_key, request_fingerprint=draft.fingerprint,
             total_items=draft.total_items, total_batches=total_batches,
         )  # fmt: skip
-        if not await self.broker.ping(timeout=self.stall_timeout_s):
+        if not await self._broker_check.reachable():
             raise BrokerUnavailable(f"no answer within {self.stall_timeout_s:g}s")
         plan = await self.plans.plan_for(draft.tenant)
-        outcome = await self.admissions.register(
-            new_job,
-            decide=lambda active, waiting: admit(TenantLoad(active, waiting), plan, self.waiting_full_retry_after_s),
-            backlog=lambda status: self._backlog_rows(
-                new_job, items(), batch_size, held=status is JobStatus.WAITING, headers=_task_headers()
-            ),
-        )
+        headers = _task_headers()  # here: a group's transaction runs in another task, outside this trace context
+
+        def decide(active: int, waiting: int) -> JobStatus:
+            return admit(TenantLoad(active, waiting), plan, self.waiting_full_retry_after_s)
+
+        def backlog(status: JobStatus) -> Iterator[BacklogRow]:
+            return self._backlog_rows(new_job, items(), batch_size, held=status is JobStatus.WAITING, headers=headers)
+
+        if grouped:
+            outcome = await self._grouped.register(draft.tenant, (new_job, decide, backlog))
+            if isinstance(outcome, SluiceError):
+                raise outcome
+        else:
+            outcome = await self.admissions.register(new_job, decide=decide, backlog=backlog)
         if isinstance(outcome, AlreadyExists):
             job = outcome.job
             if draft.idempotency_key and job.request_fingerprint != draft.fingerprint:

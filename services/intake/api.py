@@ -46,7 +46,8 @@ NDJSON = "application/x-ndjson"
 CSV_COLUMNS = ("item_index", "status", "input", "output", "error", "error_type", "attempts", "duration_ms", "change")
 
 
-def runtime(request: Request) -> IntakeRuntime:
+async def runtime(request: Request) -> IntakeRuntime:
+    # async on purpose: FastAPI runs a plain-def dependency in a worker thread, a thread hop per request.
     return request.app.state.runtime
 
 
@@ -138,7 +139,7 @@ async def submit_job(
         fingerprint.add_item(item)
     draft = _draft(tenant, kind.name, options, submission.priority, callback, idempotency_key, fingerprint, len(items))
     draft = replace(draft, batch_size=batch_size_for(plan, settings.batch_size, kind.batch_size))
-    acceptance = await rt.acceptor.accept(draft, lambda: items)
+    acceptance = await rt.acceptor.accept(draft, lambda: items, grouped=True)
     watch_id = await _watch(rt, tenant, submission.rescan, acceptance, lambda: items)
     return _accepted_answer(request, acceptance, watch_id)
 

@@ -101,6 +101,8 @@ async def _lifespan(
             stall_timeout_s=settings.publish_stall_timeout_s,
             waiting_full_retry_after_s=settings.flow.waiting_full_retry_after_s,
             kind_batch_sizes={name: kind.batch_size for name, kind in kinds.items() if kind.batch_size},
+            broker_check_ttl_s=settings.broker_check_ttl_s,
+            admission_group_max=settings.admission_group_max,
         )
         app.state.runtime = IntakeRuntime(
             settings, kinds, broker, pool, redis_client, store, acceptor, CancellationFlags(redis_client),

@@ -4,11 +4,12 @@ Routes take ``tenant: Tenant`` (or ``tenant: str = Depends(current_tenant)``); e
 and the API documents does.
 """
 
-from collections.abc import Awaitable, Callable
 from typing import Annotated
 
-from fastapi import Depends, FastAPI, Request, Response
+from fastapi import Depends, FastAPI, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from starlette.datastructures import MutableHeaders, State
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.intake.rate_limit import RateDecision, rate_limit_headers
 from shared.errors import SluiceError
@@ -52,11 +53,27 @@ Tenant = Annotated[str, Depends(current_tenant)]
 
 def install_rate_limit_headers(app: FastAPI) -> None:
     """RateLimit-* headers on every answer to a counted request, successes included."""
+    app.add_middleware(RateLimitHeaders)
 
-    @app.middleware("http")
-    async def add_rate_limit_headers(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        response = await call_next(request)
-        decision = getattr(request.state, "rate_limit", None)
-        if decision is not None:
-            response.headers.update(rate_limit_headers(decision))
-        return response
+
+class RateLimitHeaders:
+    """ASGI middleware (not ``@app.middleware``, whose BaseHTTPMiddleware costs a task group per request): adds
+    the headers of the decision ``current_tenant`` left in the request's state when the response starts."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                decision = getattr(State(scope.get("state", {})), "rate_limit", None)
+                if decision is not None:
+                    headers = MutableHeaders(scope=message)
+                    headers.update(rate_limit_headers(decision))
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

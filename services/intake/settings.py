@@ -25,6 +25,12 @@ class IntakeSettings(BaseSettings):
     publish_stall_timeout_s: float = Field(
         10.0, gt=0, le=600, description="No broker acknowledgement for this long answers 503"
     )
+    broker_check_ttl_s: float = Field(
+        1.0, ge=0, le=60, description="A successful broker ping is trusted this long before a submit pings again"
+    )
+    admission_group_max: int = Field(
+        64, ge=1, le=10_000, description="Most concurrent submits of one tenant stored in one transaction"
+    )
     requests_group_id: str = "sluice-intake"
     results_page_max: int = Field(1000, ge=1, le=10_000)
     dashboard_metrics_urls: list[str] = Field(

@@ -1,10 +1,13 @@
 """AdmissionStore: registers a job with its backlog in one transaction, under its tenant's admission lock."""
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 import asyncpg
 
+from shared.errors import SluiceError
 from shared.events import JobStatus
 from shared.stores.jobs import AlreadyExists, Created, JobRecord, NewJob
 from shared.stores.sweeps import job_timeout_option
@@ -16,6 +19,10 @@ BACKLOG_COLUMNS = ("job_id", "batch_index", "tenant", "priority", "kind", "items
 
 BacklogRow = tuple[object, ...]
 """One task_backlog row in BACKLOG_COLUMNS order."""
+Admission = tuple[NewJob, Callable[[int, int], JobStatus], Callable[[JobStatus], Iterable[BacklogRow]]]
+"""(job, decide, backlog) as ``AdmissionStore.register`` takes them."""
+Registered = Created | AlreadyExists | SluiceError
+"""A job's outcome in a group: stored, found (same id or Idempotency-Key), or refused by ``decide``."""
 
 
 def _load(row: asyncpg.Record) -> tuple[int, int]:
@@ -47,27 +54,49 @@ class AdmissionStore:
         """
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", TENANT_LOCK_SPACE, job.tenant)
-            existing = await connection.fetchrow(
+            return await _register_locked(connection, job, decide, backlog)
+
+    async def register_group(self, tenant: str, admissions: Sequence[Admission]) -> list[Registered]:
+        """``register`` for several jobs of one tenant in ONE transaction (group commit): one lock, one commit,
+        and a fixed number of statements whatever the group's size.
+
+        The jobs are decided in order, each seeing the ones before it, so the counts are as if they came one by
+        one; a later job with the Idempotency-Key (or id) of an earlier one gets that one. A job whose ``decide``
+        raises (e.g. WaitingLineFull) gets that exception in its place and the others go on; a database error
+        fails the whole group (nothing is stored, every caller sees the error).
+        """
+        jobs = [job for job, _, _ in admissions]
+        async with self._pool.acquire() as connection, connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", TENANT_LOCK_SPACE, tenant)
+            rows = await connection.fetch(
                 f"""SELECT {_COLUMNS} FROM jobs
-                    WHERE job_id = $1 OR (tenant = $2 AND idempotency_key = $3)
-                    ORDER BY (job_id = $1) DESC LIMIT 1""",
-                job.job_id, job.tenant, job.idempotency_key,
+                    WHERE job_id = ANY($1::uuid[]) OR (tenant = $2 AND idempotency_key = ANY($3::text[]))""",
+                [job.job_id for job in jobs], tenant, [job.idempotency_key for job in jobs if job.idempotency_key],
             )  # fmt: skip
-            if existing is not None:
-                return AlreadyExists(JobRecord.model_validate(dict(existing)))
-            status = decide(*_load(await connection.fetchrow(_TENANT_LOAD, job.tenant)))
-            row = await connection.fetchrow(
-                f"""INSERT INTO jobs (job_id, tenant, kind, priority, options, callback_url, source, idempotency_key,
-                                      request_fingerprint, total_items, total_batches, deadline_at, status, accepted_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
-                            now() + $12::float8 * interval '1 second', $13, now())
-                    RETURNING {_COLUMNS}""",
-                job.job_id, job.tenant, job.kind, job.priority.value, job.options, job.callback_url, job.source,
-                job.idempotency_key, job.request_fingerprint, job.total_items, job.total_batches,
-                job_timeout_option(job.options), status.value,
-            )  # fmt: skip
-            await connection.copy_records_to_table("task_backlog", records=backlog(status), columns=BACKLOG_COLUMNS)
-        return Created(JobRecord.model_validate(dict(row)))
+            stored = [JobRecord.model_validate(dict(row)) for row in rows]
+            load = list(_load(await connection.fetchrow(_TENANT_LOAD, tenant)))
+            plan: list[_Decided | Registered | _Repeat] = []
+            for job, decide, _ in admissions:
+                if (earlier := _same_job(job, stored, plan)) is not None:
+                    plan.append(earlier)
+                    continue
+                try:
+                    status = decide(*load)
+                except SluiceError as exc:
+                    plan.append(exc)
+                    continue
+                load[0 if status is JobStatus.QUEUED else 1] += 1
+                plan.append(_Decided(job, status))
+            decided = [step for step in plan if isinstance(step, _Decided)]
+            created = await _insert_jobs(connection, decided)
+            backlog_rows = (
+                row
+                for (_, _, backlog), step in zip(admissions, plan, strict=True)
+                if isinstance(step, _Decided)
+                for row in backlog(step.status)
+            )
+            await connection.copy_records_to_table("task_backlog", records=backlog_rows, columns=BACKLOG_COLUMNS)
+        return [_outcome(step, created) for step in plan]
 
     async def promote_waiting(
         self, connection: asyncpg.Connection, tenant: str, decide: Callable[[int, int], int]
@@ -110,3 +139,96 @@ class AdmissionStore:
             tenant, status.value, created_at,
         )  # fmt: skip
         return row["jobs_ahead"], row["items_ahead"], row["rate"]
+
+
+async def _register_locked(
+    connection: asyncpg.Connection,
+    job: NewJob,
+    decide: Callable[[int, int], JobStatus],
+    backlog: Callable[[JobStatus], Iterable[BacklogRow]],
+) -> Created | AlreadyExists:
+    """Steps 2-4 of ``register``, on a connection whose transaction holds the tenant's admission lock."""
+    existing = await connection.fetchrow(
+        f"""SELECT {_COLUMNS} FROM jobs
+            WHERE job_id = $1 OR (tenant = $2 AND idempotency_key = $3)
+            ORDER BY (job_id = $1) DESC LIMIT 1""",
+        job.job_id, job.tenant, job.idempotency_key,
+    )  # fmt: skip
+    if existing is not None:
+        return AlreadyExists(JobRecord.model_validate(dict(existing)))
+    status = decide(*_load(await connection.fetchrow(_TENANT_LOAD, job.tenant)))
+    row = await connection.fetchrow(
+        f"""INSERT INTO jobs (job_id, tenant, kind, priority, options, callback_url, source, idempotency_key,
+                              request_fingerprint, total_items, total_batches, deadline_at, status, accepted_at)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11,
+                    now() + $12::float8 * interval '1 second', $13, now())
+            RETURNING {_COLUMNS}""",
+        job.job_id, job.tenant, job.kind, job.priority.value, job.options, job.callback_url, job.source,
+        job.idempotency_key, job.request_fingerprint, job.total_items, job.total_batches,
+        job_timeout_option(job.options), status.value,
+    )  # fmt: skip
+    await connection.copy_records_to_table("task_backlog", records=backlog(status), columns=BACKLOG_COLUMNS)
+    return Created(JobRecord.model_validate(dict(row)))
+
+
+@dataclass(frozen=True)
+class _Decided:
+    job: NewJob
+    status: JobStatus
+
+
+@dataclass(frozen=True)
+class _Repeat:
+    """A job whose id or Idempotency-Key an earlier job of the same group has."""
+
+    job_id: UUID
+
+
+def _same_job(
+    job: NewJob, stored: list[JobRecord], plan: list["_Decided | Registered | _Repeat"]
+) -> AlreadyExists | _Repeat | None:
+    def same(other: NewJob) -> bool:
+        return other.job_id == job.job_id or (
+            job.idempotency_key is not None and other.idempotency_key == job.idempotency_key
+        )
+
+    by_id = [record for record in stored if record.job_id == job.job_id]
+    if found := by_id or [record for record in stored if same(record)]:
+        return AlreadyExists(found[0])
+    for step in plan:
+        if isinstance(step, _Decided) and same(step.job):
+            return _Repeat(step.job.job_id)
+    return None
+
+
+def _outcome(step: "_Decided | Registered | _Repeat", created: dict[UUID, JobRecord]) -> Registered:
+    if isinstance(step, _Decided):
+        return Created(created[step.job.job_id])
+    if isinstance(step, _Repeat):
+        return AlreadyExists(created[step.job_id])
+    return step
+
+
+async def _insert_jobs(connection: asyncpg.Connection, decided: Sequence[_Decided]) -> dict[UUID, JobRecord]:
+    """Insert the jobs in one statement; their stored records by job id."""
+    if not decided:
+        return {}
+    jobs = [step.job for step in decided]
+    rows = await connection.fetch(
+        f"""INSERT INTO jobs (job_id, tenant, kind, priority, options, callback_url, source, idempotency_key,
+                              request_fingerprint, total_items, total_batches, deadline_at, status, accepted_at)
+            SELECT j.job_id, j.tenant, j.kind, j.priority, j.options, j.callback_url, j.source, j.idempotency_key,
+                   j.request_fingerprint, j.total_items, j.total_batches,
+                   now() + j.timeout_s * interval '1 second', j.status, now()
+            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[],
+                        $8::text[], $9::text[], $10::int[], $11::int[], $12::float8[], $13::text[])
+                 AS j(job_id, tenant, kind, priority, options, callback_url, source, idempotency_key,
+                      request_fingerprint, total_items, total_batches, timeout_s, status)
+            RETURNING {_COLUMNS}""",
+        [j.job_id for j in jobs], [j.tenant for j in jobs], [j.kind for j in jobs], [j.priority.value for j in jobs],
+        [j.options for j in jobs], [j.callback_url for j in jobs], [j.source for j in jobs],
+        [j.idempotency_key for j in jobs], [j.request_fingerprint for j in jobs], [j.total_items for j in jobs],
+        [j.total_batches for j in jobs], [job_timeout_option(j.options) for j in jobs],
+        [step.status.value for step in decided],
+    )  # fmt: skip
+    return {row["job_id"]: JobRecord.model_validate(dict(row)) for row in rows}

@@ -14,21 +14,25 @@ _COLUMNS = ("tenant", "kind", "item_key", "job_id", "item_index", "fingerprint")
 _TABLE = """CREATE TEMP TABLE IF NOT EXISTS incoming_fingerprints (
     tenant text, kind text, item_key text, job_id uuid, item_index integer, fingerprint text
 ) ON COMMIT DELETE ROWS"""
+# Written so the plan stays linear in the rows of one write. The statistics say `change IS NULL` matches no row
+# (results are judged as soon as they are written), so a plain join made PostgreSQL scan item_results and, per
+# row, all of `incoming` (30 s per write at 1,000,000 rows); the LATERAL ... LIMIT 1 cannot be flattened, so
+# each incoming row is looked up by the primary key. Likewise item_states is joined directly: an
+# `IN (SELECT … FROM incoming)` filter became a scan of `incoming` per row.
 _JUDGE = """WITH incoming AS (
         SELECT DISTINCT ON (f.job_id, f.item_index) f.*
         FROM incoming_fingerprints f
-        JOIN item_results r ON r.job_id = f.job_id AND r.item_index = f.item_index
-        WHERE r.status = 'succeeded' AND r.change IS NULL
+        CROSS JOIN LATERAL (
+            SELECT 1 FROM item_results r
+            WHERE r.job_id = f.job_id AND r.item_index = f.item_index AND r.status = 'succeeded' AND r.change IS NULL
+            LIMIT 1) unjudged
         ORDER BY f.job_id, f.item_index),
-    prior AS (
-        SELECT s.tenant, s.kind, s.item_key, s.fingerprint FROM item_states s
-        WHERE (s.tenant, s.kind, s.item_key) IN (SELECT tenant, kind, item_key FROM incoming)),
     judged AS (
         UPDATE item_results r
         SET fingerprint = i.fingerprint,
             change = CASE WHEN p.fingerprint IS NULL THEN 'new'
                           WHEN p.fingerprint = i.fingerprint THEN 'unchanged' ELSE 'changed' END
-        FROM incoming i LEFT JOIN prior p USING (tenant, kind, item_key)
+        FROM incoming i LEFT JOIN item_states p USING (tenant, kind, item_key)
         WHERE r.job_id = i.job_id AND r.item_index = i.item_index
         RETURNING r.job_id, r.item_index, r.change, i.tenant, i.kind, i.item_key, i.fingerprint),
     remembered AS (
@@ -80,13 +84,16 @@ class ChangeStore:
         judged = await connection.fetch(_JUDGE)
         owners = {b.job_id: (b.tenant, b.kind) for b in batches}
         by_job: dict[UUID, JobChanges] = {}
-        for row in sorted(judged, key=lambda r: (str(r["job_id"]), r["item_index"])):
-            tenant, kind = owners[row["job_id"]]
-            changes = by_job.setdefault(row["job_id"], JobChanges(row["job_id"], tenant, kind))
-            if row["change"] == "changed":
-                changes.changed.append(row["item_index"])
-            elif row["change"] == "unchanged":
+        for job_id, item_index, change in judged:
+            changes = by_job.get(job_id)
+            if changes is None:
+                changes = by_job[job_id] = JobChanges(job_id, *owners[job_id])
+            if change == "changed":
+                changes.changed.append(item_index)
+            elif change == "unchanged":
                 changes.unchanged += 1
             else:
                 changes.new += 1
-        return list(by_job.values())
+        for changes in by_job.values():
+            changes.changed.sort()  # only the changed indexes are listed; sorting every row cost 14 % of the sink
+        return [by_job[job_id] for job_id in sorted(by_job, key=str)]
