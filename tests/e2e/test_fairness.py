@@ -23,7 +23,6 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.devstack.postgres import create_database, drop_database
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually
 from tests.support.tenants import issue_key
@@ -48,31 +47,15 @@ def _name(prefix: str) -> str:
 
 
 @pytest.fixture(scope="module")
-async def fairness_db(postgres_server_url: str) -> AsyncIterator[str]:
-    name = _name("sluice_fair_")
-    url = await create_database(postgres_server_url, name)
-    try:
-        yield url
-    finally:
-        await drop_database(postgres_server_url, name)
+def fairness_db(module_service_env: dict[str, str]) -> str:
+    return module_service_env["DATABASE_URL"]
 
 
 @pytest.fixture(scope="module")
-def flow_pipeline(
-    kafka_address: str, redis_url: str, fairness_db: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Pipeline]:
-    """The suite's `service_env` (module-scoped here), with the flow limits scaled down."""
+def flow_pipeline(module_service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    """The suite's module stack settings, with the flow limits scaled down."""
     env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_address,
-        "DATABASE_URL": fairness_db,
-        "REDIS_URL": redis_url,
-        "SLUICE_KAFKA_TOPIC_PREFIX": _name("t"),
-        "SLUICE_KAFKA_TASK_PARTITIONS": "4",
-        "SLUICE_KAFKA_RESULT_PARTITIONS": "4",
-        "SLUICE_PROCESSOR_GROUP_ID": _name("processor-"),
-        "SLUICE_AGGREGATOR_GROUP_ID": _name("aggregator-"),
-        "SLUICE_INTAKE_REQUESTS_GROUP_ID": _name("intake-"),
-        "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
+        **module_service_env,
         "SLUICE_KAFKA_RETRY_TIERS_S": "[2]",
         "SLUICE_INTAKE_BATCH_SIZE": "20",
         "SLUICE_FLOW_WINDOW_BATCHES": str(WINDOW_BATCHES),

@@ -10,7 +10,6 @@ import pytest
 from aiokafka import ConsumerRecord
 
 from shared.config import TopicNames
-from shared.devstack.postgres import quote_ident, with_database
 from shared.events import TaskBatch, TaskItem
 from shared.kinds.flaky import is_flaky
 from tests.support.kafka import produce, read_until
@@ -33,32 +32,15 @@ DLQ_HEADERS = {
 
 
 @pytest.fixture(scope="module")
-async def retry_env(kafka_address: str, postgres_server_url: str, redis_url: str) -> AsyncIterator[dict[str, str]]:
-    """One database, topic prefix and set of groups for this module's pipeline (every test uses its own jobs).
-
-    Retry tiers of 1 and 2 s and a 1 s backoff base, so retries take seconds."""
-    name = f"sluice_retries_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(with_database(postgres_server_url, "postgres"))
-    try:
-        await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
-        yield {
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_address,
-            "DATABASE_URL": with_database(postgres_server_url, name),
-            "REDIS_URL": redis_url,
-            "SLUICE_KAFKA_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}",
-            "SLUICE_KAFKA_TASK_PARTITIONS": "4",
-            "SLUICE_KAFKA_RESULT_PARTITIONS": "4",
-            "SLUICE_PROCESSOR_GROUP_ID": f"processor-{uuid.uuid4().hex[:10]}",
-            "SLUICE_AGGREGATOR_GROUP_ID": f"aggregator-{uuid.uuid4().hex[:10]}",
-            "SLUICE_INTAKE_REQUESTS_GROUP_ID": f"intake-{uuid.uuid4().hex[:10]}",
-            "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
-            "SLUICE_KAFKA_RETRY_TIERS_S": "[1,2]",
-            "SLUICE_PROCESSOR_RETRY_BASE_DELAY_S": "1",
-            "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "3000",  # each retry tier's group joins in about 2 s, not 4
-        }
-        await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-    finally:
-        await admin.close()
+def retry_env(module_service_env: dict[str, str]) -> dict[str, str]:
+    """The module's stack settings (every test uses its own jobs), with retry tiers of 1 and 2 s and a 1 s
+    backoff base, so retries take seconds."""
+    return {
+        **module_service_env,
+        "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
+        "SLUICE_KAFKA_RETRY_TIERS_S": "[1,2]",
+        "SLUICE_PROCESSOR_RETRY_BASE_DELAY_S": "1",
+    }
 
 
 @pytest.fixture(scope="module")

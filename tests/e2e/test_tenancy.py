@@ -5,10 +5,9 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from typing import Any
 
-import asyncpg
 import httpx
 import hypothesis
 import pytest
@@ -22,7 +21,6 @@ from schemathesis.specs.openapi.checks import (
 
 from shared.config import TopicNames
 from shared.devstack.ports import free_port
-from shared.devstack.postgres import quote_ident, with_database
 from shared.events import JobRequested
 from shared.kafka import REASON_HEADER
 from tests.support.kafka import produce, read_until
@@ -47,27 +45,9 @@ TENANT_ROUTES = (
 
 
 @pytest.fixture(scope="module")
-async def tenancy_env(kafka_address: str, postgres_server_url: str, redis_url: str) -> AsyncIterator[dict[str, str]]:
-    """One database, topic prefix and set of groups for this module's pipeline; plans are re-read at once."""
-    name = f"sluice_tenancy_{uuid.uuid4().hex[:10]}"
-    admin = await asyncpg.connect(with_database(postgres_server_url, "postgres"))
-    try:
-        await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
-        yield {
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_address,
-            "DATABASE_URL": with_database(postgres_server_url, name),
-            "REDIS_URL": redis_url,
-            "SLUICE_KAFKA_TOPIC_PREFIX": f"t{uuid.uuid4().hex[:10]}",
-            "SLUICE_KAFKA_TASK_PARTITIONS": "4",
-            "SLUICE_KAFKA_RESULT_PARTITIONS": "4",
-            "SLUICE_PROCESSOR_GROUP_ID": f"processor-{uuid.uuid4().hex[:10]}",
-            "SLUICE_AGGREGATOR_GROUP_ID": f"aggregator-{uuid.uuid4().hex[:10]}",
-            "SLUICE_INTAKE_REQUESTS_GROUP_ID": f"intake-{uuid.uuid4().hex[:10]}",
-            "SLUICE_TENANCY_PLAN_CACHE_TTL_S": "0",
-        }
-        await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-    finally:
-        await admin.close()
+def tenancy_env(module_service_env: dict[str, str]) -> dict[str, str]:
+    """The module's stack settings, with plans re-read at once."""
+    return {**module_service_env, "SLUICE_TENANCY_PLAN_CACHE_TTL_S": "0"}
 
 
 @pytest.fixture(scope="module")

@@ -22,7 +22,6 @@ import pytest
 
 from services.cli.__main__ import main
 from shared.config import PostgresSettings
-from shared.devstack.postgres import quote_ident, with_database
 from shared.events import JobCompleted
 from shared.postgres import open_pool
 from sluice.client import AsyncSluiceClient, JobRequestPublisher, JobView, SluiceClient, job_events_consumer
@@ -41,35 +40,8 @@ def _tenant() -> str:
 
 
 @pytest.fixture(scope="module")
-async def tools_database(postgres_server_url: str) -> AsyncIterator[str]:
-    name = f"sluice_tools_{uuid4().hex[:10]}"
-    admin = await asyncpg.connect(with_database(postgres_server_url, "postgres"))
-    try:
-        await admin.execute(f"CREATE DATABASE {quote_ident(name)}")
-        yield with_database(postgres_server_url, name)
-        await admin.execute(f"DROP DATABASE IF EXISTS {quote_ident(name)} WITH (FORCE)")
-    finally:
-        await admin.close()
-
-
-@pytest.fixture(scope="module")
-def tools(
-    kafka_address: str, redis_url: str, tools_database: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Pipeline]:
-    suffix = uuid4().hex[:10]
-    env = {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_address,
-        "DATABASE_URL": tools_database,
-        "REDIS_URL": redis_url,
-        "SLUICE_KAFKA_TOPIC_PREFIX": f"tools{suffix}",
-        "SLUICE_KAFKA_TASK_PARTITIONS": "4",
-        "SLUICE_KAFKA_RESULT_PARTITIONS": "4",
-        "SLUICE_PROCESSOR_GROUP_ID": f"processor-{suffix}",
-        "SLUICE_AGGREGATOR_GROUP_ID": f"aggregator-{suffix}",
-        "SLUICE_INTAKE_REQUESTS_GROUP_ID": f"intake-{suffix}",
-        "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
-        "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "3000",
-    }
+def tools(module_service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+    env = module_service_env
     running = Pipeline(env, tmp_path_factory.mktemp("tools") / "services.log")
     try:
         running.start()
