@@ -2,7 +2,6 @@
 
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import asyncpg
@@ -32,38 +31,29 @@ DLQ_HEADERS = {
 
 
 @pytest.fixture(scope="module")
-def retry_env(module_service_env: dict[str, str]) -> dict[str, str]:
+def module_service_env(module_service_env: dict[str, str]) -> dict[str, str]:
     """The module's stack settings (every test uses its own jobs), with retry tiers of 1 and 2 s and a 1 s
     backoff base, so retries take seconds."""
     return {
         **module_service_env,
-        "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
         "SLUICE_KAFKA_RETRY_TIERS_S": "[1,2]",
         "SLUICE_PROCESSOR_RETRY_BASE_DELAY_S": "1",
     }
 
 
 @pytest.fixture(scope="module")
-def pipeline(retry_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """The data path, shared by this module's tests (starting one takes seconds)."""
-    running = Pipeline(retry_env, tmp_path_factory.mktemp("retries") / "services.log")
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
+def pipeline(module_pipeline: Pipeline) -> Pipeline:
+    return module_pipeline
 
 
 @pytest.fixture
-def topics(retry_env: dict[str, str]) -> TopicNames:
-    return TopicNames.for_prefix(retry_env["SLUICE_KAFKA_TOPIC_PREFIX"])
+def topics(module_service_env: dict[str, str]) -> TopicNames:
+    return TopicNames.for_prefix(module_service_env["SLUICE_KAFKA_TOPIC_PREFIX"])
 
 
 @pytest.fixture
-async def db(retry_env: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
-    pool = await asyncpg.create_pool(retry_env["DATABASE_URL"], min_size=1, max_size=2)
-    yield pool
-    await pool.close()
+def db(module_db: asyncpg.Pool) -> asyncpg.Pool:
+    return module_db
 
 
 def _headers(record: ConsumerRecord) -> dict[str, str]:
