@@ -43,7 +43,9 @@ async def test_two_planners_then_two_emitters_at_once_send_every_due_item_exactl
 
     assert sorted(item for rescan in published for item in rescan.items) == list(range(ITEMS))
     triggers = [p.trigger_id for p in published]
-    assert len(triggers) == len(set(triggers)) == ITEMS // 50
+    assert len(triggers) == len(set(triggers)), "no rescan is emitted twice"
+    # Two planners may cut the due items into more, smaller rescans than one would; none exceeds max_items.
+    assert len(triggers) >= ITEMS // 50 and all(len(p.items) <= 50 for p in published)
     assert await db.fetchval("SELECT count(*) FROM rescan_outbox WHERE emitted_at IS NULL") == 0
 
 
