@@ -53,8 +53,11 @@ def scale() -> Scale:
 
 @pytest.fixture
 def service_env(service_env: dict[str, str], scale: Scale) -> dict[str, str]:
-    """Quick runs keep one retry tier: each tier is one more consumer group a processor joins at start."""
-    return service_env if scale.full else {**service_env, "SLUICE_KAFKA_RETRY_TIERS_S": "[2]"}
+    """One task batch per processor poll, so results (and progress) come batch by batch and a break lands while
+    a job is visibly part done, however fast this machine runs. Quick runs keep one retry tier: each tier is one
+    more consumer group a processor joins at start."""
+    env = {**service_env, "SLUICE_PROCESSOR_BATCHES_PER_POLL": "1"}
+    return env if scale.full else {**env, "SLUICE_KAFKA_RETRY_TIERS_S": "[2]"}
 
 
 @pytest.fixture

@@ -36,7 +36,7 @@ class Scale:
         if os.environ.get(FULL_ENV, "") not in ("", "0"):
             return cls(True, items=4000, cpu_rounds=3000, postgres_outage_s=15, broker_pause_s=10, redis_outage_s=8)
         # Quick: enough items that every break lands mid-job, outages long enough for several probes to see them.
-        return cls(False, items=800, cpu_rounds=3000, postgres_outage_s=3, broker_pause_s=4, redis_outage_s=3)
+        return cls(False, items=1000, cpu_rounds=3000, postgres_outage_s=3, broker_pause_s=4, redis_outage_s=3)
 
 
 @dataclass(frozen=True)
