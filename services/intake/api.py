@@ -19,11 +19,13 @@ from services.intake.accept import Acceptance, JobDraft
 from services.intake.admission import Standing, queue_view
 from services.intake.auth import Tenant
 from services.intake.errors import AUTHENTICATED, error_responses
+from services.intake.item_json import encode_item
 from services.intake.limits import batch_size_for, check_items, check_priority, naming_plan_limits
 from services.intake.logic import (
     Fingerprint,
     decode_cursor,
     encode_cursor,
+    item_rule,
     resolve_kind,
     status_view,
     validate_item,
@@ -107,10 +109,11 @@ async def submit_job(
         with naming_plan_limits(plan):
             spool = await spool_ndjson(
                 request.stream(),
-                validate=lambda index, item: validate_item(kind, index, item, settings.max_item_bytes),
+                validate=item_rule(kind),
                 fingerprint=fingerprint,
                 max_items=min(settings.max_items_per_job, plan.max_items_per_job),
                 max_line_bytes=settings.max_item_bytes * 2,
+                max_item_bytes=settings.max_item_bytes,
                 memory_bytes=settings.spool_memory_bytes,
             )
         try:
@@ -118,7 +121,7 @@ async def submit_job(
                 tenant, kind.name, options, params.priority, callback, idempotency_key, fingerprint, spool.count
             )
             draft = replace(draft, batch_size=batch_size_for(plan, settings.batch_size, kind.batch_size))
-            acceptance = await rt.acceptor.accept(draft, spool.items)
+            acceptance = await rt.acceptor.accept(draft, spool.encoded)
             watch_id = await _watch(rt, tenant, params.rescan, acceptance, spool.items)
         finally:
             spool.close()
@@ -139,7 +142,7 @@ async def submit_job(
         fingerprint.add_item(item)
     draft = _draft(tenant, kind.name, options, submission.priority, callback, idempotency_key, fingerprint, len(items))
     draft = replace(draft, batch_size=batch_size_for(plan, settings.batch_size, kind.batch_size))
-    acceptance = await rt.acceptor.accept(draft, lambda: items, grouped=True)
+    acceptance = await rt.acceptor.accept(draft, lambda: map(encode_item, items), grouped=True)
     watch_id = await _watch(rt, tenant, submission.rescan, acceptance, lambda: items)
     return _accepted_answer(request, acceptance, watch_id)
 

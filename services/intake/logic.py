@@ -4,15 +4,16 @@ import base64
 import hashlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from itertools import islice
 from uuid import UUID
 
 import orjson
 from pydantic import JsonValue
 
+from services.intake.batches import encode_batches
 from services.intake.item_json import (
     MAX_ITEM_DEPTH,
     canonical_item,
+    encode_item,
     encode_sorted,
     may_be_too_deep,
     nesting_depth,
@@ -92,17 +93,13 @@ def split_into_batches(
     items: Iterable[JsonValue],
     batch_size: int,
 ) -> Iterator[TaskBatch]:
-    """Consecutive TaskBatches of at most ``batch_size`` items; item indexes run from 0 across the job."""
-    numbered = enumerate(items)
-    batch_index = 0
-    while chunk := list(islice(numbered, batch_size)):
-        # Validated from JSON in one pass: building a TaskItem per item from Python costs twice as much.
-        fields = {
-            "tenant": tenant, "job_id": str(job_id), "kind": kind, "batch_index": batch_index, "options": options,
-            "priority": priority, "items": [{"index": index, "input": item} for index, item in chunk],
-        }  # fmt: skip
-        yield task_batch.validate_json(orjson.dumps(fields))
-        batch_index += 1
+    """Consecutive TaskBatches of at most ``batch_size`` items; item indexes run from 0 across the job. The
+    models of what intake stores and publishes (``encode_batches``, which takes the items' JSON)."""
+    for batch in encode_batches(
+        job_id=job_id, tenant=tenant, kind=kind, options=options, priority=priority,
+        items=map(encode_item, items), batch_size=batch_size,
+    ):  # fmt: skip
+        yield task_batch.validate_json(batch.payload)
 
 
 class Fingerprint:
