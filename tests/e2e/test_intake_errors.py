@@ -15,10 +15,13 @@ from tests.support.pipeline import Pipeline
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def intake(service_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
-    """Intake alone: it judges every request itself, so no processor or aggregator need run."""
-    running = Pipeline(service_env, tmp_path / "intake.log")
+@pytest.fixture(params=[("httptools", "uvloop"), ("h11", "asyncio")], ids=["httptools-uvloop", "h11-asyncio"])
+def intake(request: pytest.FixtureRequest, service_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
+    """Intake alone: it judges every request itself, so no processor or aggregator need run. Once per HTTP
+    server setting: the fallback answers the same."""
+    http, loop = request.param
+    env = {**service_env, "SLUICE_INTAKE_HTTP": http, "SLUICE_INTAKE_LOOP": loop}
+    running = Pipeline(env, tmp_path / "intake.log")
     try:
         yield running.start(["intake"])
     finally:
