@@ -36,7 +36,7 @@ async def current_tenant(
     runtime = request.app.state.runtime
     if credentials is None:
         raise Unauthenticated("missing API key: send Authorization: Bearer <key>")
-    tenant = await runtime.tenants.authenticate(credentials.credentials)
+    tenant = await runtime.keys.authenticate(credentials.credentials)
     if tenant is None:
         raise Unauthenticated("invalid or revoked API key")
     plan = await runtime.plans.plan_for(tenant)
