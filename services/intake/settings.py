@@ -16,9 +16,7 @@ class IntakeSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
-    http: Literal["httptools", "h11"] = Field(
-        "httptools", description="HTTP parser (`h11`: pure Python, the fallback)"
-    )
+    http: Literal["httptools", "h11"] = Field("httptools", description="HTTP parser (`h11`: pure Python, the fallback)")
     loop: Literal["uvloop", "asyncio"] = Field(
         "uvloop", description="Event loop (`asyncio`: the standard library's, the fallback)"
     )
