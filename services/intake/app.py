@@ -23,6 +23,7 @@ from services.intake.live import JobEventHub
 from services.intake.rate_limit import RateLimiter
 from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
+from services.intake.submit_lane import install_submit_lane
 from shared.kafka import ensure_topics, group_options, make_broker
 from shared.kinds import load_kinds
 from shared.metrics import SluiceMetrics
@@ -60,6 +61,7 @@ def build_app(settings: IntakeSettings) -> FastAPI:
 
     install_error_handlers(app)
     install_rate_limit_headers(app)
+    install_submit_lane(app)
     _register_front_door(broker, app, settings)
     return app
 

@@ -33,6 +33,11 @@ async def current_tenant(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> str:
     """Authenticate the request's key and count the request; raises Unauthenticated or RateLimited."""
+    return await tenant_of(request, credentials)
+
+
+async def tenant_of(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
+    """``current_tenant`` for the credentials ``bearer`` read from the request."""
     runtime = request.app.state.runtime
     if credentials is None:
         raise Unauthenticated("missing API key: send Authorization: Bearer <key>")

@@ -44,6 +44,10 @@ async def test_bad_requests_get_a_4xx_with_a_json_body_naming_the_problem(intake
             "/v1/jobs", json={"kind": "bench.cpu", "items": [1], "options": {"rounds": "lots"}}
         )
         too_many = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": list(range(10_001))})
+        long_key = await client.post(
+            "/v1/jobs", json={"kind": "bench.noop", "items": [1]}, headers={"Idempotency-Key": "k" * 256}
+        )
+        wrong_method = await client.put("/v1/jobs", json={"kind": "bench.noop", "items": [1]})
         missing = await client.get("/v1/jobs/8b0e4f6e-41f6-4d35-9a55-25c1b8f3a0c1")
         not_a_uuid = await client.get("/v1/jobs/42")
 
@@ -60,6 +64,11 @@ async def test_bad_requests_get_a_4xx_with_a_json_body_naming_the_problem(intake
     assert bad_line.status_code == 422 and error(bad_line)["field"] == "line 3"
     assert bad_options.status_code == 422 and error(bad_options)["field"] == "options"
     assert too_many.status_code == 413 and error(too_many)["field"] == "items"
+    assert long_key.status_code == 422 and error(long_key) == {
+        "code": "invalid_request", "message": "String should have at most 255 characters",
+        "field": "header.Idempotency-Key",
+    }  # fmt: skip
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["Allow"]
     assert missing.status_code == 404 and error(missing)["code"] == "not_found"
     assert not_a_uuid.status_code == 422
 
