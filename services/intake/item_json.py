@@ -30,23 +30,18 @@ def encode_sorted(value: JsonValue) -> bytes:
 
 
 def canonical_item(value: JsonValue) -> bytes:
-    """Compact JSON with sorted keys as ``orjson.dumps(value, option=OPT_SORT_KEYS)`` writes it (the fingerprint's
-    definition); msgspec's for what orjson cannot encode (integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return _encode_sorted(value)
+    """Compact JSON with sorted keys: ``orjson.dumps(value, option=OPT_SORT_KEYS)``, the fingerprint's definition.
+    Raises TypeError for what orjson cannot encode (integers beyond 64 bits), which the rest of the pipeline (the
+    results' jsonb) cannot store either."""
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
 
 
 def canonical_lines(values: Sequence[JsonValue], sorted_encodings: list[bytes]) -> bytes:
     """``canonical_item`` of each value, each followed by a newline, concatenated; ``sorted_encodings`` holds each
     value's ``encode_sorted``. One encoding of the whole list by both libraries tells whether they agree on every
-    value (they differ only by orjson's extra ``+`` signs), so values are encoded again only when they do not."""
-    try:
-        agree = orjson.dumps(values, option=orjson.OPT_SORT_KEYS) == _encode_sorted(values)
-    except TypeError:
-        agree = False
-    if agree:
+    value (they differ only by orjson's extra ``+`` signs), so values are encoded again only when they do not.
+    Raises TypeError as ``canonical_item`` does."""
+    if orjson.dumps(values, option=orjson.OPT_SORT_KEYS) == _encode_sorted(values):
         return b"\n".join(sorted_encodings) + b"\n"
     return b"\n".join(map(canonical_item, values)) + b"\n"
 

@@ -259,3 +259,11 @@ async def test_problems_on_one_line_are_named_in_line_order():
     assert caught.value.field == "line 2"
     with pytest.raises(LimitExceeded):
         await _spool([b"1\n2\n{bad\n"], max_items=2)
+
+
+async def test_an_item_beyond_what_the_pipeline_can_store_is_not_spooled():
+    def beyond_64_bits(index, item):
+        return 2**64 + item
+
+    with pytest.raises(TypeError):
+        await _spool([b"1\n2\n"], validate=beyond_64_bits)
