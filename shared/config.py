@@ -41,6 +41,13 @@ class KafkaSettings(BaseSettings):
     session_timeout_ms: int = Field(
         10_000, ge=3_000, le=300_000, description="A consumer silent this long is dropped from its group"
     )
+    fetch_max_wait_ms: int = Field(
+        50,
+        ge=1,
+        le=30_000,
+        description="How long a fetch waits at the broker for data; a broker that does not answer a waiting fetch "
+        "when data arrives (the dev broker) adds up to this much latency per hop",
+    )
     publish_window: int = Field(256, ge=1, le=100_000, description="Unacknowledged sends in flight")
     request_timeout_ms: int = Field(15_000, ge=1000, le=300_000)
 

@@ -32,11 +32,11 @@ JSONB_BINARY_VERSION = b"\x01"
 
 def _jsonb_encode(value: object) -> bytes:
     """A value as jsonb; raw JSON (``msgspec.Raw``, as results arrive off the wire) is passed on as it is."""
-    if isinstance(value, msgspec.Raw):
-        encoded = bytes(value)
+    if type(value) is msgspec.Raw:
+        encoded = JSONB_BINARY_VERSION + value
         if b"\\u0000" not in encoded:
-            return JSONB_BINARY_VERSION + encoded
-        value = msgspec.json.decode(encoded)
+            return encoded
+        value = msgspec.json.decode(value)
     encoded = orjson.dumps(value)
     if b"\\u0000" in encoded:  # jsonb cannot hold NUL characters at all
         encoded = orjson.dumps(without_nul(value))

@@ -258,7 +258,7 @@ def subscribe(
         # Commit only after the results are acknowledged; an error seeks back and redelivers the poll.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=undecoded,
-        **group_options(settings.kafka),
+        **group_options(settings.kafka, on_items_path=tier_s is None),
     )
     async def on_task_batches(message: KafkaMessage) -> None:
         assert runtime.work is not None

@@ -21,7 +21,6 @@ from shared.wire import (
     contract_batch,
     contract_result,
     encode,
-    value_of,
     wire_result,
 )
 
@@ -48,32 +47,13 @@ def encode_output(output: object) -> bytes:
     return orjson.dumps(output, option=_JSON_ONLY)
 
 
-@dataclass(frozen=True, slots=True)
-class Success:
-    """A succeeded item with its output already encoded: the hot path builds no per-item model."""
-
-    item: WireItem
-    output: bytes
-    """The handler's output, encoded (encode_output)."""
-    duration_ms: float
-    fingerprint: str | None = None
-
-    def wire(self) -> WireResult:
-        """The item's ItemResult as the results message carries it: its input as it came, its output as encoded."""
-        item = self.item
-        return WireResult(
-            index=item.index, status=ItemStatus.SUCCEEDED, input=item.input, output=Raw(self.output),
-            attempts=item.attempt, duration_ms=self.duration_ms, generation=item.generation,
-            fingerprint=self.fingerprint,
-        )  # fmt: skip
-
-    def result(self) -> ItemResult:
-        item = self.item
-        return ItemResult(
-            index=item.index, status=ItemStatus.SUCCEEDED, input=value_of(item.input),
-            output=orjson.loads(self.output), attempts=item.attempt, duration_ms=self.duration_ms,
-            generation=item.generation, fingerprint=self.fingerprint,
-        )  # fmt: skip
+def success(item: WireItem, output: bytes, duration_ms: float, fingerprint: str | None) -> WireResult:
+    """A succeeded item's result as the results message carries it: its input as it came, its output as
+    encoded (encode_output). The hot path builds nothing else per item."""
+    return WireResult(
+        index=item.index, status=ItemStatus.SUCCEEDED, input=item.input, output=Raw(output), attempts=item.attempt,
+        duration_ms=duration_ms, generation=item.generation, fingerprint=fingerprint,
+    )  # fmt: skip
 
 
 def error_message(error: BaseException) -> str:
@@ -150,15 +130,14 @@ class BatchOutcome:
     batch: WireTaskBatch
     results: list[WireResult] = field(default_factory=list)
     """Results other than the successes: failed, timed out, cancelled."""
-    successes: list[Success] = field(default_factory=list)
+    successes: list[WireResult] = field(default_factory=list)
     retries: list[RetryScheduled] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
     @property
     def all_results(self) -> list[ItemResult]:
         """Every final result as the contract's model, in index order (for tests and the slow paths)."""
-        results = [*map(contract_result, self.results), *(s.result() for s in self.successes)]
-        return sorted(results, key=attrgetter("index"))
+        return sorted(map(contract_result, [*self.results, *self.successes]), key=attrgetter("index"))
 
     @property
     def processed(self) -> BatchProcessed | None:
@@ -171,8 +150,8 @@ class BatchOutcome:
         it came and its output as encoded; None when every item is waiting for a retry."""
         if not self.results and not self.successes:
             return None
-        rows = [*self.results, *(s.wire() for s in self.successes)]
-        rows.sort(key=attrgetter("index"))
+        rows = [*self.results, *self.successes]
+        rows.sort(key=attrgetter("index"))  # concurrent items finish in any order
         batch = self.batch
         return encode(
             WireBatchProcessed(

@@ -14,7 +14,7 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import JsonValue
 
-from services.processor.logic import BatchOutcome, Success, cancelled_wire, encode_output, settle_failure
+from services.processor.logic import BatchOutcome, cancelled_wire, encode_output, settle_failure, success
 from shared.errors import ItemFailed, SluiceError
 from shared.events import utc_now
 from shared.failures import RetryPolicy, item_timeout_s, policy_for
@@ -152,7 +152,7 @@ class KindRunner:
             else:
                 elapsed = clock() - started
                 durations.append(elapsed)
-                successes.append(Success(item, encoded, round(elapsed * 1000, 3), fingerprint))
+                successes.append(success(item, encoded, round(elapsed * 1000, 3), fingerprint))
             if started > slice_ends:
                 await asyncio.sleep(0)
                 slice_ends = clock() + SYNC_SLICE_S
@@ -211,7 +211,7 @@ class KindRunner:
             encoded = encode_output(output)
             fingerprint_of = self._fingerprinter(kind)
             fingerprint = fingerprint_of(output) if fingerprint_of is not None else None
-            outcome.successes.append(Success(item, encoded, _ms_since(started), fingerprint))
+            outcome.successes.append(success(item, encoded, _ms_since(started), fingerprint))
             self._observe(kind, started, "succeeded")
         except Exception as exc:  # every handler failure (or non-JSON output) is this item's, never the batch's
             self._observe(kind, started, "error")

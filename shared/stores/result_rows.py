@@ -69,24 +69,20 @@ class Tally:
 
 
 def rows_of(batches: Iterable[WireBatchProcessed], known_jobs: set[UUID]) -> list[Row]:
-    """One row per item of the known jobs (in COLUMNS order); of two results of one item, the later generation."""
-    chosen: dict[tuple[UUID, int], Row] = {}
-    for batch in batches:
-        job_id = batch.job_id
-        if job_id not in known_jobs:
-            continue
-        for r in batch.results:
-            row = (job_id, r.index, r.status.value, r.input, r.output, _text(r.error), _text(r.error_type),
-                   r.attempts, r.duration_ms, r.generation)  # fmt: skip
-            key = (job_id, r.index)
-            if (earlier := chosen.get(key)) is None or r.generation > earlier[_GENERATION]:  # type: ignore[operator]
-                chosen[key] = row
-    return list(chosen.values())
+    """One row per result of the known jobs, in COLUMNS order. Two results of one item may both be there (a
+    batch released twice): ``insert_new`` then refuses the rows and ``upsert`` keeps the later generation."""
+    return [
+        (job_id, r.index, r.status.value, r.input, r.output, _text(r.error), _text(r.error_type), r.attempts,
+         r.duration_ms, r.generation)
+        for batch in batches
+        if (job_id := batch.job_id) in known_jobs
+        for r in batch.results
+    ]  # fmt: skip
 
 
 async def insert_new(connection: asyncpg.Connection, rows: Sequence[Row]) -> list[Tally] | None:
     """COPY the rows straight into item_results, under a savepoint; None (nothing stored) if any of them is
-    stored already or may replace one, so the caller upserts instead. Call inside a transaction."""
+    stored already, may replace one, or comes twice, so the caller upserts instead. Call inside a transaction."""
     if any(row[_GENERATION] for row in rows):
         return None  # a redriven item's later generation is meant to replace its failed row
     try:
