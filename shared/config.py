@@ -173,7 +173,13 @@ class FlowSettings(BaseSettings):
     quantum_batches: int = Field(
         1, ge=1, le=10_000, description="Batches a tenant of weight 1 may release per round-robin turn"
     )
-    tick_s: float = Field(0.02, gt=0, le=10, description="Dispatcher pause when there is nothing to release")
+    tick_s: float = Field(
+        0.25,
+        gt=0,
+        le=10,
+        description="Longest dispatcher pause when nothing can be released; an admitted job or a returned credit "
+        "wakes it at once (LISTEN/NOTIFY)",
+    )
     housekeeping_interval_s: float = Field(
         0.25, gt=0, le=60, description="How often waiting jobs are admitted and finished jobs' batches dropped"
     )

@@ -9,6 +9,7 @@ import asyncpg
 
 from shared.errors import SluiceError
 from shared.events import JobStatus
+from shared.stores.backlog import signal_backlog_changed
 from shared.stores.jobs import AlreadyExists, Created, JobRecord, NewJob
 from shared.stores.sweeps import job_timeout_option
 
@@ -96,6 +97,7 @@ class AdmissionStore:
                 for row in backlog(step.status)
             )
             await connection.copy_records_to_table("task_backlog", records=backlog_rows, columns=BACKLOG_COLUMNS)
+            await signal_backlog_changed(connection)
         return [_outcome(step, created) for step in plan]
 
     async def promote_waiting(
@@ -168,6 +170,7 @@ async def _register_locked(
         job_timeout_option(job.options), status.value,
     )  # fmt: skip
     await connection.copy_records_to_table("task_backlog", records=backlog(status), columns=BACKLOG_COLUMNS)
+    await signal_backlog_changed(connection)
     return Created(JobRecord.model_validate(dict(row)))
 
 
