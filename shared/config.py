@@ -31,7 +31,9 @@ class KafkaSettings(BaseSettings):
     job_event_partitions: int = Field(6, ge=1, le=1024)
     rejected_partitions: int = Field(3, ge=1, le=1024)
     replication_factor: int = Field(1, ge=1, le=5)
-    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = "none"
+    compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
+        "zstd", description="Producer compression (zstd took the least CPU per message, broker and clients together)"
+    )
     linger_ms: int = Field(5, ge=0, le=1000)
     max_request_bytes: int = Field(4 * 1024 * 1024, ge=1024 * 1024, le=64 * 1024 * 1024)
     retry_tiers_s: list[int] = Field(
