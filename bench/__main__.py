@@ -1,6 +1,5 @@
 """`python -m bench [--items N ...]`: run every scenario; the last line printed is the summary JSON."""
 
-import asyncio
 import json
 import logging
 import os
@@ -11,10 +10,12 @@ from dataclasses import asdict
 from typing import Any
 
 import httpx
+import uvloop
 from pydantic import JsonValue
 
 from bench import ceilings, scenarios
 from bench.config import BenchConfig, parse_config
+from bench.http import LeanClient
 from bench.measure import service_name
 from bench.report import machine_info, save, summary, table
 from bench.stack import BenchStack, bench_stack
@@ -62,9 +63,14 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
             throughput = await scenarios.throughput(stack, client, pool, config.items, config.timeout_s)
             say(f"scenario 2: {config.latency_job_items}-item jobs at {config.latency_items_per_s:,} items/s "
                 f"for {config.latency_s:g} s ...")  # fmt: skip
-            latency = await scenarios.latency(
-                client, pool, config.latency_items_per_s, config.latency_job_items, config.latency_s, config.timeout_s
-            )
+            url = httpx.URL(stack.intake_url)
+            lean = LeanClient(url.host, url.port or 80, auth)
+            try:
+                latency = await scenarios.latency(
+                    lean, pool, config.latency_items_per_s, config.latency_job_items, config.latency_s, config.timeout_s
+                )
+            finally:
+                await lean.close()
             say(f"scenario 3: bench.cpu {config.cpu_items:,} items with 1, then 2 processors ...")
             scale_out = await scenarios.scale_out(
                 stack, client, pool, config.cpu_items, config.cpu_rounds, config.timeout_s
@@ -108,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     with bench_stack(config.data_dir, os.environ, log_path) as stack:
         say(f"stack up: intake {stack.intake_url}, embedded: {', '.join(sorted(stack.embedded)) or 'none'}")
         machine = machine_info(stack.embedded)
-        results = asyncio.run(run_all(stack, config))
+        results = uvloop.run(run_all(stack, config))
     results["machine"] = machine
     results["summary"] = summary(results)
     path = save(results, config.results_dir)

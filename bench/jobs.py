@@ -11,6 +11,8 @@ import asyncpg
 import httpx
 import orjson
 
+from bench.http import LeanClient, TransportFailed
+
 NDJSON = "application/x-ndjson"
 TERMINAL = ("completed", "partially_failed", "failed", "cancelled")
 LINES_PER_CHUNK = 5_000
@@ -65,23 +67,23 @@ class Submitted:
     request_ms: float
 
 
-async def submit_json(client: httpx.AsyncClient, kind: str, first_index: int, count: int) -> Submitted:
+async def submit_json(client: LeanClient, kind: str, first_index: int, count: int) -> Submitted:
     """One small job; a connection dropped under load is retried with the same Idempotency-Key (so it is still
     one job) and the retry counts in the request's latency."""
-    body = {"kind": kind, "items": [bench_item(i) for i in range(first_index, first_index + count)]}
+    body = orjson.dumps({"kind": kind, "items": [bench_item(i) for i in range(first_index, first_index + count)]})
     headers = {"Idempotency-Key": f"bench-{uuid.uuid4()}"}
     sent_at, started = time.time(), time.perf_counter()
     for attempt in range(1, SUBMIT_ATTEMPTS + 1):
         try:
-            response = await client.post("/v1/jobs", json=body, headers=headers)
+            answer = await client.post_json("/v1/jobs", body, headers)
             break
-        except httpx.TransportError:
+        except TransportFailed:
             if attempt == SUBMIT_ATTEMPTS:
                 raise
     request_ms = (time.perf_counter() - started) * 1000
-    if response.status_code != 202:
-        raise SubmitRefused(f"{kind} job refused: {response.status_code} {response.text[:500]}")
-    return Submitted(response.json()["job_id"], sent_at, request_ms)
+    if answer.status != 202:
+        raise SubmitRefused(f"{kind} job refused: {answer.status} {answer.body[:500]!r}")
+    return Submitted(orjson.loads(answer.body)["job_id"], sent_at, request_ms)
 
 
 async def wait_until_finished(pool: asyncpg.Pool, job_ids: Sequence[str], timeout: float) -> float:

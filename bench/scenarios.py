@@ -8,6 +8,7 @@ import asyncpg
 import httpx
 
 from bench import jobs
+from bench.http import LeanClient
 from bench.measure import RssSampler, percentile
 from bench.stack import BenchStack
 
@@ -62,7 +63,7 @@ class Latency:
 
 
 async def latency(
-    client: httpx.AsyncClient,
+    client: LeanClient,
     pool: asyncpg.Pool,
     rate_items_per_s: int,
     job_items: int,

@@ -41,6 +41,21 @@ class BucketHistogram(Collector):
             series[0][bucket] += count
             series[1][0] += value * count
 
+    def record_each(self, values: Sequence[float], attributes: Mapping[str, object]) -> None:
+        """Many observations with the same labels, e.g. each item of a batch: one lookup and lock for all."""
+        if not values:
+            return
+        key = tuple(attributes.items())
+        bounds = self._bounds
+        with self._lock:
+            series = self._series.get(key)
+            if series is None:
+                series = self._series[key] = ([0] * (len(bounds) + 1), [0.0])
+            counts = series[0]
+            for value in values:
+                counts[bisect_left(bounds, value)] += 1
+            series[1][0] += sum(values)
+
     def collect(self) -> Iterator[HistogramMetricFamily]:
         family = HistogramMetricFamily(self._name, self._description)
         merged: dict[tuple[tuple[str, str], ...], tuple[list[int], float]] = {}

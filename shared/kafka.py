@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
 from opentelemetry.sdk.trace import TracerProvider
@@ -36,12 +37,27 @@ class SluiceBroker(KafkaBroker):
         self.running = True
 
 
+def spread_batches(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
+    """The producers' partitioner. A task batch's key, ``<job_id>:<batch_index>``, picks a partition from the
+    job (its hash) plus the batch's index, so a job's batches go round the partitions, one each in turn, and
+    the processors that own them share a job evenly (hashing whole keys left some partitions twice as full
+    as others). Any other key is hashed as Kafka's default partitioner does."""
+    if key is not None:
+        job, _, index = key.rpartition(b":")
+        if job and index.isdigit():
+            start = murmur2(job) & 0x7FFFFFFF
+            return all_partitions[(start + int(index)) % len(all_partitions)]
+    return DefaultPartitioner()(key, all_partitions, available)
+
+
 def make_broker(settings: KafkaSettings, *, client_id: str, tracer_provider: TracerProvider) -> KafkaBroker:
-    """A FastStream broker whose producer waits for all in-sync replicas (acks=all) and traces every hop."""
+    """A FastStream broker whose producer waits for all in-sync replicas (acks=all), spreads each job's task
+    batches over the partitions and traces every hop."""
     return SluiceBroker(
         settings.bootstrap_servers,
         client_id=client_id,
         acks="all",
+        partitioner=spread_batches,
         compression_type=None if settings.compression == "none" else settings.compression,
         linger_ms=settings.linger_ms,
         max_request_size=settings.max_request_bytes,
@@ -59,11 +75,20 @@ async def undecoded(message: object) -> None:
     return None
 
 
-def group_options(settings: KafkaSettings) -> dict[str, int]:
-    """Consumer-group timing for every subscriber: how soon a dead member's partitions move on."""
+IDLE_FETCH_WAIT_MS = 500
+"""How long a fetch of a consumer off the items' path (retry tiers, dead letters, webhooks) waits for data."""
+
+
+def group_options(settings: KafkaSettings, *, on_items_path: bool = False) -> dict[str, int]:
+    """Consumer timing for every subscriber: how soon a dead member's partitions move on, and how long a fetch
+    waits at the broker for data. Consumers on the items' path (tasks, results) wait ``fetch_max_wait_ms``:
+    a broker that answers a waiting fetch only when the wait ends adds that much latency to each hop; the
+    others wait longer, since every fetch costs the broker work even when there is nothing to fetch."""
+    wait_ms = settings.fetch_max_wait_ms if on_items_path else max(settings.fetch_max_wait_ms, IDLE_FETCH_WAIT_MS)
     return {
         "session_timeout_ms": settings.session_timeout_ms,
         "heartbeat_interval_ms": max(settings.session_timeout_ms // 3, 1000),
+        "fetch_max_wait_ms": wait_ms,
     }
 
 

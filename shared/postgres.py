@@ -4,6 +4,7 @@ import logging
 from importlib.resources import files
 
 import asyncpg
+import msgspec
 import orjson
 
 from shared.config import PostgresSettings
@@ -30,6 +31,12 @@ JSONB_BINARY_VERSION = b"\x01"
 
 
 def _jsonb_encode(value: object) -> bytes:
+    """A value as jsonb; raw JSON (``msgspec.Raw``, as results arrive off the wire) is passed on as it is."""
+    if type(value) is msgspec.Raw:
+        encoded = JSONB_BINARY_VERSION + value
+        if b"\\u0000" not in encoded:
+            return encoded
+        value = msgspec.json.decode(value)
     encoded = orjson.dumps(value)
     if b"\\u0000" in encoded:  # jsonb cannot hold NUL characters at all
         encoded = orjson.dumps(without_nul(value))

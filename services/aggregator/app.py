@@ -71,7 +71,7 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
         # Offsets are committed only after the handler returns; an error seeks back and redelivers.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=undecoded,
-        **group_options(settings.kafka),
+        **group_options(settings.kafka, on_items_path=True),
     )
     async def on_results(message: KafkaMessage) -> None:
         assert runtime.sink is not None

@@ -5,8 +5,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shared.events import BatchProcessed, ItemsChanged
+from shared.events import ItemsChanged
 from shared.stores.changes import ChangeStore, JobChanges
+from shared.wire import WireBatchProcessed
 
 
 @dataclass
@@ -15,7 +16,9 @@ class ChangeStep:
 
     store: ChangeStore
 
-    async def __call__(self, connection: asyncpg.Connection, batches: Sequence[BatchProcessed]) -> list[JobChanges]:
+    async def __call__(
+        self, connection: asyncpg.Connection, batches: Sequence[WireBatchProcessed]
+    ) -> list[JobChanges]:
         return await self.store.judge(connection, batches)
 
 

@@ -1,25 +1,16 @@
-"""Pure rules of the aggregator: decoding, which events a write produces, and progress throttling."""
+"""Pure rules of the aggregator: which events a write produces, and progress throttling."""
 
 from collections import OrderedDict
 from collections.abc import Iterable
 
 from shared.events import (
-    BatchProcessed,
-    CancelJob,
     JobCancelled,
     JobCompleted,
     JobFailed,
     JobProgressed,
     JobStatus,
-    decode,
-    results_topic_message,
 )
 from shared.stores.results import JobState
-
-
-def decode_results_message(raw: bytes | None) -> BatchProcessed | CancelJob:
-    """Parse one results-topic message; raises ValueError with a reason a human can act on."""
-    return decode(results_topic_message, raw, "results-topic event")
 
 
 def lifecycle_event(state: JobState) -> JobCompleted | JobFailed | JobCancelled:

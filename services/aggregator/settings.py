@@ -4,6 +4,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.config import KafkaSettings, OtelSettings, PostgresSettings, StartupSettings, WebhookSettings
+from shared.eventloop import LOOP_DESCRIPTION, EventLoop
 
 
 class AggregatorSettings(BaseSettings):
@@ -19,6 +20,7 @@ class AggregatorSettings(BaseSettings):
     detect_changes: bool = Field(
         True, description="Compare each succeeded result's fingerprint with the item's previous one (rescans)"
     )
+    event_loop: EventLoop = Field("uvloop", description=LOOP_DESCRIPTION)
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz; 0 = off")
     metrics_host: str = Field("127.0.0.1", description="Address the metrics port binds")
 

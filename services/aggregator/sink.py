@@ -22,13 +22,12 @@ from services.aggregator.job_links import JobSpanLinks
 from services.aggregator.logic import (
     ProgressThrottle,
     backoff_delay,
-    decode_results_message,
     lifecycle_event,
     progress_event,
 )
 from shared.config import TopicNames
 from shared.errors import DatabaseUnavailable
-from shared.events import BatchProcessed, CancelJob, utc_now
+from shared.events import CancelJob, utc_now
 from shared.kafka import SendWindow, error_headers
 from shared.metrics import SluiceMetrics
 from shared.postgres import CONNECTION_ERRORS
@@ -41,6 +40,7 @@ from shared.tracing import (
     record_headers,
     span_context_of,
 )
+from shared.wire import WireBatchProcessed, decode_results_message
 
 MAX_WRITE_LINKS = 64
 """The write span of a poll links at most this many of the poll's result messages (the first ones)."""
@@ -72,7 +72,7 @@ class ResultSink:
         5. return: only then are the offsets committed. A crash before that redelivers the poll,
            which step 2 counts as duplicates, and the sweep re-announces whatever step 4 missed.
         """
-        batches: list[BatchProcessed] = []
+        batches: list[WireBatchProcessed] = []
         cancels: list[CancelJob] = []
         raw_by_job: dict[object, list[ConsumerRecord]] = {}
         message_spans: list[SpanContext] = []
@@ -84,7 +84,7 @@ class ResultSink:
             except ValueError as exc:
                 await self._reject(record, str(exc), "UndecodableMessage")
                 continue
-            (batches if isinstance(message, BatchProcessed) else cancels).append(message)
+            (batches if isinstance(message, WireBatchProcessed) else cancels).append(message)
             raw_by_job.setdefault(message.job_id, []).append(record)
             headers = record_headers(record.headers)
             if root := headers.get(JOB_TRACE_HEADER):
@@ -124,11 +124,11 @@ class ResultSink:
         if outcome.duplicates:
             log.info("skipped %d redelivered results", outcome.duplicates)
 
-    def _message_span(self, message: BatchProcessed | CancelJob, headers: dict[str, str]) -> SpanContext:
+    def _message_span(self, message: WireBatchProcessed | CancelJob, headers: dict[str, str]) -> SpanContext:
         """A span for one result message, a child of the processor's publish span; remembered for the job's
         completion span."""
         attributes: dict[str, str | int] = {"sluice.job_id": str(message.job_id), "sluice.type": message.type}
-        if isinstance(message, BatchProcessed):
+        if isinstance(message, WireBatchProcessed):
             attributes |= {"sluice.kind": message.kind, "sluice.batch_index": message.batch_index}
         root = span_context_of(headers.get(JOB_TRACE_HEADER))
         span = self.tracer.start_span(
@@ -159,7 +159,7 @@ class ResultSink:
             self.metrics.jobs_finished.add(1, {"status": state.status.value})
 
     def _observe_write(
-        self, batches: list[BatchProcessed], outcome: WriteOutcome, submitted_ms: dict[int, int]
+        self, batches: list[WireBatchProcessed], outcome: WriteOutcome, submitted_ms: dict[int, int]
     ) -> None:
         if self.metrics is None:
             return
@@ -170,7 +170,7 @@ class ResultSink:
             latency_s = max(now_ms - submitted, 0) / 1000
             self.metrics.e2e_latency.record_many(latency_s, len(batch.results), {"kind": batch.kind})
 
-    async def _record_with_retry(self, batches: list[BatchProcessed], cancels: list[CancelJob]) -> WriteOutcome:
+    async def _record_with_retry(self, batches: list[WireBatchProcessed], cancels: list[CancelJob]) -> WriteOutcome:
         """Retry a write the database could not take, backing off; after the last attempt, raise (redelivery)."""
         for attempt in range(1, self.write_attempts + 1):
             try:

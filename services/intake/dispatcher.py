@@ -6,6 +6,7 @@ releases the lock and ends the leadership together. A standby retries every ``le
 """
 
 import asyncio
+import contextlib
 import logging
 import time
 from contextlib import AbstractContextManager, nullcontext
@@ -27,7 +28,7 @@ from shared.kafka import SendWindow
 from shared.metrics import SluiceMetrics
 from shared.postgres import CONNECTION_ERRORS
 from shared.stores.admission import AdmissionStore
-from shared.stores.backlog import BacklogStore, ReleasedBatch
+from shared.stores.backlog import BACKLOG_CHANNEL, BacklogStore, ReleasedBatch
 from shared.tenant_plans import TenantPlans
 from shared.tracing import JOB_TRACE_HEADER, span_context_of
 
@@ -88,14 +89,30 @@ class Dispatcher:
             await asyncio.sleep(self.settings.leader_retry_s)
 
     async def _lead(self, connection: asyncpg.Connection) -> None:
+        """Release until nothing can go, then sleep until the backlog changes (a job admitted, credit returned:
+        BACKLOG_CHANNEL), housekeeping is due, or ``tick_s`` has passed, whichever comes first."""
         fair = FairShare(self.settings.window_batches, self._caps, self.settings.quantum_batches)
-        due = 0.0
-        while True:
-            if time.monotonic() >= due:
-                await self._housekeep(connection)
-                due = time.monotonic() + self.settings.housekeeping_interval_s
-            if not await self._release(connection, fair):
-                await asyncio.sleep(self.settings.tick_s)
+        changed = asyncio.Event()
+
+        def on_change(*_: object) -> None:
+            changed.set()
+
+        await connection.add_listener(BACKLOG_CHANNEL, on_change)
+        try:
+            due = 0.0
+            while True:
+                changed.clear()  # before looking: a change made while we look wakes the next wait at once
+                if time.monotonic() >= due:
+                    await self._housekeep(connection)
+                    due = time.monotonic() + self.settings.housekeeping_interval_s
+                if not await self._release(connection, fair):
+                    pause = min(self.settings.tick_s, max(due - time.monotonic(), 0.0))
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(pause):
+                            await changed.wait()
+        finally:
+            if not connection.is_closed():
+                await connection.remove_listener(BACKLOG_CHANNEL, on_change)
 
     async def _release(self, connection: asyncpg.Connection, fair: FairShare) -> int:
         """One tick: 1. count the backlog; 2. allocate; 3. read the granted batches; 4. publish them and wait

@@ -1,13 +1,13 @@
-import asyncio
-
 from services.processor.app import build_app
 from services.processor.settings import ProcessorSettings
+from shared.eventloop import run_service
 from shared.telemetry import configure_logging
 
 
 def main() -> None:
     configure_logging()
-    asyncio.run(build_app(ProcessorSettings()).run())
+    settings = ProcessorSettings()
+    run_service(build_app(settings).run(), settings.event_loop)
 
 
 if __name__ == "__main__":

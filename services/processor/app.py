@@ -17,10 +17,10 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 from redis.exceptions import RedisError
 
-from services.processor.logic import BatchOutcome, decode_task_batch
+from services.processor.logic import BatchOutcome
 from services.processor.runner import FailurePolicy, KindRunner
 from services.processor.settings import ProcessorSettings
-from shared.events import TaskBatch, utc_now
+from shared.events import utc_now
 from shared.failures import (
     DUE_AT_HEADER,
     ERROR_TYPE_HEADER,
@@ -45,6 +45,7 @@ from shared.readiness import wait_for
 from shared.redis import CancellationFlags, open_redis
 from shared.telemetry import make_tracer_provider, tracing_enabled
 from shared.tracing import JOB_TRACE_HEADER, carried, links_to, parent_context, record_headers, span_context_of
+from shared.wire import WireTaskBatch, decode_task_batch
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +67,7 @@ class BatchWork:
         its retries (to the retry topic of their tier) and its dead letters as soon as it is done; 4. wait
         for the broker's acks=all on all of them; 5. return, after which the offsets are committed. A crash
         anywhere before 5 redelivers the poll; the aggregator ignores results it already has."""
-        batches: list[TaskBatch] = []
+        batches: list[WireTaskBatch] = []
         source: dict[int, str] = {}  # id(batch) → the topic it came from, for the dead-letter headers
         headers: dict[int, dict[str, str]] = {}  # id(batch) → its message's headers (trace context)
         for record in records:
@@ -82,7 +83,7 @@ class BatchWork:
         cancelled = await self._cancelled_jobs(batches)
         poll_span = trace.get_current_span().get_span_context()
 
-        async def run_and_publish(batch: TaskBatch) -> None:
+        async def run_and_publish(batch: WireTaskBatch) -> None:
             message_headers = headers.get(id(batch), {})
             # A child of the publisher's span (the job's trace), linked to the job's root span and to this poll,
             # which mixes batches of many jobs.
@@ -176,7 +177,7 @@ class BatchWork:
         }
         await window.send(record.value or b"", self.settings.kafka.topics.tasks_dlq, key=record.key, headers=headers)
 
-    async def _cancelled_jobs(self, batches: Sequence[TaskBatch]) -> set[UUID]:
+    async def _cancelled_jobs(self, batches: Sequence[WireTaskBatch]) -> set[UUID]:
         try:
             return await self.flags.cancelled_among(batch.job_id for batch in batches)
         except (RedisError, OSError) as exc:
@@ -257,7 +258,7 @@ def subscribe(
         # Commit only after the results are acknowledged; an error seeks back and redelivers the poll.
         ack_policy=AckPolicy.NACK_ON_ERROR,
         decoder=undecoded,
-        **group_options(settings.kafka),
+        **group_options(settings.kafka, on_items_path=tier_s is None),
     )
     async def on_task_batches(message: KafkaMessage) -> None:
         assert runtime.work is not None

@@ -1,22 +1,28 @@
-"""Pure rules of the processor: decoding a task batch, and turning each item's outcome into a result,
-a scheduled retry or a dead letter."""
+"""Pure rules of the processor: turning each item's outcome into a result, a scheduled retry or a dead letter,
+and the results message of a batch."""
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from operator import attrgetter
 
 import orjson
+from msgspec import Raw
 from pydantic import JsonValue
 
 from shared.errors import ItemFailed
-from shared.events import BatchProcessed, ItemResult, ItemStatus, TaskBatch, TaskItem, decode, task_batch
+from shared.events import BatchProcessed, ItemResult, ItemStatus, TaskBatch, TaskItem
 from shared.failures import Disposition, RetryPolicy, classify, retry_delay_s
-
-
-def decode_task_batch(raw: bytes | None) -> TaskBatch:
-    """Parse one tasks-topic (or retry-topic) message; raises ValueError with the reason."""
-    return decode(task_batch, raw, "TaskBatch")
+from shared.wire import (
+    WireBatchProcessed,
+    WireItem,
+    WireResult,
+    WireTaskBatch,
+    contract_batch,
+    contract_result,
+    encode,
+    wire_result,
+)
 
 
 def succeeded(item: TaskItem, output: JsonValue, duration_ms: float, fingerprint: str | None = None) -> ItemResult:
@@ -41,27 +47,13 @@ def encode_output(output: object) -> bytes:
     return orjson.dumps(output, option=_JSON_ONLY)
 
 
-@dataclass(frozen=True, slots=True)
-class Success:
-    """A succeeded item with its output already encoded: the hot path builds no per-item model."""
-
-    item: TaskItem
-    output: bytes
-    """The handler's output, encoded (encode_output)."""
-    duration_ms: float
-    fingerprint: str | None = None
-
-    def wire(self) -> dict[str, Any]:
-        """The item's ItemResult, as the JSON object the results message carries."""
-        item = self.item
-        return {
-            "index": item.index, "status": ItemStatus.SUCCEEDED.value, "input": item.input,
-            "output": orjson.Fragment(self.output), "attempts": item.attempt, "duration_ms": self.duration_ms,
-            "generation": item.generation, "fingerprint": self.fingerprint,
-        }  # fmt: skip
-
-    def result(self) -> ItemResult:
-        return succeeded(self.item, orjson.loads(self.output), self.duration_ms, self.fingerprint)
+def success(item: WireItem, output: bytes, duration_ms: float, fingerprint: str | None) -> WireResult:
+    """A succeeded item's result as the results message carries it: its input as it came, its output as
+    encoded (encode_output). The hot path builds nothing else per item."""
+    return WireResult(
+        index=item.index, status=ItemStatus.SUCCEEDED, input=item.input, output=Raw(output), attempts=item.attempt,
+        duration_ms=duration_ms, generation=item.generation, fingerprint=fingerprint,
+    )  # fmt: skip
 
 
 def error_message(error: BaseException) -> str:
@@ -99,7 +91,15 @@ def cancelled(item: TaskItem) -> ItemResult:
     )
 
 
-def batch_result(batch: TaskBatch, results: list[ItemResult]) -> BatchProcessed:
+def cancelled_wire(item: WireItem) -> WireResult:
+    """``cancelled`` for an item as it came off the wire (a cancelled job's batches are skipped in bulk)."""
+    return WireResult(
+        index=item.index, status=ItemStatus.CANCELLED, input=item.input, error="job cancelled", attempts=0,
+        generation=item.generation,
+    )  # fmt: skip
+
+
+def batch_result(batch: TaskBatch | WireTaskBatch, results: list[ItemResult]) -> BatchProcessed:
     return BatchProcessed(
         tenant=batch.tenant, job_id=batch.job_id, kind=batch.kind, batch_index=batch.batch_index, results=results
     )
@@ -127,49 +127,49 @@ class DeadLetter:
 class BatchOutcome:
     """What running one batch decided: final results, retries to schedule, dead letters to write."""
 
-    batch: TaskBatch
-    results: list[ItemResult] = field(default_factory=list)
+    batch: WireTaskBatch
+    results: list[WireResult] = field(default_factory=list)
     """Results other than the successes: failed, timed out, cancelled."""
-    successes: list[Success] = field(default_factory=list)
+    successes: list[WireResult] = field(default_factory=list)
     retries: list[RetryScheduled] = field(default_factory=list)
     dead_letters: list[DeadLetter] = field(default_factory=list)
 
     @property
     def all_results(self) -> list[ItemResult]:
-        """Every final result, in index order (builds a model per success: for tests and the slow paths)."""
-        return sorted([*self.results, *(s.result() for s in self.successes)], key=lambda result: result.index)
+        """Every final result as the contract's model, in index order (for tests and the slow paths)."""
+        return sorted(map(contract_result, [*self.results, *self.successes]), key=attrgetter("index"))
 
     @property
     def processed(self) -> BatchProcessed | None:
-        """The results message, or None when every item of the batch is waiting for a retry."""
+        """The results message as the contract's model, or None when every item is waiting for a retry."""
         ordered = self.all_results
         return batch_result(self.batch, ordered) if ordered else None
 
     def processed_json(self) -> bytes | None:
-        """The results message as its JSON bytes (what ``processed`` would dump), encoded in one pass: the
-        envelope from the model, each success straight from its item and encoded output. None when every item
-        is waiting for a retry. The aggregator validates the message against BatchProcessed when it reads it."""
+        """The results message (a BatchProcessed) as JSON, encoded in one pass with each success's input as
+        it came and its output as encoded; None when every item is waiting for a retry."""
         if not self.results and not self.successes:
             return None
-        rows = [*(r.model_dump(mode="json") for r in self.results), *(s.wire() for s in self.successes)]
-        rows.sort(key=lambda row: row["index"])
-        envelope = BatchProcessed.model_construct(
-            tenant=self.batch.tenant, job_id=self.batch.job_id, kind=self.batch.kind,
-            batch_index=self.batch.batch_index, results=[],
-        ).model_dump(mode="json")  # fmt: skip
-        envelope["results"] = rows
-        return orjson.dumps(envelope)
+        rows = [*self.results, *self.successes]
+        rows.sort(key=attrgetter("index"))  # concurrent items finish in any order
+        batch = self.batch
+        return encode(
+            WireBatchProcessed(
+                type="batch.processed", tenant=batch.tenant, job_id=batch.job_id, kind=batch.kind,
+                batch_index=batch.batch_index, results=rows,
+            )  # fmt: skip
+        )
 
     def retry_batches(self) -> list[tuple[int, TaskBatch]]:
         """One TaskBatch per delay tier, carrying the items due for another attempt."""
         by_tier: dict[int, list[TaskItem]] = {}
         for retry in self.retries:
             by_tier.setdefault(retry.delay_s, []).append(retry.item)
-        return [(tier, self.batch.model_copy(update={"items": items})) for tier, items in sorted(by_tier.items())]
+        return [(tier, contract_batch(self.batch, items)) for tier, items in sorted(by_tier.items())]
 
     def dead_letter_batch(self, letter: DeadLetter) -> TaskBatch:
         """The one-item TaskBatch a dead letter carries (redrive republishes it to the tasks topic)."""
-        return self.batch.model_copy(update={"items": [letter.item]})
+        return contract_batch(self.batch, [letter.item])
 
 
 def settle_failure(
@@ -194,5 +194,5 @@ def settle_failure(
         return
     result = failed(item, error, duration_ms)
     original = item.model_copy(update={"attempt": 1, "first_failed_at": None})
-    outcome.results.append(result)
+    outcome.results.append(wire_result(result))
     outcome.dead_letters.append(DeadLetter(original, result, first_failure_at, now))

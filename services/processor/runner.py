@@ -1,6 +1,7 @@
 """KindRunner: runs the items of task batches through their kind's handler, bounded, timed out and retried."""
 
 import asyncio
+import inspect
 import logging
 import random
 import time
@@ -13,15 +14,16 @@ from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import JsonValue
 
-from services.processor.logic import BatchOutcome, Success, cancelled, encode_output, settle_failure
+from services.processor.logic import BatchOutcome, cancelled_wire, encode_output, settle_failure, success
 from shared.errors import ItemFailed, SluiceError
-from shared.events import TaskBatch, TaskItem, utc_now
+from shared.events import utc_now
 from shared.failures import RetryPolicy, item_timeout_s, policy_for
 from shared.fingerprints import output_fingerprint
-from shared.kinds import ItemHandler, Kind
+from shared.kinds import ItemHandler, Kind, SyncItemHandler
 from shared.kinds.settings import KindSettings
 from shared.metrics import SluiceMetrics
 from shared.tracing import target_host
+from shared.wire import WireItem, WireTaskBatch, contract_item, value_of
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +43,10 @@ class FailurePolicy:
     kind_timeouts_s: Mapping[str, float] = field(default_factory=dict)
 
 
+SYNC_SLICE_S = 0.005
+"""A run of synchronous handler calls gives the event loop a turn at least this often (heartbeats, acks)."""
+
+
 class KindRunner:
     """Owns one started handler per kind; ``max_in_flight`` items run at once across all batches."""
 
@@ -58,6 +64,8 @@ class KindRunner:
     ) -> None:
         self._kinds = kinds
         self._handlers: dict[str, ItemHandler] = {}
+        self._sync: dict[str, SyncItemHandler] = {}
+        self._fingerprints: dict[str, Callable[[object], str] | None] = {}
         self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
         self._policy = policy
@@ -69,22 +77,30 @@ class KindRunner:
 
     async def start(self, settings: KindSettings) -> None:
         for name, kind in self._kinds.items():
-            self._handlers[name] = await self._exit_stack.enter_async_context(kind.start(settings))
+            handler = await self._exit_stack.enter_async_context(kind.start(settings))
+            self._fingerprints[name] = None if kind.deterministic else _fingerprint_function(kind)
+            if _is_plain_function(handler):
+                self._sync[name] = handler  # type: ignore[assignment]
+            else:
+                self._handlers[name] = handler
 
     async def close(self) -> None:
         await self._exit_stack.aclose()
 
-    async def run(self, batch: TaskBatch, *, is_cancelled: bool = False) -> BatchOutcome:
+    async def run(self, batch: WireTaskBatch, *, is_cancelled: bool = False) -> BatchOutcome:
         """Every item ends in exactly one of: a result (succeeded, failed or cancelled) or a scheduled retry;
         every failed item also gets a dead letter."""
         outcome = BatchOutcome(batch)
         if is_cancelled:
-            outcome.results.extend(cancelled(item) for item in batch.items)
+            outcome.results.extend(cancelled_wire(item) for item in batch.items)
             return outcome
         try:
             retry = policy_for(self._policy.retry, self._policy.kind_overrides, batch.kind, batch.options)
         except ValueError as exc:
             return self._fail_all(outcome, ItemFailed(f"options: {exc}"), self._policy.retry)
+        if (sync_handler := self._sync.get(batch.kind)) is not None:
+            await self._run_sync(outcome, sync_handler, retry)
+            return outcome
         handler = self._handlers.get(batch.kind)
         if handler is None:
             return self._fail_all(
@@ -103,8 +119,65 @@ class KindRunner:
         await asyncio.gather(*(drain() for _ in range(min(len(batch.items), self._max_in_flight))))
         return outcome
 
-    async def run_all(self, batches: Sequence[TaskBatch], cancelled_jobs: set[object]) -> list[BatchOutcome]:
+    async def run_all(self, batches: Sequence[WireTaskBatch], cancelled_jobs: set[object]) -> list[BatchOutcome]:
         return list(await asyncio.gather(*(self.run(b, is_cancelled=b.job_id in cancelled_jobs) for b in batches)))
+
+    async def _run_sync(self, outcome: BatchOutcome, handler: SyncItemHandler, retry: RetryPolicy) -> None:
+        """A synchronous handler's items, one after another on the event loop with no timer each: such a call
+        cannot be interrupted, so the item timeout does not apply to it. Every SYNC_SLICE_S the loop gets a
+        turn. Failures take the same path as the asynchronous ones."""
+        batch = outcome.batch
+        kind, options = batch.kind, batch.options
+        fingerprint_of = self._fingerprinter(kind)
+        spans = self._tracer is not None and self._item_spans == "all"
+        durations: list[float] = []
+        successes = outcome.successes
+        clock = time.perf_counter
+        slice_ends = clock() + SYNC_SLICE_S
+        for item in batch.items:
+            started = clock()
+            try:
+                if spans:
+                    output = self._traced_sync_call(handler, item, kind, options)
+                else:
+                    output = handler(value_of(item.input), options)
+                encoded = encode_output(output)
+                fingerprint = fingerprint_of(output) if fingerprint_of is not None else None
+            except Exception as exc:  # the item's failure, never the batch's
+                elapsed = clock() - started
+                self._observe(kind, started, "error")
+                if not spans:  # a traced call recorded the error on its own span
+                    self._trace_failure(kind, item, exc, time.time_ns() - int(elapsed * 1e9))
+                self._settle(outcome, item, exc, round(elapsed * 1000, 3), retry)
+            else:
+                elapsed = clock() - started
+                durations.append(elapsed)
+                successes.append(success(item, encoded, round(elapsed * 1000, 3), fingerprint))
+            if started > slice_ends:
+                await asyncio.sleep(0)
+                slice_ends = clock() + SYNC_SLICE_S
+        if self._metrics is not None and durations:
+            self._metrics.handler_duration.record_each(durations, {"kind": kind, "outcome": "succeeded"})
+
+    def _traced_sync_call(self, handler: SyncItemHandler, item: WireItem, kind: str, options: Mapping) -> object:
+        assert self._tracer is not None
+        value = value_of(item.input)
+        with self._tracer.start_as_current_span(
+            f"item {kind}",
+            attributes=_item_attributes(kind, item),
+            record_exception=False,
+            set_status_on_exception=False,
+        ):
+            try:
+                return handler(value, options)
+            except Exception as exc:
+                trace.get_current_span().record_exception(exc)
+                trace.get_current_span().set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"[:500]))
+                raise
+
+    def _fingerprinter(self, kind: str) -> Callable[[object], str] | None:
+        """How a kind's outputs are fingerprinted for change detection; None for a deterministic kind."""
+        return self._fingerprints.get(kind)
 
     def _fail_all(self, outcome: BatchOutcome, error: Exception, retry: RetryPolicy) -> BatchOutcome:
         for item in outcome.batch.items:
@@ -112,7 +185,7 @@ class KindRunner:
         return outcome
 
     async def _run_item(
-        self, outcome: BatchOutcome, handler: ItemHandler, item: TaskItem, retry: RetryPolicy, timeout_s: float
+        self, outcome: BatchOutcome, handler: ItemHandler, item: WireItem, retry: RetryPolicy, timeout_s: float
     ) -> None:
         async with self._slots:
             if self._tracer is None or self._item_spans != "all":
@@ -128,22 +201,24 @@ class KindRunner:
                 await self._call(outcome, handler, item, retry, timeout_s)
 
     async def _call(
-        self, outcome: BatchOutcome, handler: ItemHandler, item: TaskItem, retry: RetryPolicy, timeout_s: float
+        self, outcome: BatchOutcome, handler: ItemHandler, item: WireItem, retry: RetryPolicy, timeout_s: float
     ) -> None:
         started, started_ns = time.perf_counter(), time.time_ns()
+        kind = outcome.batch.kind
         try:
             async with asyncio.timeout(timeout_s):
-                output = await handler(item.input, outcome.batch.options)
+                output = await handler(value_of(item.input), outcome.batch.options)
             encoded = encode_output(output)
-            fingerprint = output_fingerprint(self._kinds.get(outcome.batch.kind), output)
-            outcome.successes.append(Success(item, encoded, _ms_since(started), fingerprint))
-            self._observe(outcome.batch.kind, started, "succeeded")
+            fingerprint_of = self._fingerprinter(kind)
+            fingerprint = fingerprint_of(output) if fingerprint_of is not None else None
+            outcome.successes.append(success(item, encoded, _ms_since(started), fingerprint))
+            self._observe(kind, started, "succeeded")
         except Exception as exc:  # every handler failure (or non-JSON output) is this item's, never the batch's
-            self._observe(outcome.batch.kind, started, "error")
-            self._trace_failure(outcome.batch.kind, item, exc, started_ns)
+            self._observe(kind, started, "error")
+            self._trace_failure(kind, item, exc, started_ns)
             self._settle(outcome, item, exc, _ms_since(started), retry)
 
-    def _trace_failure(self, kind: str, item: TaskItem, exc: Exception, started_ns: int) -> None:
+    def _trace_failure(self, kind: str, item: WireItem, exc: Exception, started_ns: int) -> None:
         """Record the error on the item's span; with item_spans=failed, make that span now, with its real start."""
         span = trace.get_current_span()
         made_here = False
@@ -162,10 +237,10 @@ class KindRunner:
         if self._metrics is not None:
             self._metrics.handler_duration.record(time.perf_counter() - started, {"kind": kind, "outcome": outcome})
 
-    def _settle(self, outcome: BatchOutcome, item: TaskItem, error: Exception, ms: float, retry: RetryPolicy) -> None:
+    def _settle(self, outcome: BatchOutcome, item: WireItem, error: Exception, ms: float, retry: RetryPolicy) -> None:
         settle_failure(
             outcome,
-            item,
+            contract_item(item),
             error,
             ms,
             policy=retry,
@@ -175,12 +250,23 @@ class KindRunner:
         )
 
 
-def _item_attributes(kind: str, item: TaskItem) -> dict[str, str | int]:
+def _item_attributes(kind: str, item: WireItem) -> dict[str, str | int]:
     attributes: dict[str, str | int] = {"sluice.kind": kind, "sluice.item_index": item.index}
     attributes["sluice.attempt"] = item.attempt
-    if host := target_host(item.input):
+    if host := target_host(value_of(item.input)):
         attributes["server.address"] = host
     return attributes
+
+
+def _fingerprint_function(kind: Kind) -> Callable[[object], str]:
+    return lambda output: output_fingerprint(kind, output)  # type: ignore[arg-type]
+
+
+def _is_plain_function(handler: object) -> bool:
+    """A handler written as a plain ``def`` (not ``async def``, not an object with an async ``__call__``)."""
+    if inspect.iscoroutinefunction(handler):
+        return False
+    return inspect.isfunction(handler) or inspect.ismethod(handler) or inspect.isbuiltin(handler)
 
 
 def _ms_since(started: float) -> float:

@@ -6,6 +6,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.config import KafkaSettings, OtelSettings, RedisSettings, StartupSettings
+from shared.eventloop import LOOP_DESCRIPTION, EventLoop
 from shared.failures import MAX_ATTEMPTS_LIMIT, MAX_BASE_DELAY_S
 from shared.kinds.settings import KindSettings
 
@@ -34,6 +35,7 @@ class ProcessorSettings(BaseSettings):
     item_timeout_overrides: str = Field(
         "{}", description='Per-kind item timeout in seconds, a JSON object: {"web.page": 20}'
     )
+    event_loop: EventLoop = Field("uvloop", description=LOOP_DESCRIPTION)
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz; 0 = off")
     metrics_host: str = Field("127.0.0.1", description="Address the metrics port binds")
     item_spans: Literal["all", "failed"] = Field(

@@ -4,6 +4,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.config import KafkaSettings, OtelSettings, PostgresSettings, StartupSettings
+from shared.eventloop import LOOP_DESCRIPTION, EventLoop
 from shared.stores.sweeps import DEFAULT_JOB_TIMEOUT_S, MAX_JOB_TIMEOUT_S, MIN_JOB_TIMEOUT_S
 
 
@@ -45,6 +46,7 @@ class SchedulerSettings(BaseSettings):
         30.0, gt=0, le=3650, description="Jobs finished longer ago than this are deleted with their results"
     )
     purge_chunk_rows: int = Field(10_000, ge=1, le=1_000_000, description="Result rows deleted per statement")
+    event_loop: EventLoop = Field("uvloop", description=LOOP_DESCRIPTION)
     metrics_port: int = Field(0, ge=0, le=65535, description="Port of /metrics, /healthz and /readyz; 0 = off")
     metrics_host: str = Field("127.0.0.1", description="Address the metrics port binds")
 

@@ -17,6 +17,9 @@ from shared.kinds.settings import KindSettings
 
 ItemHandler = Callable[[JsonValue, Mapping[str, JsonValue]], Awaitable[JsonValue]]
 """Runs one item with the job's options and returns its output; raises to fail the item."""
+SyncItemHandler = Callable[[JsonValue, Mapping[str, JsonValue]], JsonValue]
+"""A handler written as a plain ``def``: for work that never waits (pure computation). The processor calls
+it item after item without a timer each, so the item timeout cannot interrupt it."""
 
 ENTRY_POINT_GROUP = "sluice.kinds"
 
@@ -32,14 +35,18 @@ class Kind:
     name: str
     validate_item: Callable[[JsonValue], JsonValue]
     """Returns the item as it will be sent to the handler; raises ValueError with a reason."""
-    start: Callable[[KindSettings], AbstractAsyncContextManager[ItemHandler]]
-    """Opens whatever the handler needs (clients, pools) for the life of a processor."""
+    start: Callable[[KindSettings], AbstractAsyncContextManager[ItemHandler | SyncItemHandler]]
+    """Opens whatever the handler needs (clients, pools) for the life of a processor and yields the handler:
+    an ``async def`` for work that waits on I/O, a plain ``def`` for work that does not."""
     validate_options: Callable[[dict[str, JsonValue]], dict[str, JsonValue]] = field(default=_accept_options)
     description: str = ""
     item_key: Callable[[JsonValue], str] | None = None
     """The item's identity across jobs (for change detection and watches); default: shared.fingerprints."""
     fingerprint: Callable[[JsonValue], str] | None = None
     """A hash of the meaningful part of an output, so volatile parts do not count as a change."""
+    deterministic: bool = False
+    """The output is a function of the input alone, so a result can never differ from the item's last one:
+    results are not fingerprinted or compared (their ``change`` stays null) and keep no item state."""
     batch_size: int | None = None
     """Items per TaskBatch for this kind (None: SLUICE_INTAKE_BATCH_SIZE). Tiny, fast items go further in big
     batches (per-message costs dominate); slow items want small ones (a batch's results wait for its last item)."""

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from pydantic import JsonValue
 
 from shared.events import MAX_BATCH_SIZE
-from shared.kinds import ItemHandler, Kind
+from shared.kinds import Kind, SyncItemHandler
 from shared.kinds.settings import KindSettings
 
 
@@ -15,12 +15,12 @@ def _any_item(item: JsonValue) -> JsonValue:
     return item
 
 
-async def _noop(item: JsonValue, options: Mapping[str, JsonValue]) -> JsonValue:
+def _noop(item: JsonValue, options: Mapping[str, JsonValue]) -> JsonValue:
     return item
 
 
 @asynccontextmanager
-async def _start_noop(settings: KindSettings) -> AsyncIterator[ItemHandler]:
+async def _start_noop(settings: KindSettings) -> AsyncIterator[SyncItemHandler]:
     yield _noop
 
 
@@ -42,8 +42,8 @@ def _cpu_options(options: dict[str, JsonValue]) -> dict[str, JsonValue]:
 
 
 @asynccontextmanager
-async def _start_cpu(settings: KindSettings) -> AsyncIterator[ItemHandler]:
-    async def run(item: JsonValue, options: Mapping[str, JsonValue]) -> JsonValue:
+async def _start_cpu(settings: KindSettings) -> AsyncIterator[SyncItemHandler]:
+    def run(item: JsonValue, options: Mapping[str, JsonValue]) -> JsonValue:
         rounds = options.get("rounds", settings.bench_cpu_default_rounds)
         assert isinstance(rounds, int)
         return {"digest": burn(repr(item).encode(), rounds)}
@@ -52,6 +52,18 @@ async def _start_cpu(settings: KindSettings) -> AsyncIterator[ItemHandler]:
 
 
 BENCH_NOOP = Kind(
-    "bench.noop", _any_item, _start_noop, description="Returns its input unchanged", batch_size=MAX_BATCH_SIZE
+    "bench.noop",
+    _any_item,
+    _start_noop,
+    description="Returns its input unchanged",
+    deterministic=True,
+    batch_size=MAX_BATCH_SIZE,
 )
-BENCH_CPU = Kind("bench.cpu", _any_item, _start_cpu, _cpu_options, description="Chained SHA-256, options.rounds times")
+BENCH_CPU = Kind(
+    "bench.cpu",
+    _any_item,
+    _start_cpu,
+    _cpu_options,
+    description="Chained SHA-256, options.rounds times",
+    deterministic=True,
+)

@@ -9,6 +9,7 @@ import asyncpg
 
 from shared.errors import SluiceError
 from shared.events import JobStatus
+from shared.stores.backlog import BACKLOG_CHANNEL, signal_backlog_changed
 from shared.stores.jobs import AlreadyExists, Created, JobRecord, NewJob
 from shared.stores.sweeps import job_timeout_option
 
@@ -181,6 +182,7 @@ async def _register_locked(
         job_timeout_option(job.options), status.value,
     )  # fmt: skip
     await connection.copy_records_to_table("task_backlog", records=backlog(status), columns=BACKLOG_COLUMNS)
+    await signal_backlog_changed(connection)
     return Created(JobRecord.model_validate(dict(row)))
 
 
@@ -225,7 +227,8 @@ def _outcome(step: "_Decided | Registered | _Repeat", created: dict[UUID, JobRec
 async def _insert_jobs(
     connection: asyncpg.Connection, decided: Sequence[_Decided], backlog_rows: Sequence[BacklogRow]
 ) -> dict[UUID, JobRecord]:
-    """Insert the jobs and their backlog rows in one statement; the jobs' stored records by job id."""
+    """Insert the jobs and their backlog rows in one statement, which also wakes the dispatcher when the transaction
+    commits (``signal_backlog_changed``, without a round trip of its own); the jobs' stored records by job id."""
     if not decided:
         return {}
     jobs = [step.job for step in decided]
@@ -246,11 +249,11 @@ async def _insert_jobs(
                 INSERT INTO task_backlog ({", ".join(BACKLOG_COLUMNS)})
                 SELECT * FROM unnest($14::uuid[], $15::int[], $16::text[], $17::text[], $18::text[], $19::int[],
                                      $20::bool[], $21::bytea[], $22::bytea[]))
-            SELECT * FROM inserted""",
+            SELECT inserted.*, pg_notify($23, '') AS backlog_changed FROM inserted""",
         [j.job_id for j in jobs], [j.tenant for j in jobs], [j.kind for j in jobs], [j.priority.value for j in jobs],
         [j.options for j in jobs], [j.callback_url for j in jobs], [j.source for j in jobs],
         [j.idempotency_key for j in jobs], [j.request_fingerprint for j in jobs], [j.total_items for j in jobs],
         [j.total_batches for j in jobs], [job_timeout_option(j.options) for j in jobs],
-        [step.status.value for step in decided], *batches,
+        [step.status.value for step in decided], *batches, BACKLOG_CHANNEL,
     )  # fmt: skip
     return {row["job_id"]: JobRecord.model_validate(dict(row)) for row in rows}

@@ -10,6 +10,14 @@ import asyncpg
 from shared.events import JobStatus, Priority
 
 TERMINAL = [status.value for status in JobStatus if status.is_terminal]
+BACKLOG_CHANNEL = "sluice_backlog"
+"""NOTIFY channel on which a transaction that changes what the dispatcher could release (batches added,
+credit returned) wakes it when it commits."""
+
+
+async def signal_backlog_changed(connection: asyncpg.Connection) -> None:
+    """Wake the dispatcher when the current transaction commits (PostgreSQL folds repeats into one)."""
+    await connection.execute("SELECT pg_notify($1, '')", BACKLOG_CHANNEL)
 
 
 @dataclass(frozen=True)
@@ -32,13 +40,15 @@ class ReleasedBatch:
 
 async def return_credits(connection: asyncpg.Connection, batches: Sequence[tuple[UUID, int]]) -> None:
     """Inside the aggregator's write transaction: the batches' results are recorded, so they leave the
-    backlog (their in-flight credit returns). A batch released twice, or not marked released yet, goes too."""
+    backlog (their in-flight credit returns, and the dispatcher is woken on commit). A batch released twice,
+    or not marked released yet, goes too."""
     if batches:
         await connection.execute(
             """DELETE FROM task_backlog b USING unnest($1::uuid[], $2::int[]) AS r(job_id, batch_index)
                WHERE b.job_id = r.job_id AND b.batch_index = r.batch_index""",
             [job_id for job_id, _ in batches], [index for _, index in batches],
         )  # fmt: skip
+        await signal_backlog_changed(connection)
 
 
 class BacklogStore:

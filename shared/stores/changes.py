@@ -6,9 +6,10 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.events import BatchProcessed, ItemStatus
+from shared.events import ItemStatus
 from shared.fingerprints import item_key
 from shared.kinds import Kind
+from shared.wire import WireBatchProcessed, value_of
 
 _COLUMNS = ("tenant", "kind", "item_key", "job_id", "item_index", "fingerprint")
 _TABLE = """CREATE TEMP TABLE IF NOT EXISTS incoming_fingerprints (
@@ -61,9 +62,9 @@ class JobChanges:
     new: int = 0
 
 
-def _rows(kinds: Mapping[str, Kind], batches: Sequence[BatchProcessed]) -> list[tuple[object, ...]]:
+def _rows(kinds: Mapping[str, Kind], batches: Sequence[WireBatchProcessed]) -> list[tuple[object, ...]]:
     return [
-        (b.tenant, b.kind, item_key(kinds, b.kind, r.input), b.job_id, r.index, r.fingerprint)
+        (b.tenant, b.kind, item_key(kinds, b.kind, value_of(r.input)), b.job_id, r.index, r.fingerprint)
         for b in batches
         for r in b.results
         if r.status is ItemStatus.SUCCEEDED and r.fingerprint is not None
@@ -74,7 +75,7 @@ class ChangeStore:
     def __init__(self, kinds: Mapping[str, Kind]) -> None:
         self._kinds = kinds
 
-    async def judge(self, connection: asyncpg.Connection, batches: Sequence[BatchProcessed]) -> list[JobChanges]:
+    async def judge(self, connection: asyncpg.Connection, batches: Sequence[WireBatchProcessed]) -> list[JobChanges]:
         """Mark the results just written changed, unchanged or new; call inside the write's transaction."""
         rows = _rows(self._kinds, batches)
         if not rows:

@@ -6,46 +6,14 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.events import BatchProcessed, CancelJob, JobCounts, JobStatus
+from shared.events import CancelJob, JobCounts, JobStatus
 from shared.stores.backlog import return_credits
+from shared.stores.result_rows import Tally, insert_new, rows_of, upsert
+from shared.wire import WireBatchProcessed
 
 TERMINAL = [status.value for status in JobStatus if status.is_terminal]
 
-_INCOMING_COLUMNS = (
-    "job_id", "item_index", "status", "input", "output", "error", "error_type", "attempts", "duration_ms", "generation",
-)  # fmt: skip
-_INCOMING_TABLE = """CREATE TEMP TABLE IF NOT EXISTS incoming_results (
-    job_id uuid, item_index integer, status text, input jsonb, output jsonb,
-    error text, error_type text, attempts integer, duration_ms double precision, generation integer
-) ON COMMIT DELETE ROWS"""
-_UPSERT = """WITH incoming AS (
-        SELECT DISTINCT ON (i.job_id, i.item_index) i.*
-        FROM incoming_results i JOIN jobs j ON j.job_id = i.job_id
-        ORDER BY i.job_id, i.item_index, i.generation DESC),
-    previous AS (
-        SELECT r.job_id, r.item_index, r.status FROM item_results r JOIN incoming i USING (job_id, item_index)),
-    written AS (
-        INSERT INTO item_results AS r (job_id, item_index, status, input, output, error, error_type, attempts,
-                                       duration_ms, generation)
-        SELECT job_id, item_index, status, input, output, error, error_type, attempts, duration_ms, generation
-        FROM incoming
-        ON CONFLICT (job_id, item_index) DO UPDATE
-            SET status = excluded.status, input = excluded.input, output = excluded.output, error = excluded.error,
-                error_type = excluded.error_type, attempts = excluded.attempts, duration_ms = excluded.duration_ms,
-                generation = excluded.generation, recorded_at = now()
-            WHERE r.status IN ('failed', 'timed_out') AND excluded.generation > r.generation
-        RETURNING r.job_id, r.item_index, r.status)
-    SELECT w.job_id,
-           count(*) FILTER (WHERE p.status IS NULL) AS inserted,
-           count(*) FILTER (WHERE p.status IS NOT NULL) AS replaced,
-           count(*) FILTER (WHERE w.status = 'succeeded') AS succeeded,
-           count(*) FILTER (WHERE w.status = 'failed') - count(*) FILTER (WHERE p.status = 'failed') AS failed,
-           count(*) FILTER (WHERE w.status = 'cancelled') AS cancelled,
-           count(*) FILTER (WHERE w.status = 'timed_out') - count(*) FILTER (WHERE p.status = 'timed_out') AS timed_out
-    FROM written w LEFT JOIN previous p USING (job_id, item_index) GROUP BY w.job_id"""
-"""Insert new results; replace a failed or timed-out one only with a later generation's. Per job: how many rows
-were inserted or replaced and how each counter moves (a replaced row leaves its old status's counter)."""
-AlsoInTransaction = Callable[[asyncpg.Connection, Sequence[BatchProcessed]], Awaitable[object]] | None
+AlsoInTransaction = Callable[[asyncpg.Connection, Sequence[WireBatchProcessed]], Awaitable[object]] | None
 """A further step run in the write's transaction after the results are stored (e.g. change detection)."""
 _JOB_STATE = "job_id, tenant, status, total_items, succeeded, failed, cancelled, timed_out, error"
 
@@ -86,54 +54,43 @@ def _state(row: asyncpg.Record) -> JobState:
     return JobState(row["job_id"], row["tenant"], JobStatus(row["status"]), counts, row["error"])
 
 
-def _text(value: str | None) -> str | None:
-    return value if value is None or "\x00" not in value else value.replace("\x00", "\ufffd")
-
-
-def _rows(batches: Sequence[BatchProcessed]) -> list[tuple[object, ...]]:
-    return [
-        (b.job_id, r.index, r.status.value, r.input, r.output, _text(r.error), _text(r.error_type), r.attempts,
-         r.duration_ms, r.generation)
-        for b in batches
-        for r in b.results
-    ]  # fmt: skip
-
-
 class ResultStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     async def record(
-        self, batches: Sequence[BatchProcessed], cancels: Sequence[CancelJob] = (), *, also: AlsoInTransaction = None
+        self,
+        batches: Sequence[WireBatchProcessed],
+        cancels: Sequence[CancelJob] = (),
+        *,
+        also: AlsoInTransaction = None,
     ) -> WriteOutcome:
         """Write results and apply cancellations idempotently, in one transaction.
 
-        1. COPY the rows into a temporary table;
-        2. insert those not yet stored (``ON CONFLICT DO NOTHING`` on (job_id, item_index)) and count,
-           per job and status, only the rows actually inserted, so a redelivery counts nothing; the batches
-           leave the dispatch backlog (their in-flight credit returns);
-        3. add those counts to the job counters; cancel the jobs asked to be cancelled;
+        1. find which of the jobs exist (results of any other are not written, and are reported);
+        2. store the rows and count, per job and status, only the rows actually stored, so a redelivery counts
+           nothing: by COPY straight into item_results when none is stored yet (a first delivery), else
+           through ``ON CONFLICT`` (see result_rows); the batches leave the dispatch backlog (their in-flight
+           credit returns);
+        3. add those counts to the job counters; run ``also``; cancel the jobs asked to be cancelled;
         4. finish every touched job whose results are all in;
         5. commit. The caller commits Kafka offsets only after this returns.
         """
-        rows = _rows(batches)
         cancel_ids = list(dict.fromkeys(c.job_id for c in cancels))
         also_result: object = None
         async with self._pool.acquire() as connection, connection.transaction():
-            tallies: list[asyncpg.Record] = []
+            tallies: list[Tally] = []
             unknown: set[UUID] = set()
-            if rows:
-                await connection.execute(_INCOMING_TABLE)
-                await connection.copy_records_to_table("incoming_results", records=rows, columns=_INCOMING_COLUMNS)
-                unknown = {
-                    row["job_id"]
-                    for row in await connection.fetch(
-                        """SELECT DISTINCT i.job_id FROM incoming_results i
-                           WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.job_id = i.job_id)"""
-                    )
-                }
-                tallies = await connection.fetch(_UPSERT)
-                await return_credits(connection, [(b.job_id, b.batch_index) for b in batches])
+            if batches:
+                job_ids = list({b.job_id for b in batches})
+                known = {row[0] for row in await connection.fetch(
+                    "SELECT job_id FROM jobs WHERE job_id = ANY($1::uuid[])", job_ids)}  # fmt: skip
+                unknown = set(job_ids) - known
+                rows = rows_of(batches, known)
+                if rows:
+                    stored = await insert_new(connection, rows)
+                    tallies = stored if stored is not None else await upsert(connection, rows)
+                await return_credits(connection, [(b.job_id, b.batch_index) for b in batches if b.job_id in known])
                 await connection.execute(
                     # A replaced timed_out row the scheduler counted as failed (sweeps.TIMED_OUT_COUNTER)
                     # comes off failed: no counter goes below zero and done stays right either way.
@@ -147,12 +104,11 @@ class ResultStore:
                        FROM unnest($1::uuid[], $2::int[], $3::int[], $4::int[], $5::int[])
                             AS d(job_id, succeeded, failed, cancelled, timed_out)
                        WHERE j.job_id = d.job_id""",
-                    [t["job_id"] for t in tallies], [t["succeeded"] for t in tallies],
-                    [t["failed"] for t in tallies], [t["cancelled"] for t in tallies],
-                    [t["timed_out"] for t in tallies],
+                    [t.job_id for t in tallies], [t.succeeded for t in tallies], [t.failed for t in tallies],
+                    [t.cancelled for t in tallies], [t.timed_out for t in tallies],
                 )  # fmt: skip
-                if also is not None:
-                    also_result = await also(connection, batches)
+                if also is not None and rows:
+                    also_result = await also(connection, [b for b in batches if b.job_id in known])
             finished = []
             if cancel_ids:
                 finished += await connection.fetch(
@@ -163,10 +119,10 @@ class ResultStore:
                         RETURNING {_JOB_STATE}""",
                     cancel_ids, TERMINAL,
                 )  # fmt: skip
-            touched = list(dict.fromkeys([t["job_id"] for t in tallies] + cancel_ids))
+            touched = list(dict.fromkeys([t.job_id for t in tallies] + cancel_ids))
             # A job that ended with failures is recomputed when a later generation replaced some of them,
             # and announced again; cancelled jobs stay cancelled.
-            recomputed = [t["job_id"] for t in tallies if t["replaced"]]
+            recomputed = [t.job_id for t in tallies if t.replaced]
             finished += await connection.fetch(
                 f"""UPDATE jobs SET finished_at = now(), lifecycle_announced = false,
                         status = CASE WHEN failed = 0 AND timed_out = 0 AND cancelled = 0 THEN 'completed'
@@ -183,8 +139,8 @@ class ResultStore:
                 touched, TERMINAL, recomputed,
             )  # fmt: skip
             states = await connection.fetch(f"SELECT {_JOB_STATE} FROM jobs WHERE job_id = ANY($1::uuid[])", touched)
-        replaced = sum(t["replaced"] for t in tallies)
-        inserted = sum(t["inserted"] for t in tallies) + replaced
+        replaced = sum(t.replaced for t in tallies)
+        inserted = sum(t.inserted for t in tallies) + replaced
         known_rows = sum(len(b.results) for b in batches if b.job_id not in unknown)
         return WriteOutcome(
             inserted=inserted,

@@ -8,9 +8,10 @@ from uuid import UUID
 import asyncpg
 
 from shared.config import TopicNames
-from shared.events import BatchProcessed, CancelJob, decode, results_topic_message, task_batch
+from shared.events import CancelJob, decode, task_batch
 from shared.stores.jobs import AlreadyExists, JobStore
 from shared.stores.results import ResultStore
+from shared.wire import WireBatchProcessed, decode_results_message
 from sluice.ops.errors import OpsError
 from sluice.ops.reader import read_records
 from sluice.ops.selection import Selection
@@ -56,7 +57,7 @@ async def rebuild(bootstrap_servers: str, topics: TopicNames, pool: asyncpg.Pool
     await _write_jobs(pool, sketches.values(), outcome)
 
     store, finished = ResultStore(pool), set()
-    batches: list[BatchProcessed] = []
+    batches: list[WireBatchProcessed] = []
     cancels: list[CancelJob] = []
 
     async def flush() -> None:
@@ -70,7 +71,7 @@ async def rebuild(bootstrap_servers: str, topics: TopicNames, pool: asyncpg.Pool
 
     async for record in read_records(bootstrap_servers, topics.results, Selection()):
         try:
-            message = decode(results_topic_message, record.value, "results-topic message")
+            message = decode_results_message(record.value)
         except ValueError:
             outcome.undecodable += 1
             continue

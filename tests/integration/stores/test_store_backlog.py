@@ -5,13 +5,14 @@ import pytest
 
 from services.intake.admission import TenantLoad, admit, promotions
 from shared.errors import WaitingLineFull
-from shared.events import BatchProcessed, ItemResult, ItemStatus, JobStatus, Priority
+from shared.events import ItemResult, ItemStatus, JobStatus, Priority
 from shared.plans import PlanDefaults
 from shared.stores.admission import AdmissionStore, BacklogRow
 from shared.stores.backlog import BacklogStore
 from shared.stores.jobs import Created, NewJob
 from shared.stores.results import ResultStore
 from tests.integration.stores.conftest import new_job
+from tests.support.results import results_message
 
 PLAN = PlanDefaults().plan(max_active_jobs=1, max_waiting_jobs=1)
 
@@ -63,7 +64,7 @@ async def test_released_batches_count_in_flight_until_their_results_are_recorded
         in_flight = (await backlog.counts(connection)).in_flight
 
         results = [
-            BatchProcessed(
+            results_message(
                 tenant="acme", job_id=first.job_id, kind="bench.noop", batch_index=index,
                 results=[ItemResult(index=2 * index + i, status=ItemStatus.SUCCEEDED) for i in range(2)],
             )

@@ -5,21 +5,23 @@ from uuid import UUID
 import asyncpg
 
 from services.aggregator.changes import ChangeStep, change_events
-from shared.events import BatchProcessed, ItemResult, ItemStatus
+from shared.events import ItemResult, ItemStatus
 from shared.kinds import load_kinds
 from shared.stores.changes import ChangeStore
 from shared.stores.jobs import JobStore
 from shared.stores.results import ResultStore
+from shared.wire import WireBatchProcessed
+from tests.support.results import results_message
 
 STEP = ChangeStep(ChangeStore(load_kinds()))
 
 
-def _batch(job_id: UUID, fingerprints: dict[str, str | None], *, tenant: str = "acme") -> BatchProcessed:
+def _batch(job_id: UUID, fingerprints: dict[str, str | None], *, tenant: str = "acme") -> WireBatchProcessed:
     results = [
         ItemResult(index=i, status=ItemStatus.SUCCEEDED, input=key, output={"v": fp}, fingerprint=fp)
         for i, (key, fp) in enumerate(fingerprints.items())
     ]
-    return BatchProcessed(tenant=tenant, job_id=job_id, kind="bench.noop", batch_index=0, results=results)
+    return results_message(tenant=tenant, job_id=job_id, kind="bench.noop", batch_index=0, results=results)
 
 
 async def _changes(job_store: JobStore, job_id: UUID) -> list[str | None]:

@@ -9,13 +9,15 @@ import pytest
 
 from services.aggregator.dead_letters import dead_letter_from
 from shared.config import KafkaSettings, OtelSettings, TopicNames
-from shared.events import BatchProcessed, CancelJob, ItemResult, ItemStatus, JobStatus, TaskBatch, TaskItem
+from shared.events import CancelJob, ItemResult, ItemStatus, JobStatus, TaskBatch, TaskItem
 from shared.kafka import SendWindow, ensure_topics, make_broker
 from shared.stores.dead_letters import DeadLetterFilter, DeadLetterStore, NewDeadLetter
 from shared.stores.jobs import JobStore
 from shared.stores.results import ResultStore
 from shared.telemetry import make_tracer_provider
+from shared.wire import WireBatchProcessed
 from tests.support.kafka import read_until
+from tests.support.results import results_message
 
 S, F, T = ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.TIMED_OUT
 FAILED_AT = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
@@ -67,12 +69,12 @@ def _letter(
     return dead_letter_from(topics.tasks_dlq, 0, offset, batch.model_dump_json().encode(), headers, topics)
 
 
-def _processed(job_id: UUID, statuses: dict[int, ItemStatus], generation: int = 0) -> BatchProcessed:
+def _processed(job_id: UUID, statuses: dict[int, ItemStatus], generation: int = 0) -> WireBatchProcessed:
     results = [
         ItemResult(index=i, status=s, input={"n": i}, error=None if s is S else "boom", generation=generation)
         for i, s in statuses.items()
     ]
-    return BatchProcessed(tenant="acme", job_id=job_id, kind="bench.noop", batch_index=0, results=results)
+    return results_message(tenant="acme", job_id=job_id, kind="bench.noop", batch_index=0, results=results)
 
 
 async def _rows(db: asyncpg.Pool, job_id: UUID) -> dict[int, tuple[str, int]]:

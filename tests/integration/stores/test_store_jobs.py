@@ -1,7 +1,8 @@
 from uuid import uuid4
 
-from shared.events import BatchProcessed, ItemResult, ItemStatus, JobStatus, Priority
+from shared.events import ItemResult, ItemStatus, JobStatus, Priority
 from shared.stores.jobs import AlreadyExists, Created
+from tests.support.results import results_message
 
 
 async def test_a_new_job_is_created_queued_with_what_was_asked(job_request, job_store):
@@ -105,7 +106,7 @@ async def test_rejecting_a_job_that_already_finished_changes_nothing(job_request
     await job_store.mark_accepted(created.job.job_id)
     await result_store.record(
         [
-            BatchProcessed(
+            results_message(
                 tenant="acme",
                 job_id=created.job.job_id,
                 kind="bench.noop",
@@ -150,7 +151,7 @@ async def _fill(result_store, job_id, indexes):
     for start in range(0, len(results), 1000):
         await result_store.record(
             [
-                BatchProcessed(
+                results_message(
                     tenant="acme",
                     job_id=job_id,
                     kind="bench.noop",

@@ -3,8 +3,9 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from shared.events import BatchProcessed, CancelJob, ItemResult, ItemStatus, JobStatus
+from shared.events import CancelJob, ItemResult, ItemStatus, JobStatus
 from shared.stores.jobs import JobStore
+from tests.support.results import results_message
 
 S, F, C = ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED
 
@@ -18,7 +19,7 @@ def _result(index: int, status: ItemStatus) -> ItemResult:
 
 
 def _processed(job_id: UUID, statuses: dict[int, ItemStatus], *, tenant: str = "acme", batch_index: int = 0):
-    return BatchProcessed(
+    return results_message(
         tenant=tenant,
         job_id=job_id,
         kind="bench.noop",
@@ -282,7 +283,7 @@ async def test_a_job_rejected_at_intake_is_unannounced_as_failed(accepted_job, j
 
 async def test_a_result_holding_a_nul_character_does_not_block_the_write(accepted_job, result_store, job_store):
     job = await accepted_job(total_items=2)
-    batch = BatchProcessed(
+    batch = results_message(
         tenant="acme",
         job_id=job.job_id,
         kind="bench.noop",

@@ -9,10 +9,11 @@ import pytest
 
 from services.scheduler.app import Sweeper
 from services.scheduler.logic import SweepPolicy
-from shared.events import BatchProcessed, ItemResult, ItemStatus, JobStatus
+from shared.events import ItemResult, ItemStatus, JobStatus
 from shared.stores.jobs import Created, JobRecord, JobStore
 from shared.stores.results import ResultStore
 from shared.stores.sweeps import SweepStore
+from tests.support.results import results_message
 
 S, F = ItemStatus.SUCCEEDED, ItemStatus.FAILED
 WINDOW_S = 300.0
@@ -50,7 +51,7 @@ async def _record(result_store: ResultStore, job_id: UUID, statuses: dict[int, I
         for index, status in statuses.items()
     ]
     await result_store.record(
-        [BatchProcessed(tenant="acme", job_id=job_id, kind="bench.noop", batch_index=0, results=results)]
+        [results_message(tenant="acme", job_id=job_id, kind="bench.noop", batch_index=0, results=results)]
     )
 
 
@@ -157,7 +158,7 @@ async def test_a_redriven_result_replaces_a_timed_out_row_and_moves_it_off_the_t
     redriven = ItemResult(index=1, status=S, generation=1)
 
     await result_store.record(
-        [BatchProcessed(tenant="acme", job_id=job.job_id, kind="bench.noop", batch_index=0, results=[redriven])]
+        [results_message(tenant="acme", job_id=job.job_id, kind="bench.noop", batch_index=0, results=[redriven])]
     )
 
     stored = await _job(job_store, job.job_id)

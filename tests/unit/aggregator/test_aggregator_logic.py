@@ -1,21 +1,14 @@
-import json
 from uuid import uuid4
 
 import pytest
 
-from services.aggregator.logic import backoff_delay, decode_results_message, lifecycle_event, progress_event
+from services.aggregator.logic import backoff_delay, lifecycle_event, progress_event
 from shared.events import (
-    BatchProcessed,
-    CancelJob,
-    ItemResult,
-    ItemStatus,
     JobCancelled,
     JobCompleted,
     JobCounts,
     JobFailed,
     JobStatus,
-    TaskBatch,
-    TaskItem,
 )
 from shared.stores.results import JobState
 
@@ -23,60 +16,6 @@ from shared.stores.results import JobState
 def _state(status: JobStatus, total=10, succeeded=0, failed=0, cancelled=0, error=None) -> JobState:
     counts = JobCounts(total=total, succeeded=succeeded, failed=failed, cancelled=cancelled)
     return JobState(uuid4(), "acme", status, counts, error)
-
-
-def test_a_batch_processed_message_decodes_to_its_event():
-    sent = BatchProcessed(
-        tenant="acme",
-        job_id=uuid4(),
-        kind="k",
-        batch_index=3,
-        results=[ItemResult(index=0, status=ItemStatus.SUCCEEDED, output={"ok": True})],
-    )
-    decoded = decode_results_message(sent.model_dump_json().encode())
-    assert isinstance(decoded, BatchProcessed)
-    assert decoded == sent
-
-
-def test_a_cancel_command_decodes_to_its_command():
-    sent = CancelJob(tenant="acme", job_id=uuid4(), reason="owner asked")
-    decoded = decode_results_message(sent.model_dump_json().encode())
-    assert isinstance(decoded, CancelJob)
-    assert decoded == sent
-
-
-@pytest.mark.parametrize("raw", [None, b""])
-def test_an_empty_message_is_refused_as_empty(raw):
-    with pytest.raises(ValueError, match="^empty message$"):
-        decode_results_message(raw)
-
-
-@pytest.mark.parametrize("raw", [b"\x00\x01garbage", b"{not json", b"[]", b"42", b'"text"'])
-def test_garbage_is_refused_as_not_a_results_topic_event(raw):
-    with pytest.raises(ValueError, match="^not a results-topic event: "):
-        decode_results_message(raw)
-
-
-def test_an_event_meant_for_another_topic_is_refused_naming_the_type_field():
-    batch = TaskBatch(tenant="acme", job_id=uuid4(), kind="k", batch_index=0, items=[TaskItem(index=0, input=1)])
-    with pytest.raises(ValueError, match="not a results-topic event") as caught:
-        decode_results_message(batch.model_dump_json().encode())
-    assert "'task.batch'" in str(caught.value)
-    assert "'batch.processed', 'job.cancel'" in str(caught.value)
-
-
-def test_a_results_message_with_an_unexpected_field_is_refused_naming_it():
-    body = json.loads(CancelJob(tenant="acme", job_id=uuid4()).model_dump_json())
-    body["extra"] = 1
-    with pytest.raises(ValueError, match="extra"):
-        decode_results_message(json.dumps(body).encode())
-
-
-def test_a_results_message_missing_its_job_is_refused_naming_the_field():
-    body = json.loads(CancelJob(tenant="acme", job_id=uuid4()).model_dump_json())
-    del body["job_id"]
-    with pytest.raises(ValueError, match="job_id"):
-        decode_results_message(json.dumps(body).encode())
 
 
 @pytest.mark.parametrize("status", [JobStatus.COMPLETED, JobStatus.PARTIALLY_FAILED])

@@ -6,6 +6,7 @@ from collections.abc import AsyncIterator, Iterable, Iterator
 from itertools import islice
 from uuid import UUID, uuid4
 
+import msgspec
 import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -16,6 +17,7 @@ from services.intake.item_json import MAX_ITEM_DEPTH, encode_item
 from services.intake.logic import Fingerprint
 from services.intake.spool import spool_ndjson
 from shared.events import MAX_BATCH_SIZE, Priority, TaskBatch, task_batch
+from shared.wire import WireTaskBatch, value_of
 
 # What orjson.loads reads back as it was written (larger integers come back as floats).
 scalars = (
@@ -94,15 +96,17 @@ async def test_an_uploads_payloads_are_task_batches_equal_to_what_the_pydantic_p
     spool = await _spooled(lines, validate, chunk_size, fingerprint)
     job = dict(job_id=uuid4(), tenant="acme", kind="bench.noop", options=options, priority=priority)
     try:
-        fast = [
-            task_batch.validate_json(batch.payload)
-            for batch in encode_batches(**job, items=spool.encoded(), batch_size=batch_size)
-        ]
+        payloads = [batch.payload for batch in encode_batches(**job, items=spool.encoded(), batch_size=batch_size)]
     finally:
         spool.close()
+    fast = [task_batch.validate_json(payload) for payload in payloads]
+    wire = [msgspec.json.decode(payload, type=WireTaskBatch) for payload in payloads]  # the processor's decoder
     normalised = [validate(index, orjson.loads(line)) for index, line in enumerate(lines)]
     expected = list(_pydantic_batches(**job, items=normalised, batch_size=batch_size))
     assert [_comparable(batch) for batch in fast] == [_comparable(batch) for batch in expected]
+    assert [(i.index, value_of(i.input)) for b in wire for i in b.items] == [
+        (i.index, i.input) for b in expected for i in b.items
+    ]
     assert len({batch.event_id for batch in fast}) == len(fast)
     old_digest = hashlib.sha256(
         orjson.dumps(["bench.noop", options, priority.value, None], option=orjson.OPT_SORT_KEYS)

@@ -16,6 +16,7 @@ from shared.events import TaskBatch, TaskItem
 from shared.failures import RetryPolicy
 from shared.kinds import Kind
 from shared.kinds.settings import KindSettings
+from shared.wire import wire_task_batch
 
 
 async def _handle(item, options: Mapping):
@@ -42,6 +43,7 @@ async def _spans(item_spans: str) -> list:
     items = [{"n": 0, "url": "https://a.example/x"}, {"n": 1, "fail": True, "url": "https://b.example/y"}]
     batch = TaskBatch(tenant="t", job_id=uuid4(), kind="test.spans", batch_index=0,
                       items=[TaskItem(index=i, input=item) for i, item in enumerate(items)])  # fmt: skip
+    batch = wire_task_batch(batch)
     try:
         await runner.run(batch)
     finally:

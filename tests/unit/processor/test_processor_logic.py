@@ -1,11 +1,9 @@
-import json
 from uuid import uuid4
 
-import pytest
-
-from services.processor.logic import batch_result, cancelled, decode_task_batch, failed, succeeded
+from services.processor.logic import batch_result, cancelled, failed, succeeded
 from shared.errors import ItemFailed
-from shared.events import CancelJob, ItemStatus, TaskBatch, TaskItem
+from shared.events import ItemStatus, TaskBatch, TaskItem
+from shared.wire import wire_result, wire_task_batch
 
 
 def _batch() -> TaskBatch:
@@ -16,35 +14,6 @@ def _batch() -> TaskBatch:
         batch_index=4,
         items=[TaskItem(index=8, input={"u": 1}), TaskItem(index=9, input="two")],
     )
-
-
-def test_a_task_batch_decodes_to_itself():
-    batch = _batch()
-    assert decode_task_batch(batch.model_dump_json().encode()) == batch
-
-
-@pytest.mark.parametrize("raw", [None, b""])
-def test_an_empty_task_message_is_refused_as_empty(raw):
-    with pytest.raises(ValueError, match="^empty message$"):
-        decode_task_batch(raw)
-
-
-@pytest.mark.parametrize("raw", [b"\xff\xfe", b"{", b"[]", b"null"])
-def test_garbage_is_refused_as_not_a_task_batch(raw):
-    with pytest.raises(ValueError, match="^not a TaskBatch: "):
-        decode_task_batch(raw)
-
-
-def test_another_event_type_is_refused_as_not_a_task_batch():
-    with pytest.raises(ValueError, match="^not a TaskBatch: "):
-        decode_task_batch(CancelJob(tenant="acme", job_id=uuid4()).model_dump_json().encode())
-
-
-def test_a_batch_with_no_items_is_refused_naming_the_items_field():
-    body = json.loads(_batch().model_dump_json())
-    body["items"] = []
-    with pytest.raises(ValueError, match="items"):
-        decode_task_batch(json.dumps(body).encode())
 
 
 def test_a_timeout_is_reported_as_timed_out():
@@ -99,7 +68,7 @@ def test_retries_are_grouped_into_one_batch_per_tier_keeping_the_batch_envelope(
 
     batch = _batch()
     first, second = (item.model_copy(update={"attempt": 2}) for item in batch.items)
-    outcome = BatchOutcome(batch, retries=[RetryScheduled(second, 8), RetryScheduled(first, 2)])
+    outcome = BatchOutcome(wire_task_batch(batch), retries=[RetryScheduled(second, 8), RetryScheduled(first, 2)])
     grouped = outcome.retry_batches()
     assert [(tier, [i.index for i in b.items]) for tier, b in grouped] == [(2, [8]), (8, [9])]
     assert all((b.job_id, b.batch_index, b.kind) == (batch.job_id, 4, "k") for _, b in grouped)
@@ -110,7 +79,8 @@ def test_a_results_message_lists_the_items_in_index_order_whatever_order_they_fi
     from services.processor.logic import BatchOutcome
 
     batch = _batch()
-    outcome = BatchOutcome(batch, results=[succeeded(item, None, 1.0) for item in reversed(batch.items)])
+    results = [wire_result(succeeded(item, None, 1.0)) for item in reversed(batch.items)]
+    outcome = BatchOutcome(wire_task_batch(batch), results=results)
     assert [r.index for r in outcome.processed.results] == [8, 9]
 
 

@@ -1,4 +1,5 @@
 import asyncio
+import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from shared.events import BatchProcessed, ItemStatus, TaskBatch, TaskItem
 from shared.failures import RetryPolicy
 from shared.kinds import Kind
 from shared.kinds.settings import KindSettings
+from shared.wire import WireTaskBatch, wire_task_batch
 
 DEADLINE_S = 5.0
 """Upper bound on any one runner call here, so a regression hangs no test."""
@@ -89,23 +91,26 @@ async def running(
         await runner.close()
 
 
-def _batch(inputs, *, kind="test.script", start=0, batch_index=0, job_id=None, options=None) -> TaskBatch:
-    return TaskBatch(
-        tenant="acme",
-        job_id=job_id or uuid4(),
-        kind=kind,
-        batch_index=batch_index,
-        options=options or {},
-        items=[TaskItem(index=start + n, input=value) for n, value in enumerate(inputs)],
+def _batch(inputs, *, kind="test.script", start=0, batch_index=0, job_id=None, options=None) -> WireTaskBatch:
+    """A batch as the processor reads it off the tasks topic."""
+    return wire_task_batch(
+        TaskBatch(
+            tenant="acme",
+            job_id=job_id or uuid4(),
+            kind=kind,
+            batch_index=batch_index,
+            options=options or {},
+            items=[TaskItem(index=start + n, input=value) for n, value in enumerate(inputs)],
+        )
     )
 
 
-async def _outcome(runner: KindRunner, batch: TaskBatch, **kwargs):
+async def _outcome(runner: KindRunner, batch: WireTaskBatch, **kwargs):
     async with asyncio.timeout(DEADLINE_S):
         return await runner.run(batch, **kwargs)
 
 
-async def _run(runner: KindRunner, batch: TaskBatch, **kwargs):
+async def _run(runner: KindRunner, batch: WireTaskBatch, **kwargs):
     """The results message of a batch whose every item ends (no retries), as the aggregator reads it."""
     outcome = await _outcome(runner, batch, **kwargs)
     assert outcome.retries == []
@@ -292,7 +297,7 @@ async def test_a_batch_whose_every_item_waits_for_a_retry_publishes_no_results_m
 async def test_the_last_attempt_fails_the_item_with_its_attempt_count_and_a_dead_letter_of_the_original(script):
     first_failed_at = datetime(2026, 1, 1, tzinfo=UTC)
     item = TaskItem(index=3, input={"do": "fail-transient"}, attempt=3, first_failed_at=first_failed_at, generation=1)
-    batch = TaskBatch(tenant="acme", job_id=uuid4(), kind="test.script", batch_index=0, items=[item])
+    batch = wire_task_batch(TaskBatch(tenant="acme", job_id=uuid4(), kind="test.script", batch_index=0, items=[item]))
     async with running(script, max_attempts=3) as runner:
         outcome = await _outcome(runner, batch)
     assert outcome.retries == []
@@ -316,7 +321,7 @@ async def test_a_permanent_failure_fails_at_once_and_is_dead_lettered_even_with_
 
 async def test_a_retried_item_that_succeeds_records_the_attempt_it_took(script):
     item = TaskItem(index=0, input="ok", attempt=2, first_failed_at=datetime(2026, 1, 1, tzinfo=UTC))
-    batch = TaskBatch(tenant="acme", job_id=uuid4(), kind="test.script", batch_index=0, items=[item])
+    batch = wire_task_batch(TaskBatch(tenant="acme", job_id=uuid4(), kind="test.script", batch_index=0, items=[item]))
     async with running(script, max_attempts=4) as runner:
         outcome = await _outcome(runner, batch)
     assert [(r.status, r.attempts) for r in outcome.processed.results] == [(ItemStatus.SUCCEEDED, 2)]
@@ -380,3 +385,96 @@ async def test_a_kinds_item_timeout_replaces_the_processors_and_a_jobs_option_st
         by_job = await _outcome(runner, _batch([{"do": "hang"}], options={"timeout_s": 0.05}))
     assert [r.status for r in by_kind.results] == [ItemStatus.TIMED_OUT]
     assert [r.status for r in by_job.results] == [ItemStatus.TIMED_OUT]
+
+
+def _sync_kind(calls: list[object]) -> Kind:
+    """A kind whose handler is a plain function: returns, raises or returns non-JSON as each item says."""
+
+    def handle(item, options: Mapping):
+        calls.append(item)
+        if isinstance(item, dict) and item.get("do") == "raise":
+            raise ValueError(f"bad value {item['n']}")
+        if isinstance(item, dict) and item.get("do") == "not-json":
+            return datetime(2025, 1, 1)
+        return {"echo": item, "options": dict(options)}
+
+    @asynccontextmanager
+    async def start(settings: KindSettings) -> AsyncIterator:
+        yield handle
+
+    return Kind("test.sync", lambda item: item, start)
+
+
+@asynccontextmanager
+async def running_sync(calls: list[object]):
+    policy = FailurePolicy(retry=RetryPolicy(max_attempts=1), tiers_s=(2, 4, 8), item_timeout_s=DEADLINE_S)
+    runner = KindRunner({"test.sync": _sync_kind(calls)}, 8, policy, rand=lambda: 1.0)
+    await runner.start(KindSettings())
+    try:
+        yield runner
+    finally:
+        await runner.close()
+
+
+async def test_a_plain_function_handler_gives_every_item_one_result_in_item_order():
+    calls: list[object] = []
+    async with running_sync(calls) as runner:
+        wire = await _run(runner, _batch(["a", {"k": 1}, 3], kind="test.sync", start=10, options={"o": 1}))
+    assert calls == ["a", {"k": 1}, 3]
+    assert [(r.index, r.status, r.output) for r in wire.results] == [
+        (10, ItemStatus.SUCCEEDED, {"echo": "a", "options": {"o": 1}}),
+        (11, ItemStatus.SUCCEEDED, {"echo": {"k": 1}, "options": {"o": 1}}),
+        (12, ItemStatus.SUCCEEDED, {"echo": 3, "options": {"o": 1}}),
+    ]
+
+
+async def test_a_plain_function_handler_that_raises_or_returns_non_json_fails_only_that_item():
+    calls: list[object] = []
+    items = [{"do": "raise", "n": 7}, "fine", {"do": "not-json"}]
+    async with running_sync(calls) as runner:
+        wire = await _run(runner, _batch(items, kind="test.sync"))
+    assert [(r.status, r.error_type) for r in wire.results] == [
+        (ItemStatus.FAILED, "ValueError"),
+        (ItemStatus.SUCCEEDED, None),
+        (ItemStatus.FAILED, "TypeError"),
+    ]
+    assert wire.results[0].error == "bad value 7"
+
+
+async def test_a_long_run_of_plain_function_calls_lets_the_event_loop_in_between():
+    """Heartbeats and acknowledgements must not wait for a whole batch of synchronous work."""
+    calls: list[object] = []
+    ticks: list[int] = []
+
+    async def ticker() -> None:
+        while True:
+            ticks.append(len(calls))
+            await asyncio.sleep(0)
+
+    slow = Kind("test.sync", lambda item: item, _slow_start(calls))
+    policy = FailurePolicy(retry=RetryPolicy(max_attempts=1), item_timeout_s=DEADLINE_S)
+    runner = KindRunner({"test.sync": slow}, 8, policy)
+    await runner.start(KindSettings())
+    task = asyncio.create_task(ticker())
+    try:
+        await asyncio.sleep(0)
+        await _outcome(runner, _batch(list(range(40)), kind="test.sync"))
+    finally:
+        task.cancel()
+        await runner.close()
+    assert any(0 < seen < 40 for seen in ticks)  # the ticker ran while the batch was part done
+
+
+def _slow_start(calls: list[object]):
+    def handle(item, options: Mapping):
+        calls.append(item)
+        deadline = time.perf_counter() + 0.001  # 1 ms of work per item, 40 ms in all
+        while time.perf_counter() < deadline:
+            pass
+        return item
+
+    @asynccontextmanager
+    async def start(settings: KindSettings) -> AsyncIterator:
+        yield handle
+
+    return start
