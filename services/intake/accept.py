@@ -11,8 +11,9 @@ from pydantic import JsonValue
 
 from services.intake.admission import TenantLoad, admit
 from services.intake.admission_group import GroupedAdmissions
+from services.intake.batches import encode_batches
 from services.intake.broker_check import BrokerCheck
-from services.intake.logic import count_batches, split_into_batches
+from services.intake.logic import count_batches
 from shared.errors import BrokerUnavailable, InvalidJob, SluiceError
 from shared.events import JobStatus, Priority
 from shared.stores.admission import AdmissionStore, BacklogRow
@@ -64,7 +65,7 @@ class JobAcceptor:
         self._grouped = GroupedAdmissions(self.admissions, self.admission_group_max)
 
     async def accept(
-        self, draft: JobDraft, items: Callable[[], Iterable[JsonValue]], *, grouped: bool = False
+        self, draft: JobDraft, items: Callable[[], Iterable[bytes]], *, grouped: bool = False
     ) -> Acceptance:
         """1. refuse (BrokerUnavailable, 503) while the broker is unreachable, so no caller is told "accepted"
         for work that cannot start (a success is trusted for ``broker_check_ttl_s``); 2. in one transaction
@@ -73,7 +74,9 @@ class JobAcceptor:
         the batches from the backlog by fair share.
 
         ``grouped``: the job may share its transaction with concurrent submits of the tenant
-        (GroupedAdmissions); only for items held in memory, which stay readable if the caller goes away."""
+        (GroupedAdmissions); only for items held in memory, which stay readable if the caller goes away.
+
+        ``items()`` gives each validated item's JSON (``item_json.encode_item``), in order."""
         batch_size = draft.batch_size or self.kind_batch_sizes.get(draft.kind) or self.batch_size
         total_batches = count_batches(draft.total_items, batch_size)
         new_job = NewJob(
@@ -107,15 +110,15 @@ class JobAcceptor:
         return Acceptance(outcome.job, replayed=False)
 
     def _backlog_rows(
-        self, job: NewJob, items: Iterable[JsonValue], batch_size: int, *, held: bool, headers: bytes
+        self, job: NewJob, items: Iterable[bytes], batch_size: int, *, held: bool, headers: bytes
     ) -> Iterator[BacklogRow]:
-        for batch in split_into_batches(
+        for batch in encode_batches(
             job_id=job.job_id, tenant=job.tenant, kind=job.kind, options=job.options,
             priority=job.priority, items=items, batch_size=batch_size,
         ):  # fmt: skip
             yield (
-                job.job_id, batch.batch_index, job.tenant, job.priority.value, job.kind, len(batch.items), held,
-                batch.model_dump_json().encode(), headers,
+                job.job_id, batch.batch_index, job.tenant, job.priority.value, job.kind, batch.items, held,
+                batch.payload, headers,
             )  # fmt: skip
 
 

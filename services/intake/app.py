@@ -18,10 +18,12 @@ from services.intake.dispatcher import Dispatcher
 from services.intake.errors import install_error_handlers
 from services.intake.front_door import on_job_requested
 from services.intake.http_tracing import HttpTracing
+from services.intake.key_cache import KeyCache, listening_connection
 from services.intake.live import JobEventHub
 from services.intake.rate_limit import RateLimiter
 from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
+from services.intake.submit_lane import install_submit_lane
 from shared.kafka import ensure_topics, group_options, make_broker
 from shared.kinds import load_kinds
 from shared.metrics import SluiceMetrics
@@ -59,6 +61,7 @@ def build_app(settings: IntakeSettings) -> FastAPI:
 
     install_error_handlers(app)
     install_rate_limit_headers(app)
+    install_submit_lane(app)
     _register_front_door(broker, app, settings)
     return app
 
@@ -87,10 +90,13 @@ async def _lifespan(
     redis_client = open_redis(settings.redis)
     hub = JobEventHub(settings.kafka, client_id="sluice-intake-live")
     dispatching: asyncio.Task[None] | None = None
+    listening: asyncio.Task[None] | None = None
     try:
         await apply_migrations(pool)
         store = JobStore(pool)
         tenants = TenantStore(pool)
+        keys = KeyCache(tenants)
+        listening = asyncio.create_task(keys.listen(lambda: listening_connection(settings.postgres.url)))
         plans = TenantPlans(tenants, settings.tenancy)
         admissions = AdmissionStore(pool)
         acceptor = JobAcceptor(
@@ -109,7 +115,7 @@ async def _lifespan(
             tenants=tenants,
             plans=plans,
             rate_limiter=RateLimiter(redis_client, namespace=settings.kafka.topic_prefix),
-            hub=hub, metrics=metrics, admissions=admissions,
+            hub=hub, metrics=metrics, admissions=admissions, keys=keys,
         )  # fmt: skip
         metrics.watch_sse_clients(hub.client_count)
         await hub.start()
@@ -123,9 +129,10 @@ async def _lifespan(
         log.info("intake ready on %s:%d (kinds: %s)", settings.host, settings.port, ", ".join(sorted(kinds)))
         yield
     finally:
-        if dispatching is not None:
-            dispatching.cancel()
-            await asyncio.gather(dispatching, return_exceptions=True)
+        for task in (dispatching, listening):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
         await broker.stop()
         await hub.stop()
         metrics.shutdown()

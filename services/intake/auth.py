@@ -33,10 +33,15 @@ async def current_tenant(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> str:
     """Authenticate the request's key and count the request; raises Unauthenticated or RateLimited."""
+    return await tenant_of(request, credentials)
+
+
+async def tenant_of(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str:
+    """``current_tenant`` for the credentials ``bearer`` read from the request."""
     runtime = request.app.state.runtime
     if credentials is None:
         raise Unauthenticated("missing API key: send Authorization: Bearer <key>")
-    tenant = await runtime.tenants.authenticate(credentials.credentials)
+    tenant = await runtime.keys.authenticate(credentials.credentials)
     if tenant is None:
         raise Unauthenticated("invalid or revoked API key")
     plan = await runtime.plans.plan_for(tenant)

@@ -5,6 +5,7 @@ import logging
 from aiokafka import ConsumerRecord
 
 from services.intake.accept import JobDraft
+from services.intake.item_json import encode_item
 from services.intake.limits import batch_size_for, check_items, check_priority
 from services.intake.logic import Fingerprint, resolve_kind, validate_item, validate_options
 from services.intake.runtime import IntakeRuntime
@@ -59,7 +60,7 @@ async def on_job_requested(rt: IntakeRuntime, record: ConsumerRecord) -> None:
         batch_size=batch_size_for(plan, settings.batch_size, kind.batch_size),
     )  # fmt: skip
     try:
-        acceptance = await rt.acceptor.accept(draft, lambda: items)
+        acceptance = await rt.acceptor.accept(draft, lambda: map(encode_item, items))
     except WaitingLineFull as exc:
         # Set aside rather than redelivered: waiting here for a slot would hold up every tenant on the partition.
         await _reject(rt, record, str(exc))

@@ -6,6 +6,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 UNTRACED_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+_CONTEXT_HEADERS = frozenset({b"traceparent", b"tracestate"})
 
 
 class HttpTracing:
@@ -19,8 +20,12 @@ class HttpTracing:
         if scope["type"] != "http" or scope["path"] in UNTRACED_PATHS:
             await self.app(scope, receive, send)
             return
-        headers = {key.decode("latin-1"): value.decode("latin-1") for key, value in scope.get("headers", ())}
-        parent = _PROPAGATOR.extract(headers)
+        carrier = {
+            key.decode("latin-1"): value.decode("latin-1")
+            for key, value in scope.get("headers", ())
+            if key in _CONTEXT_HEADERS
+        }
+        parent = _PROPAGATOR.extract(carrier)
         method = scope["method"]
         with self.tracer.start_as_current_span(
             f"{method} {scope['path']}",

@@ -2,14 +2,22 @@
 
 import base64
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import datetime
-from itertools import islice
 from uuid import UUID
 
 import orjson
 from pydantic import JsonValue
 
+from services.intake.batches import encode_batches
+from services.intake.item_json import (
+    MAX_ITEM_DEPTH,
+    canonical_item,
+    encode_item,
+    encode_sorted,
+    may_be_too_deep,
+    nesting_depth,
+)
 from shared.errors import InvalidItem, InvalidJob, UnknownKind
 from shared.events import JobStatus, Priority, TaskBatch, task_batch
 from shared.failures import validate_failure_options
@@ -37,14 +45,37 @@ def validate_options(kind: Kind, options: dict[str, JsonValue]) -> dict[str, Jso
     return validated
 
 
+def item_rule(kind: Kind) -> Callable[[int, JsonValue], JsonValue]:
+    """The kind's own check of one item (its ValueError raised as InvalidItem naming the item's index)."""
+    check = kind.validate_item
+
+    def validate(index: int, item: JsonValue) -> JsonValue:
+        try:
+            return check(item)
+        except ValueError as exc:
+            raise InvalidItem(index, str(exc)) from exc
+
+    return validate
+
+
+def within_item_limits(max_item_bytes: int) -> int:
+    """Sorted encodings up to this many bytes are within both item limits, so need no closer look."""
+    return min(max_item_bytes * 4 // 5, 2 * MAX_ITEM_DEPTH)  # orjson's canonical form is at most 5/4 as long
+
+
+def check_item_limits(index: int, item: JsonValue, sorted_encoding: bytes, max_item_bytes: int) -> None:
+    """Raises InvalidItem when the item's canonical JSON is over ``max_item_bytes`` or it is nested deeper
+    than the contracts can carry (MAX_ITEM_DEPTH)."""
+    if len(sorted_encoding) > max_item_bytes * 4 // 5 and len(canonical_item(item)) > max_item_bytes:
+        raise InvalidItem(index, f"larger than the {max_item_bytes}-byte limit per item")
+    if may_be_too_deep(sorted_encoding) and nesting_depth(item) > MAX_ITEM_DEPTH:
+        raise InvalidItem(index, f"nested deeper than {MAX_ITEM_DEPTH} levels")
+
+
 def validate_item(kind: Kind, index: int, item: JsonValue, max_item_bytes: int) -> JsonValue:
     """The item as the handler will get it; raises InvalidItem naming its position."""
-    try:
-        normalized = kind.validate_item(item)
-    except ValueError as exc:
-        raise InvalidItem(index, str(exc)) from exc
-    if len(orjson.dumps(normalized)) > max_item_bytes:
-        raise InvalidItem(index, f"larger than the {max_item_bytes}-byte limit per item")
+    normalized = item_rule(kind)(index, item)
+    check_item_limits(index, normalized, encode_sorted(normalized), max_item_bytes)
     return normalized
 
 
@@ -62,17 +93,13 @@ def split_into_batches(
     items: Iterable[JsonValue],
     batch_size: int,
 ) -> Iterator[TaskBatch]:
-    """Consecutive TaskBatches of at most ``batch_size`` items; item indexes run from 0 across the job."""
-    numbered = enumerate(items)
-    batch_index = 0
-    while chunk := list(islice(numbered, batch_size)):
-        # Validated from JSON in one pass: building a TaskItem per item from Python costs twice as much.
-        fields = {
-            "tenant": tenant, "job_id": str(job_id), "kind": kind, "batch_index": batch_index, "options": options,
-            "priority": priority, "items": [{"index": index, "input": item} for index, item in chunk],
-        }  # fmt: skip
-        yield task_batch.validate_json(orjson.dumps(fields))
-        batch_index += 1
+    """Consecutive TaskBatches of at most ``batch_size`` items; item indexes run from 0 across the job. The
+    models of what intake stores and publishes (``encode_batches``, which takes the items' JSON)."""
+    for batch in encode_batches(
+        job_id=job_id, tenant=tenant, kind=kind, options=options, priority=priority,
+        items=map(encode_item, items), batch_size=batch_size,
+    ):  # fmt: skip
+        yield task_batch.validate_json(batch.payload)
 
 
 class Fingerprint:
@@ -84,8 +111,11 @@ class Fingerprint:
         )
 
     def add_item(self, item: JsonValue) -> None:
-        self._digest.update(orjson.dumps(item, option=orjson.OPT_SORT_KEYS))
-        self._digest.update(b"\n")
+        self._digest.update(canonical_item(item) + b"\n")
+
+    def add_lines(self, lines: bytes) -> None:
+        """Several items at once, as ``canonical_lines`` gives them (the same digest as one ``add_item`` each)."""
+        self._digest.update(lines)
 
     def hexdigest(self) -> str:
         return self._digest.hexdigest()

@@ -7,6 +7,7 @@ import redis.asyncio as aioredis
 from faststream.kafka import KafkaBroker
 
 from services.intake.accept import JobAcceptor
+from services.intake.key_cache import KeyCache
 from services.intake.live import JobEventHub
 from services.intake.rate_limit import RateLimiter
 from services.intake.settings import IntakeSettings
@@ -35,3 +36,4 @@ class IntakeRuntime:
     hub: JobEventHub = field(kw_only=True)
     metrics: SluiceMetrics = field(kw_only=True)
     admissions: AdmissionStore = field(kw_only=True)
+    keys: KeyCache = field(kw_only=True)

@@ -1,5 +1,7 @@
 """Intake's settings: the REST server, batching limits and the Kafka front door."""
 
+from typing import Literal
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -14,6 +16,10 @@ class IntakeSettings(BaseSettings):
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=0, le=65535)
+    http: Literal["httptools", "h11"] = Field("httptools", description="HTTP parser (`h11`: pure Python, the fallback)")
+    loop: Literal["uvloop", "asyncio"] = Field(
+        "uvloop", description="Event loop (`asyncio`: the standard library's, the fallback)"
+    )
     batch_size: int = Field(50, ge=1, le=MAX_BATCH_SIZE, description="Items per TaskBatch message")
     max_json_items: int = Field(10_000, ge=1, le=1_000_000, description="Above this, upload NDJSON instead")
     max_json_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, le=1024 * 1024 * 1024)

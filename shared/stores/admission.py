@@ -9,7 +9,7 @@ import asyncpg
 
 from shared.errors import SluiceError
 from shared.events import JobStatus
-from shared.stores.backlog import signal_backlog_changed
+from shared.stores.backlog import BACKLOG_CHANNEL, signal_backlog_changed
 from shared.stores.jobs import AlreadyExists, Created, JobRecord, NewJob
 from shared.stores.sweeps import job_timeout_option
 
@@ -29,6 +29,19 @@ Registered = Created | AlreadyExists | SluiceError
 def _load(row: asyncpg.Record) -> tuple[int, int]:
     return row["active"], row["waiting"]
 
+
+_FIELDS = tuple(JobRecord.model_fields)
+_GROUP_LOOKUP = f"""
+    WITH load AS (
+        SELECT count(*) FILTER (WHERE status IN ('queued', 'running')) AS active,
+               count(*) FILTER (WHERE status = 'waiting') AS waiting
+        FROM jobs WHERE tenant = $2 AND status IN ('waiting', 'queued', 'running'))
+    SELECT load.active AS load_active, load.waiting AS load_waiting, found.*
+    FROM load LEFT JOIN (
+        SELECT {_COLUMNS} FROM jobs
+        WHERE job_id = ANY($1::uuid[]) OR (tenant = $2 AND idempotency_key = ANY($3::text[]))) AS found ON true"""
+"""The jobs a group repeats (same id or Idempotency-Key), one row each, and the tenant's load on every row (one row
+with no job when none is repeated)."""
 
 _TENANT_LOAD = """SELECT count(*) FILTER (WHERE status IN ('queued', 'running')) AS active,
                          count(*) FILTER (WHERE status = 'waiting') AS waiting
@@ -59,7 +72,9 @@ class AdmissionStore:
 
     async def register_group(self, tenant: str, admissions: Sequence[Admission]) -> list[Registered]:
         """``register`` for several jobs of one tenant in ONE transaction (group commit): one lock, one commit,
-        and a fixed number of statements whatever the group's size.
+        and three statements whatever the group's size (lock; existing jobs and the tenant's load; the jobs and
+        their batches, inserted together, not by COPY, since a group's batches are few and a COPY is two round
+        trips more).
 
         The jobs are decided in order, each seeing the ones before it, so the counts are as if they came one by
         one; a later job with the Idempotency-Key (or id) of an earlier one gets that one. A job whose ``decide``
@@ -70,12 +85,11 @@ class AdmissionStore:
         async with self._pool.acquire() as connection, connection.transaction():
             await connection.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", TENANT_LOCK_SPACE, tenant)
             rows = await connection.fetch(
-                f"""SELECT {_COLUMNS} FROM jobs
-                    WHERE job_id = ANY($1::uuid[]) OR (tenant = $2 AND idempotency_key = ANY($3::text[]))""",
+                _GROUP_LOOKUP,
                 [job.job_id for job in jobs], tenant, [job.idempotency_key for job in jobs if job.idempotency_key],
             )  # fmt: skip
-            stored = [JobRecord.model_validate(dict(row)) for row in rows]
-            load = list(_load(await connection.fetchrow(_TENANT_LOAD, tenant)))
+            load = [rows[0]["load_active"], rows[0]["load_waiting"]]
+            stored = [JobRecord.model_validate({name: row[name] for name in _FIELDS}) for row in rows if row["job_id"]]
             plan: list[_Decided | Registered | _Repeat] = []
             for job, decide, _ in admissions:
                 if (earlier := _same_job(job, stored, plan)) is not None:
@@ -89,15 +103,13 @@ class AdmissionStore:
                 load[0 if status is JobStatus.QUEUED else 1] += 1
                 plan.append(_Decided(job, status))
             decided = [step for step in plan if isinstance(step, _Decided)]
-            created = await _insert_jobs(connection, decided)
-            backlog_rows = (
+            backlog_rows = [
                 row
                 for (_, _, backlog), step in zip(admissions, plan, strict=True)
                 if isinstance(step, _Decided)
                 for row in backlog(step.status)
-            )
-            await connection.copy_records_to_table("task_backlog", records=backlog_rows, columns=BACKLOG_COLUMNS)
-            await signal_backlog_changed(connection)
+            ]
+            created = await _insert_jobs(connection, decided, backlog_rows)
         return [_outcome(step, created) for step in plan]
 
     async def promote_waiting(
@@ -212,26 +224,36 @@ def _outcome(step: "_Decided | Registered | _Repeat", created: dict[UUID, JobRec
     return step
 
 
-async def _insert_jobs(connection: asyncpg.Connection, decided: Sequence[_Decided]) -> dict[UUID, JobRecord]:
-    """Insert the jobs in one statement; their stored records by job id."""
+async def _insert_jobs(
+    connection: asyncpg.Connection, decided: Sequence[_Decided], backlog_rows: Sequence[BacklogRow]
+) -> dict[UUID, JobRecord]:
+    """Insert the jobs and their backlog rows in one statement, which also wakes the dispatcher when the transaction
+    commits (``signal_backlog_changed``, without a round trip of its own); the jobs' stored records by job id."""
     if not decided:
         return {}
     jobs = [step.job for step in decided]
+    batches = [list(column) for column in zip(*backlog_rows, strict=True)] or [[] for _ in BACKLOG_COLUMNS]
     rows = await connection.fetch(
-        f"""INSERT INTO jobs (job_id, tenant, kind, priority, options, callback_url, source, idempotency_key,
-                              request_fingerprint, total_items, total_batches, deadline_at, status, accepted_at)
-            SELECT j.job_id, j.tenant, j.kind, j.priority, j.options, j.callback_url, j.source, j.idempotency_key,
-                   j.request_fingerprint, j.total_items, j.total_batches,
-                   now() + j.timeout_s * interval '1 second', j.status, now()
-            FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[],
-                        $8::text[], $9::text[], $10::int[], $11::int[], $12::float8[], $13::text[])
-                 AS j(job_id, tenant, kind, priority, options, callback_url, source, idempotency_key,
-                      request_fingerprint, total_items, total_batches, timeout_s, status)
-            RETURNING {_COLUMNS}""",
+        f"""WITH inserted AS (
+                INSERT INTO jobs (job_id, tenant, kind, priority, options, callback_url, source, idempotency_key,
+                                  request_fingerprint, total_items, total_batches, deadline_at, status, accepted_at)
+                SELECT j.job_id, j.tenant, j.kind, j.priority, j.options, j.callback_url, j.source,
+                       j.idempotency_key, j.request_fingerprint, j.total_items, j.total_batches,
+                       now() + j.timeout_s * interval '1 second', j.status, now()
+                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[],
+                            $8::text[], $9::text[], $10::int[], $11::int[], $12::float8[], $13::text[])
+                     AS j(job_id, tenant, kind, priority, options, callback_url, source, idempotency_key,
+                          request_fingerprint, total_items, total_batches, timeout_s, status)
+                RETURNING {_COLUMNS}),
+            batches AS (
+                INSERT INTO task_backlog ({", ".join(BACKLOG_COLUMNS)})
+                SELECT * FROM unnest($14::uuid[], $15::int[], $16::text[], $17::text[], $18::text[], $19::int[],
+                                     $20::bool[], $21::bytea[], $22::bytea[]))
+            SELECT inserted.*, pg_notify($23, '') AS backlog_changed FROM inserted""",
         [j.job_id for j in jobs], [j.tenant for j in jobs], [j.kind for j in jobs], [j.priority.value for j in jobs],
         [j.options for j in jobs], [j.callback_url for j in jobs], [j.source for j in jobs],
         [j.idempotency_key for j in jobs], [j.request_fingerprint for j in jobs], [j.total_items for j in jobs],
         [j.total_batches for j in jobs], [job_timeout_option(j.options) for j in jobs],
-        [step.status.value for step in decided],
+        [step.status.value for step in decided], *batches, BACKLOG_CHANNEL,
     )  # fmt: skip
     return {row["job_id"]: JobRecord.model_validate(dict(row)) for row in rows}

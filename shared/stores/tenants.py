@@ -10,6 +10,8 @@ from shared.api_keys import IssuedKey, digest_matches, key_id_of, new_api_key
 from shared.errors import SluiceError
 
 TENANT_NAME = re.compile(r"[A-Za-z0-9._:-]{1,200}")
+API_KEYS_CHANNEL = "sluice_api_keys"
+"""NOTIFY channel on which every revoked or deleted API key's id is announced (migration 010)."""
 
 
 class TenantExists(SluiceError):
@@ -120,12 +122,18 @@ class TenantStore:
         key_id = key_id_of(token)
         if key_id is None:
             return None
+        found = await self.active_key(key_id)
+        if found is None or not digest_matches(token, found[1]):
+            return None
+        return found[0]
+
+    async def active_key(self, key_id: str) -> tuple[str, bytes] | None:
+        """(tenant, SHA-256 of the key) of a key that works, or None. A revocation or deletion is announced on
+        API_KEYS_CHANNEL with the key id when it commits."""
         row = await self._pool.fetchrow(
             "SELECT tenant, key_sha256 FROM api_keys WHERE key_id = $1 AND revoked_at IS NULL", key_id
         )
-        if row is None or not digest_matches(token, row["key_sha256"]):
-            return None
-        return row["tenant"]
+        return None if row is None else (row["tenant"], row["key_sha256"])
 
     async def set_plan(self, name: str, plan: str, overrides: dict[str, JsonValue]) -> TenantRecord:
         """Replace the tenant's plan name and overrides (callers validate them with `resolve_plan` first)."""

@@ -15,10 +15,13 @@ from tests.support.pipeline import Pipeline
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture
-def intake(service_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
-    """Intake alone: it judges every request itself, so no processor or aggregator need run."""
-    running = Pipeline(service_env, tmp_path / "intake.log")
+@pytest.fixture(params=[("httptools", "uvloop"), ("h11", "asyncio")], ids=["httptools-uvloop", "h11-asyncio"])
+def intake(request: pytest.FixtureRequest, service_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
+    """Intake alone: it judges every request itself, so no processor or aggregator need run. Once per HTTP
+    server setting: the fallback answers the same."""
+    http, loop = request.param
+    env = {**service_env, "SLUICE_INTAKE_HTTP": http, "SLUICE_INTAKE_LOOP": loop}
+    running = Pipeline(env, tmp_path / "intake.log")
     try:
         yield running.start(["intake"])
     finally:
@@ -41,6 +44,10 @@ async def test_bad_requests_get_a_4xx_with_a_json_body_naming_the_problem(intake
             "/v1/jobs", json={"kind": "bench.cpu", "items": [1], "options": {"rounds": "lots"}}
         )
         too_many = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": list(range(10_001))})
+        long_key = await client.post(
+            "/v1/jobs", json={"kind": "bench.noop", "items": [1]}, headers={"Idempotency-Key": "k" * 256}
+        )
+        wrong_method = await client.put("/v1/jobs", json={"kind": "bench.noop", "items": [1]})
         missing = await client.get("/v1/jobs/8b0e4f6e-41f6-4d35-9a55-25c1b8f3a0c1")
         not_a_uuid = await client.get("/v1/jobs/42")
 
@@ -57,6 +64,11 @@ async def test_bad_requests_get_a_4xx_with_a_json_body_naming_the_problem(intake
     assert bad_line.status_code == 422 and error(bad_line)["field"] == "line 3"
     assert bad_options.status_code == 422 and error(bad_options)["field"] == "options"
     assert too_many.status_code == 413 and error(too_many)["field"] == "items"
+    assert long_key.status_code == 422 and error(long_key) == {
+        "code": "invalid_request", "message": "String should have at most 255 characters",
+        "field": "header.Idempotency-Key",
+    }  # fmt: skip
+    assert wrong_method.status_code == 405 and "POST" in wrong_method.headers["Allow"]
     assert missing.status_code == 404 and error(missing)["code"] == "not_found"
     assert not_a_uuid.status_code == 422
 

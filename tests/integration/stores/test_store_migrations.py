@@ -39,3 +39,12 @@ async def test_running_migrations_again_applies_nothing(database_url):
         assert await _versions(pool) == first
     finally:
         await pool.close()
+
+
+async def test_backlog_payloads_are_not_compressed_with_pglz(db):
+    """lz4 where the server has it, else stored as they are (admissions wait on the compression)."""
+    row = await db.fetchrow(
+        """SELECT attcompression::text AS compression, attstorage::text AS storage FROM pg_attribute
+           WHERE attrelid = 'task_backlog'::regclass AND attname = 'payload'"""
+    )
+    assert (row["compression"], row["storage"]) in {("l", "x"), ("", "e")}, dict(row)

@@ -3,6 +3,7 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
+from services.intake.item_json import MAX_ITEM_DEPTH
 from services.intake.logic import Fingerprint
 from services.intake.spool import spool_ndjson
 from shared.errors import InvalidItem, InvalidJob, LimitExceeded
@@ -36,13 +37,16 @@ def _reject_negative(index, item):
     return item
 
 
-async def _spool(parts, *, validate=_accept_all, max_items=1000, max_line_bytes=4096, fingerprint=None):
+async def _spool(
+    parts, *, validate=_accept_all, max_items=1000, max_line_bytes=4096, max_item_bytes=2048, fingerprint=None
+):
     return await spool_ndjson(
         _chunks(parts),
         validate=validate,
         fingerprint=fingerprint or _fingerprint(),
         max_items=max_items,
         max_line_bytes=max_line_bytes,
+        max_item_bytes=max_item_bytes,
         memory_bytes=64,
     )
 
@@ -209,3 +213,57 @@ async def test_a_spool_larger_than_its_memory_budget_still_reads_back_every_item
     assert list(spool.items()) == items
     assert list(spool.items()) == items  # readable more than once
     spool.close()
+
+
+async def test_items_are_spooled_as_compact_json_in_their_own_key_order():
+    spool = await _spool([b'{"b": 1, "a": [1, 2]}\n{"a":1,"b":"\\u00e9"}\n{"a":1,"b":2}\r\n"x"\n'])
+    assert list(spool.encoded()) == [b'{"b":1,"a":[1,2]}', '{"a":1,"b":"é"}'.encode(), b'{"a":1,"b":2}', b'"x"']
+    spool.close()
+
+
+async def test_a_validator_that_changes_the_item_in_place_has_its_change_spooled():
+    def stamp(index, item):
+        item["seen"] = True
+        return item
+
+    spool = await _spool([b'{"a":1}\n'], validate=stamp)
+    assert list(spool.items()) == [{"a": 1, "seen": True}]
+    spool.close()
+
+
+async def test_the_item_size_limit_counts_the_items_compact_json_not_the_lines_spacing():
+    spool = await _spool([b'[ "' + b"x" * 200 + b'" ]\n'], max_item_bytes=204)  # compact: ["x…x"], 204 bytes
+    assert spool.count == 1
+    spool.close()
+    with pytest.raises(InvalidJob) as caught:
+        await _spool([b"1\n" + b'["' + b"x" * 201 + b'"]\n'], max_item_bytes=204)
+    assert caught.value.field == "line 2"
+    assert caught.value.reason == "line 2: item 1: larger than the 204-byte limit per item"
+
+
+async def test_an_item_nested_deeper_than_the_contracts_carry_is_refused_naming_its_line():
+    deepest = b"[" * MAX_ITEM_DEPTH + b"]" * MAX_ITEM_DEPTH
+    spool = await _spool([deepest + b"\n"])
+    assert spool.count == 1
+    spool.close()
+    with pytest.raises(InvalidJob) as caught:
+        await _spool([deepest + b"\n" + b"[" + deepest + b"]\n"])
+    assert caught.value.field == "line 2"
+    assert caught.value.reason == f"line 2: item 1: nested deeper than {MAX_ITEM_DEPTH} levels"
+
+
+async def test_problems_on_one_line_are_named_in_line_order():
+    upload = [b'1\n["' + b"x" * 300 + b'"]\n{bad\n']
+    with pytest.raises(InvalidJob) as caught:
+        await _spool(upload, max_item_bytes=256)
+    assert caught.value.field == "line 2"
+    with pytest.raises(LimitExceeded):
+        await _spool([b"1\n2\n{bad\n"], max_items=2)
+
+
+async def test_an_item_beyond_what_the_pipeline_can_store_is_not_spooled():
+    def beyond_64_bits(index, item):
+        return 2**64 + item
+
+    with pytest.raises(TypeError):
+        await _spool([b"1\n2\n"], validate=beyond_64_bits)

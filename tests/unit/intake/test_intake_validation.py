@@ -2,6 +2,7 @@ from contextlib import asynccontextmanager
 
 import pytest
 
+from services.intake.item_json import MAX_ITEM_DEPTH
 from services.intake.logic import resolve_kind, validate_item, validate_options
 from shared.errors import InvalidItem, InvalidJob, UnknownKind
 from shared.kinds import Kind
@@ -84,3 +85,14 @@ def test_options_the_kind_rejects_are_a_422_on_the_options_field():
 
 def test_a_kind_without_an_options_validator_takes_options_as_given():
     assert validate_options(WRAPPED, {"anything": [1, 2]}) == {"anything": [1, 2]}
+
+
+def test_an_item_nested_deeper_than_the_contracts_carry_is_refused_naming_its_position():
+    deepest = []
+    for _ in range(MAX_ITEM_DEPTH - 2):  # MAX_ITEM_DEPTH - 1 levels
+        deepest = [deepest]
+    assert validate_item(WRAPPED, 0, deepest, max_item_bytes=4096) == {"value": deepest}  # wrapped: MAX_ITEM_DEPTH
+    with pytest.raises(InvalidItem) as caught:
+        validate_item(WRAPPED, 3, [deepest], max_item_bytes=4096)
+    assert caught.value.field == "items[3]"
+    assert caught.value.reason == f"item 3: nested deeper than {MAX_ITEM_DEPTH} levels"
