@@ -11,7 +11,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.jobs import bench_item
 from bench.stack import TASK_PARTITIONS
-from services.intake.logic import split_into_batches
+from services.intake.batches import encode_batches
+from services.intake.item_json import encode_item
 from shared.config import KafkaSettings, PostgresSettings
 from shared.events import Priority
 from shared.postgres import open_pool
@@ -30,12 +31,12 @@ class Ceilings:
 def task_message(batch_size: int) -> bytes:
     """One tasks-topic message exactly as intake would publish it for bench items."""
     batch = next(
-        split_into_batches(
+        encode_batches(
             job_id=uuid.uuid4(), tenant="default", kind="bench.noop", options={}, priority=Priority.NORMAL,
-            items=[bench_item(i) for i in range(batch_size)], batch_size=batch_size,
+            items=[encode_item(bench_item(i)) for i in range(batch_size)], batch_size=batch_size,
         )
     )  # fmt: skip
-    return batch.model_dump_json().encode()
+    return batch.payload
 
 
 async def broker_ceiling(kafka: KafkaSettings, topic: str, items: int, batch_size: int) -> tuple[float, int]:
