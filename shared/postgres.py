@@ -68,6 +68,13 @@ async def _init_connection(connection: asyncpg.Connection) -> None:
     )
 
 
+async def _returned_as_is(connection: asyncpg.Connection) -> None:
+    """A released connection goes back to the pool without asyncpg's reset query (a round trip per release,
+    several per small job): pooled connections hold no session state. Session locks and LISTEN are held only
+    by the dispatcher, which resets its connection itself (``connection.reset()``) before giving it back, and
+    by connections of their own; an unfinished transaction is still rolled back by asyncpg."""
+
+
 async def open_pool(settings: PostgresSettings) -> asyncpg.Pool:
     try:
         return await asyncpg.create_pool(
@@ -76,6 +83,7 @@ async def open_pool(settings: PostgresSettings) -> asyncpg.Pool:
             max_size=settings.pool_max,
             command_timeout=settings.command_timeout_s,
             init=_init_connection,
+            reset=_returned_as_is,
         )
     except CONNECTION_ERRORS as exc:
         raise DatabaseUnavailable(f"{type(exc).__name__}: {exc}") from exc

@@ -10,6 +10,7 @@ import asyncpg
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
+from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
 from services.aggregator.changes import ChangeStep
@@ -29,7 +30,7 @@ from shared.stores.changes import ChangeStore
 from shared.stores.dead_letters import DeadLetterStore
 from shared.stores.results import ResultStore
 from shared.stores.webhooks import WebhookStore
-from shared.telemetry import make_tracer_provider
+from shared.telemetry import make_tracer_provider, tracing_enabled
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 10.0
@@ -52,9 +53,8 @@ def build_app(settings: AggregatorSettings) -> FastStream:
     runtime = Runtime()
     runtime.metrics.watch_lag(BrokerLag(broker).readings)
     register_handlers(broker, settings, runtime)
-    return FastStream(
-        broker, lifespan=lambda: _lifespan(settings, broker, runtime, tracer_provider.get_tracer("sluice.aggregator"))
-    )
+    tracer = tracer_provider.get_tracer("sluice.aggregator") if tracing_enabled(settings.otel) else None
+    return FastStream(broker, lifespan=lambda: _lifespan(settings, broker, runtime, tracer))
 
 
 def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime: Runtime) -> None:
@@ -111,7 +111,7 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
 
 @contextlib.asynccontextmanager
 async def _lifespan(
-    settings: AggregatorSettings, broker: KafkaBroker, runtime: Runtime, tracer: Tracer
+    settings: AggregatorSettings, broker: KafkaBroker, runtime: Runtime, tracer: Tracer | None
 ) -> AsyncIterator[None]:
     await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
     pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
@@ -128,7 +128,8 @@ async def _lifespan(
             ProgressThrottle(settings.progress_interval_s),
             write_attempts=settings.write_retry_attempts,
             changes=ChangeStep(ChangeStore(load_kinds())) if settings.detect_changes else None,
-            tracer=tracer,
+            tracer=tracer or trace.NoOpTracer(),
+            traced=tracer is not None,
             metrics=metrics,
         )
         webhook_store = WebhookStore(pool)

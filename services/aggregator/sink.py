@@ -58,6 +58,8 @@ class ResultSink:
     changes: ChangeStep | None = None
     """Change detection, run in the write's transaction (None: results are not compared)."""
     tracer: Tracer = field(default_factory=lambda: trace.get_tracer("sluice.aggregator"))
+    traced: bool = True
+    """False when no span is exported: no span per result message (each reads its message's trace context)."""
     metrics: SluiceMetrics | None = None
     job_links: JobSpanLinks = field(default_factory=JobSpanLinks)
 
@@ -91,7 +93,8 @@ class ResultSink:
                 job_roots[message.job_id] = root
             if (submitted := headers.get(SUBMITTED_AT_HEADER, "")).isdigit():
                 submitted_ms[id(message)] = int(submitted)
-            message_spans.append(self._message_span(message, headers))
+            if self.traced:
+                message_spans.append(self._message_span(message, headers))
         if not batches and not cancels:
             await self.window.flush()
             return

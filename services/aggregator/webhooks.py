@@ -23,7 +23,7 @@ from shared.config import WebhookSettings
 from shared.events import decode, job_event
 from shared.kinds.web_page.guard import AllowList, addresses_to_judge
 from shared.metrics import SluiceMetrics
-from shared.stores.webhooks import DueDelivery, WebhookStore
+from shared.stores.webhooks import DueDelivery, TerminalEvent, WebhookStore
 from shared.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TERMINAL_EVENT_TYPES, retry_delay_s
 from shared.webhooks import signature as sign
 
@@ -42,6 +42,7 @@ class WebhookEnqueuer:
     async def handle(self, records: Sequence[ConsumerRecord]) -> None:
         """Enqueue the poll's terminal events; an undecodable job event is logged and skipped (it is ours, from
         the aggregator itself, and the job's status in Postgres stays the truth)."""
+        terminal = []
         for record in records:
             try:
                 event = decode(job_event, record.value, "job event")
@@ -49,7 +50,8 @@ class WebhookEnqueuer:
                 log.warning("skipped a job event at %s[%d]@%d: %s", record.topic, record.partition, record.offset, exc)
                 continue
             if event.type in TERMINAL_EVENT_TYPES:
-                await self.store.enqueue(event.event_id, event.job_id, event.type, event.model_dump(mode="json"))
+                terminal.append(TerminalEvent(event.event_id, event.job_id, event.type, event.model_dump(mode="json")))
+        await self.store.enqueue(terminal)
 
 
 @dataclass

@@ -34,7 +34,7 @@ from shared.redis import CancellationFlags, open_redis
 from shared.stores.admission import AdmissionStore
 from shared.stores.jobs import JobStore
 from shared.stores.tenants import TenantStore
-from shared.telemetry import make_tracer_provider
+from shared.telemetry import make_tracer_provider, tracing_enabled
 from shared.tenant_plans import TenantPlans
 
 log = logging.getLogger(__name__)
@@ -52,8 +52,10 @@ def build_app(settings: IntakeSettings) -> FastAPI:
     app.include_router(watches.router)
     app.include_router(live_api.router)
     app.include_router(dashboard.router)
-    app.state.tracer = tracer_provider.get_tracer("sluice.intake")
-    app.add_middleware(HttpTracing, tracer=app.state.tracer)
+    traced = tracing_enabled(settings.otel)
+    app.state.tracer = tracer_provider.get_tracer("sluice.intake") if traced else None
+    if traced:  # the request's span is the job's root span; with nothing exported it would only cost
+        app.add_middleware(HttpTracing, tracer=app.state.tracer)
 
     @app.get("/metrics", include_in_schema=False)
     async def prometheus_metrics() -> Response:

@@ -78,7 +78,9 @@ class Dispatcher:
                             await self._lead(connection)
                         finally:
                             if not connection.is_closed():
-                                await connection.execute("SELECT pg_advisory_unlock($1)", LEADER_LOCK_ID)
+                                # The pool does not reset what a connection holds (shared/postgres.py): the
+                                # leader lock and the LISTEN go here, or the connection is not given back.
+                                await connection.reset()
             except (asyncpg.PostgresError, DependencyUnavailable, *CONNECTION_ERRORS) as exc:
                 log.warning("dispatcher stepped down, retrying in %.1fs: %s: %s",
                             self.settings.leader_retry_s, type(exc).__name__, exc)  # fmt: skip
@@ -97,22 +99,18 @@ class Dispatcher:
         def on_change(*_: object) -> None:
             changed.set()
 
-        await connection.add_listener(BACKLOG_CHANNEL, on_change)
-        try:
-            due = 0.0
-            while True:
-                changed.clear()  # before looking: a change made while we look wakes the next wait at once
-                if time.monotonic() >= due:
-                    await self._housekeep(connection)
-                    due = time.monotonic() + self.settings.housekeeping_interval_s
-                if not await self._release(connection, fair):
-                    pause = min(self.settings.tick_s, max(due - time.monotonic(), 0.0))
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(pause):
-                            await changed.wait()
-        finally:
-            if not connection.is_closed():
-                await connection.remove_listener(BACKLOG_CHANNEL, on_change)
+        await connection.add_listener(BACKLOG_CHANNEL, on_change)  # until run_forever resets the connection
+        due = 0.0
+        while True:
+            changed.clear()  # before looking: a change made while we look wakes the next wait at once
+            if time.monotonic() >= due:
+                await self._housekeep(connection)
+                due = time.monotonic() + self.settings.housekeeping_interval_s
+            if not await self._release(connection, fair):
+                pause = min(self.settings.tick_s, max(due - time.monotonic(), 0.0))
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await changed.wait()
 
     async def _release(self, connection: asyncpg.Connection, fair: FairShare) -> int:
         """One tick: 1. count the backlog; 2. allocate; 3. read the granted batches; 4. publish them and wait

@@ -1,5 +1,6 @@
 """WebhookStore: the only code that knows the webhook_deliveries and webhook_attempts SQL."""
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -7,6 +8,16 @@ from uuid import UUID
 
 import asyncpg
 from pydantic import JsonValue
+
+
+@dataclass(frozen=True)
+class TerminalEvent:
+    """A job's terminal event, to be delivered to the job's callback_url if it has one."""
+
+    event_id: UUID
+    job_id: UUID
+    event_type: str
+    payload: JsonValue
 
 
 @dataclass(frozen=True)
@@ -24,15 +35,21 @@ class WebhookStore:
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
-    async def enqueue(self, event_id: UUID, job_id: UUID, event_type: str, payload: JsonValue) -> bool:
-        """A delivery for the job's callback_url, once per event; False when the job has no callback_url."""
+    async def enqueue(self, events: Sequence[TerminalEvent]) -> int:
+        """A delivery for each event's job that has a callback_url, once per event (one statement for a poll of
+        events); returns how many were added (a redelivered event or a job without callback adds none)."""
+        if not events:
+            return 0
         status = await self._pool.execute(
             """INSERT INTO webhook_deliveries (event_id, job_id, url, event_type, payload)
-               SELECT $1, job_id, callback_url, $3, $4 FROM jobs WHERE job_id = $2 AND callback_url IS NOT NULL
+               SELECT e.event_id, j.job_id, j.callback_url, e.event_type, e.payload
+               FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::jsonb[]) AS e(event_id, job_id, event_type, payload)
+               JOIN jobs j ON j.job_id = e.job_id AND j.callback_url IS NOT NULL
                ON CONFLICT (event_id) DO NOTHING""",
-            event_id, job_id, event_type, payload,
+            [e.event_id for e in events], [e.job_id for e in events], [e.event_type for e in events],
+            [e.payload for e in events],
         )  # fmt: skip
-        return status.endswith(" 1")
+        return int(status.split()[-1])
 
     async def claim_due(self, limit: int, lease_s: float) -> list[DueDelivery]:
         """Due deliveries, leased for ``lease_s`` so another aggregator replica does not send them meanwhile."""

@@ -9,7 +9,7 @@ import httpx
 from services.aggregator.webhooks import WebhookDispatcher
 from shared.config import WebhookSettings
 from shared.stores.jobs import JobStore
-from shared.stores.webhooks import WebhookStore
+from shared.stores.webhooks import TerminalEvent, WebhookStore
 from tests.integration.stores.conftest import new_job
 from tests.support.webhook_receiver import receiving_webhooks
 
@@ -31,18 +31,20 @@ async def test_an_event_is_enqueued_once_and_only_for_a_job_with_a_callback_url(
     store = WebhookStore(db)
     with_callback = await _job_with_callback(db, "http://127.0.0.1:9/hook")
     without = await _job_with_callback(db, None)
-    event_id = uuid4()
-    assert await store.enqueue(event_id, with_callback.job_id, "job.completed", {"n": 1})
-    assert not await store.enqueue(event_id, with_callback.job_id, "job.completed", {"n": 1}), "redelivered event"
-    assert not await store.enqueue(uuid4(), without.job_id, "job.completed", {"n": 1})
-    assert [d["event_type"] for d in await store.for_job(with_callback.job_id)] == ["job.completed"]
+    event = TerminalEvent(uuid4(), with_callback.job_id, "job.completed", {"n": 1})
+    assert await store.enqueue([event, TerminalEvent(uuid4(), without.job_id, "job.completed", {"n": 2})]) == 1
+    assert await store.enqueue([event]) == 0, "redelivered event"
+    assert [(d["event_id"], d["event_type"]) for d in await store.for_job(with_callback.job_id)] == [
+        (str(event.event_id), "job.completed")
+    ]
+    assert await store.for_job(without.job_id) == []
 
 
 async def test_a_callback_to_a_non_public_address_is_refused_once_and_never_sent(db: asyncpg.Pool) -> None:
     store = WebhookStore(db)
     with receiving_webhooks(answers=[]) as hooks:
         job = await _job_with_callback(db, hooks.url)
-        await store.enqueue(uuid4(), job.job_id, "job.completed", {"n": 1})
+        await store.enqueue([TerminalEvent(uuid4(), job.job_id, "job.completed", {"n": 1})])
         dispatcher = WebhookDispatcher(store, WebhookSettings(secret="k", base_delay_s=0.001))
         await _drain(dispatcher, store, rounds=3)
         assert hooks.received() == []
@@ -55,7 +57,7 @@ async def test_a_callback_that_keeps_failing_ends_failed_after_max_attempts(db: 
     store = WebhookStore(db)
     with receiving_webhooks(answers=[500] * 10) as hooks:
         job = await _job_with_callback(db, hooks.url)
-        await store.enqueue(uuid4(), job.job_id, "job.failed", {"n": 1})
+        await store.enqueue([TerminalEvent(uuid4(), job.job_id, "job.failed", {"n": 1})])
         settings = WebhookSettings(secret="k", max_attempts=3, base_delay_s=0.001, allow_networks=["127.0.0.0/8"])
         await _drain(WebhookDispatcher(store, settings), store, rounds=5)
         assert len(hooks.received()) == 3
@@ -68,7 +70,7 @@ async def test_without_a_secret_nothing_is_sent_and_the_delivery_says_why(db: as
     store = WebhookStore(db)
     with receiving_webhooks(answers=[]) as hooks:
         job = await _job_with_callback(db, hooks.url)
-        await store.enqueue(uuid4(), job.job_id, "job.completed", {"n": 1})
+        await store.enqueue([TerminalEvent(uuid4(), job.job_id, "job.completed", {"n": 1})])
         await _drain(WebhookDispatcher(store, WebhookSettings(allow_networks=["127.0.0.0/8"])), store, rounds=2)
         assert hooks.received() == []
     [delivery] = await store.for_job(job.job_id)
