@@ -5,6 +5,7 @@ its front-door consume span). Consumers link to it, so a batch processed in a po
 the job it belongs to. ``sluice-submitted-at`` (epoch ms) rides along for the end-to-end latency metric.
 """
 
+import secrets
 from collections.abc import Iterable, Mapping, Sequence
 from urllib.parse import urlsplit
 
@@ -45,11 +46,19 @@ def current_traceparent() -> str | None:
     return carrier.get("traceparent")
 
 
+def untraced_root() -> str:
+    """A traceparent for a job accepted with tracing off: fresh ids, not sampled. It gives the job one trace id
+    on every hop (dead letters and log lines carry it) at the cost of two random numbers."""
+    return f"00-{secrets.randbits(128) or 1:032x}-{secrets.randbits(64) or 1:016x}-00"
+
+
 def parent_context(headers: Mapping[str, str]) -> Context | None:
-    """The producer's span context from a message's ``traceparent`` header, if it has one."""
-    if "traceparent" not in headers:
+    """The producer's span context from a message's ``traceparent`` header (tracing on), else the job's root
+    span (``JOB_TRACE_HEADER``), if the message has either."""
+    traceparent = headers.get("traceparent") or headers.get(JOB_TRACE_HEADER)
+    if not traceparent:
         return None
-    context = _PROPAGATOR.extract(headers)
+    context = _PROPAGATOR.extract({"traceparent": traceparent})
     return context if trace.get_current_span(context).get_span_context().is_valid else None
 
 

@@ -19,7 +19,7 @@ from shared.events import JobStatus, Priority
 from shared.stores.admission import AdmissionStore, BacklogRow
 from shared.stores.jobs import AlreadyExists, JobRecord, NewJob
 from shared.tenant_plans import TenantPlans
-from shared.tracing import JOB_TRACE_HEADER, SUBMITTED_AT_HEADER, current_traceparent
+from shared.tracing import JOB_TRACE_HEADER, SUBMITTED_AT_HEADER, current_traceparent, untraced_root
 
 
 @dataclass(frozen=True)
@@ -123,9 +123,7 @@ class JobAcceptor:
 
 
 def _task_headers() -> bytes:
-    """The headers every batch of the job is published with: its submit time and, when traced, its root span
-    (the span accepting the job)."""
-    headers = {SUBMITTED_AT_HEADER: str(time.time_ns() // 1_000_000)}
-    if root := current_traceparent():
-        headers[JOB_TRACE_HEADER] = root
-    return orjson.dumps(headers)
+    """The headers every batch of the job is published with: its submit time and its root span (the span
+    accepting the job; with tracing off, an unsampled root that only gives the job its trace id)."""
+    root = current_traceparent() or untraced_root()
+    return orjson.dumps({SUBMITTED_AT_HEADER: str(time.time_ns() // 1_000_000), JOB_TRACE_HEADER: root})

@@ -44,11 +44,12 @@ async def return_credits(connection: asyncpg.Connection, batches: Sequence[tuple
     or not marked released yet, goes too."""
     if batches:
         await connection.execute(
-            """DELETE FROM task_backlog b USING unnest($1::uuid[], $2::int[]) AS r(job_id, batch_index)
-               WHERE b.job_id = r.job_id AND b.batch_index = r.batch_index""",
-            [job_id for job_id, _ in batches], [index for _, index in batches],
+            """WITH returned AS (
+                   DELETE FROM task_backlog b USING unnest($1::uuid[], $2::int[]) AS r(job_id, batch_index)
+                   WHERE b.job_id = r.job_id AND b.batch_index = r.batch_index)
+               SELECT pg_notify($3, '')""",
+            [job_id for job_id, _ in batches], [index for _, index in batches], BACKLOG_CHANNEL,
         )  # fmt: skip
-        await signal_backlog_changed(connection)
 
 
 class BacklogStore:

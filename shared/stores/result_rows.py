@@ -18,7 +18,6 @@ from shared.wire import WireBatchProcessed
 COLUMNS = (
     "job_id", "item_index", "status", "input", "output", "error", "error_type", "attempts", "duration_ms", "generation",
 )  # fmt: skip
-_GENERATION = COLUMNS.index("generation")
 _STATUS = COLUMNS.index("status")
 _INCOMING_TABLE = """CREATE TEMP TABLE IF NOT EXISTS incoming_results (
     job_id uuid, item_index integer, status text, input jsonb, output jsonb,
@@ -55,6 +54,11 @@ were inserted or replaced and how each counter moves (a replaced row leaves its 
 Row = tuple[object, ...]
 
 
+class NotAFirstDelivery(Exception):
+    """A write's rows cannot be COPYed as they are (one is stored already, comes twice, or has no job): its
+    transaction is rolled back and the write is made again through ``upsert``."""
+
+
 @dataclass(frozen=True)
 class Tally:
     """What one write stored of one job's results, and how its counters move."""
@@ -80,16 +84,13 @@ def rows_of(batches: Iterable[WireBatchProcessed], known_jobs: set[UUID]) -> lis
     ]  # fmt: skip
 
 
-async def insert_new(connection: asyncpg.Connection, rows: Sequence[Row]) -> list[Tally] | None:
-    """COPY the rows straight into item_results, under a savepoint; None (nothing stored) if any of them is
-    stored already, may replace one, or comes twice, so the caller upserts instead. Call inside a transaction."""
-    if any(row[_GENERATION] for row in rows):
-        return None  # a redriven item's later generation is meant to replace its failed row
+async def insert_new(connection: asyncpg.Connection, rows: Sequence[Row]) -> list[Tally]:
+    """COPY the rows straight into item_results and count them. Raises _NotAFirstDelivery (the transaction is
+    then unusable and must be rolled back) if any of them is stored already or comes twice."""
     try:
-        async with connection.transaction():
-            await connection.copy_records_to_table("item_results", records=rows, columns=COLUMNS)
-    except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError):
-        return None
+        await connection.copy_records_to_table("item_results", records=rows, columns=COLUMNS)
+    except (asyncpg.UniqueViolationError, asyncpg.DeadlockDetectedError) as exc:
+        raise NotAFirstDelivery from exc
     counts: dict[UUID, dict[str, int]] = {}
     for row in rows:
         per_status = counts.setdefault(row[0], {})  # type: ignore[arg-type]
