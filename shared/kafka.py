@@ -3,9 +3,9 @@
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -81,6 +81,12 @@ def make_broker(settings: KafkaSettings, *, client_id: str, tracer_provider: Tra
 def raw_producer(broker: KafkaBroker) -> AIOKafkaProducer:
     """The connected broker's own aiokafka producer (FastStream 0.7 keeps it two attributes down)."""
     return broker._producer._producer.producer  # type: ignore[attr-defined,no-any-return]
+
+
+def polled_records(broker: KafkaBroker) -> Sequence[ConsumerRecord]:
+    """The records of the poll a batch subscriber's handler is running for, from the broker's context. Taken as a
+    ``KafkaMessage`` parameter instead, FastStream resolves them in a worker thread on every poll."""
+    return broker.context.get_local("message").raw_message  # type: ignore[no-any-return]
 
 
 async def undecoded(message: object) -> None:

@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 import asyncpg
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 from opentelemetry.trace import Tracer
 
@@ -19,7 +18,7 @@ from services.aggregator.logic import ProgressThrottle
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.sink import ResultSink
 from services.aggregator.webhooks import WebhookDispatcher, WebhookEnqueuer
-from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, undecoded
+from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, polled_records, undecoded
 from shared.kinds import load_kinds
 from shared.lag import BrokerLag
 from shared.metrics import SluiceMetrics
@@ -73,9 +72,9 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
         decoder=undecoded,
         **group_options(settings.kafka, on_items_path=True),
     )
-    async def on_results(message: KafkaMessage) -> None:
+    async def on_results() -> None:
         assert runtime.sink is not None
-        await runtime.sink.handle(message.raw_message)
+        await runtime.sink.handle(polled_records(broker))
 
     @broker.subscriber(
         settings.kafka.topics.tasks_dlq,
@@ -89,9 +88,9 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
         ack_policy=AckPolicy.NACK_ON_ERROR,
         **group_options(settings.kafka),
     )
-    async def on_dead_letters(message: KafkaMessage) -> None:
+    async def on_dead_letters() -> None:
         assert runtime.dead_letters is not None
-        await runtime.dead_letters.handle(message.raw_message)
+        await runtime.dead_letters.handle(polled_records(broker))
 
     @broker.subscriber(
         settings.kafka.topics.job_events,
@@ -104,9 +103,9 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
         ack_policy=AckPolicy.NACK_ON_ERROR,
         **group_options(settings.kafka),
     )
-    async def on_job_events(message: KafkaMessage) -> None:
+    async def on_job_events() -> None:
         assert runtime.webhooks is not None
-        await runtime.webhooks.handle(message.raw_message)
+        await runtime.webhooks.handle(polled_records(broker))
 
 
 @contextlib.asynccontextmanager

@@ -12,7 +12,6 @@ from uuid import UUID
 from aiokafka import ConsumerRecord
 from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
 from redis.exceptions import RedisError
@@ -36,7 +35,7 @@ from shared.failures import (
     parse_retry_overrides,
     parse_timeout_overrides,
 )
-from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, undecoded
+from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, polled_records, undecoded
 from shared.kinds import load_kinds
 from shared.lag import BrokerLag
 from shared.metrics import SluiceMetrics
@@ -260,9 +259,9 @@ def subscribe(
         decoder=undecoded,
         **group_options(settings.kafka, on_items_path=tier_s is None),
     )
-    async def on_task_batches(message: KafkaMessage) -> None:
+    async def on_task_batches() -> None:
         assert runtime.work is not None
-        await runtime.work.handle(message.raw_message, runtime.windows[topic], tier_s)
+        await runtime.work.handle(polled_records(broker), runtime.windows[topic], tier_s)
 
 
 @contextlib.asynccontextmanager
