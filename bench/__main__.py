@@ -71,9 +71,10 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
                 )
             finally:
                 await lean.close()
-            say(f"scenario 3: bench.cpu {config.cpu_items:,} items with 1, then 2 processors ...")
+            say(f"scenario 3: bench.cpu {config.cpu_items:,} items with 1, then 2 processors "
+                f"({config.cpu_repeats} runs each) ...")  # fmt: skip
             scale_out = await scenarios.scale_out(
-                stack, client, pool, config.cpu_items, config.cpu_rounds, config.timeout_s
+                stack, client, pool, config.cpu_items, config.cpu_rounds, config.timeout_s, config.cpu_repeats
             )
     finally:
         await pool.close()

@@ -74,8 +74,9 @@ def table(results: dict[str, Any]) -> str:
         ("", "item e2e p50 / p95 / p99",
          f"{lat['e2e_p50_ms']:.0f} / {lat['e2e_p95_ms']:.0f} / {lat['e2e_p99_ms']:.0f} ms"),
         ("", "intake request p50 / p99", f"{lat['intake_p50_ms']:.0f} / {lat['intake_p99_ms']:.0f} ms"),
-        ("3 scale-out", f"bench.cpu {s['items']:,} items × {s['rounds']} rounds",
+        ("3 scale-out", f"bench.cpu {s['items']:,} items × {s['rounds']} rounds, median",
          f"{s['one_processor_s']:.2f} s → {s['two_processors_s']:.2f} s"),
+        ("", "runs: 1 processor / 2 processors", _runs(s)),
         ("", "speedup with 2 processors", f"{s['speedup']:.2f}×"),
     ]  # fmt: skip
     for i, (name, mb) in enumerate(sorted(t["rss_mb"].items())):
@@ -90,6 +91,12 @@ def table(results: dict[str, Any]) -> str:
     ]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c_:>{widths[2]}}" for a, b, c_ in rows)
+
+
+def _runs(scale_out: dict[str, Any]) -> str:
+    one = ", ".join(f"{t:.2f}" for t in scale_out.get("one_processor_runs", []))
+    two = ", ".join(f"{t:.2f}" for t in scale_out.get("two_processors_runs", []))
+    return f"{one} / {two} s"
 
 
 def save(results: dict[str, Any], directory: Path) -> Path:

@@ -3,6 +3,7 @@
 import asyncio
 import time
 from dataclasses import dataclass
+from statistics import median
 
 import asyncpg
 import httpx
@@ -105,10 +106,13 @@ class ScaleOut:
     items: int
     rounds: int
     one_processor_s: float
+    """Median of the runs with one processor."""
     two_processors_s: float
     speedup: float
     processor_cpu_s: dict[str, float]
-    """CPU time each processor used during the two-processor run: how evenly the work was split."""
+    """CPU time each processor used during the two-processor runs: how evenly the work was split."""
+    one_processor_runs: list[float]
+    two_processors_runs: list[float]
 
 
 async def _cpu_job(client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, rounds: int, timeout: float) -> float:
@@ -118,12 +122,20 @@ async def _cpu_job(client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, ro
 
 
 async def scale_out(
-    stack: BenchStack, client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, rounds: int, timeout: float
+    stack: BenchStack,
+    client: httpx.AsyncClient,
+    pool: asyncpg.Pool,
+    items: int,
+    rounds: int,
+    timeout: float,
+    repeats: int = 3,
 ) -> ScaleOut:
-    """The same bench.cpu job with the one processor, then after a second processor has joined the group."""
-    one = await _cpu_job(client, pool, items, rounds, timeout)
+    """The same bench.cpu job ``repeats`` times with the one processor, then as often once a second processor has
+    joined the group; the speedup compares the medians."""
+    one = [round(await _cpu_job(client, pool, items, rounds, timeout), 3) for _ in range(repeats)]
     second = stack.start_service("processor")
     await stack.settled(["processor", second])
     with RssSampler({label: stack.pids()[label] for label in ("processor", second)}) as sampler:
-        two = await _cpu_job(client, pool, items, rounds, timeout)
-    return ScaleOut(items, rounds, round(one, 3), round(two, 3), round(one / two, 2), sampler.cpu_s)
+        two = [round(await _cpu_job(client, pool, items, rounds, timeout), 3) for _ in range(repeats)]
+    one_s, two_s = median(one), median(two)
+    return ScaleOut(items, rounds, one_s, two_s, round(one_s / two_s, 2), sampler.cpu_s, one, two)

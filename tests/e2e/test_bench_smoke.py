@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 SMOKE_ARGS = [
     "--items", "20000", "--warmup-items", "1000",
     "--latency-s", "2", "--latency-items-per-s", "300", "--latency-job-items", "10",
-    "--cpu-items", "240", "--cpu-rounds", "200",
+    "--cpu-items", "240", "--cpu-rounds", "200", "--cpu-repeats", "2",
 ]  # fmt: skip
 
 
@@ -38,6 +38,8 @@ def test_a_small_bench_run_ends_with_the_summary_line_and_every_item_stored(
     assert results["throughput"]["items"] == 20000  # the run itself fails unless every row is stored
     assert results["latency"]["items"] == results["latency"]["jobs"] * 10
     assert results["summary"] == summary
+    scale_out = results["scale_out"]
+    assert (len(scale_out["one_processor_runs"]), len(scale_out["two_processors_runs"])) == (2, 2)
     assert results["machine"]["cpus"] >= 1
 
 
