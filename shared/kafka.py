@@ -95,7 +95,7 @@ async def undecoded(message: object) -> None:
     return None
 
 
-IDLE_FETCH_WAIT_MS = 500
+IDLE_FETCH_WAIT_MS = 1000
 """How long a fetch of a consumer off the items' path (retry tiers, dead letters, webhooks) waits for data."""
 
 

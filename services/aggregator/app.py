@@ -18,6 +18,7 @@ from services.aggregator.logic import ProgressThrottle
 from services.aggregator.settings import AggregatorSettings
 from services.aggregator.sink import ResultSink
 from services.aggregator.webhooks import WebhookDispatcher, WebhookEnqueuer
+from shared.heap import freeze_startup_objects
 from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, polled_records, undecoded
 from shared.kinds import load_kinds
 from shared.lag import BrokerLag
@@ -139,6 +140,7 @@ async def _lifespan(
         runtime.tasks.append(asyncio.create_task(dispatcher.run_forever()))
         checks = {"kafka": lambda: broker.ping(timeout=2), "postgres": lambda: _postgres_ok(pool)}
         async with serving_ops(settings.metrics_host, settings.metrics_port, metrics, checks):
+            freeze_startup_objects()
             yield
     finally:
         for task in runtime.tasks:

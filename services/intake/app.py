@@ -24,6 +24,7 @@ from services.intake.rate_limit import RateLimiter
 from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
 from services.intake.submit_lane import install_submit_lane
+from shared.heap import freeze_startup_objects
 from shared.kafka import ensure_topics, group_options, make_broker
 from shared.kinds import load_kinds
 from shared.metrics import SluiceMetrics
@@ -129,6 +130,7 @@ async def _lifespan(
             )  # fmt: skip
             dispatching = asyncio.create_task(dispatcher.run_forever())
         log.info("intake ready on %s:%d (kinds: %s)", settings.host, settings.port, ", ".join(sorted(kinds)))
+        freeze_startup_objects()
         yield
     finally:
         for task in (dispatching, listening):

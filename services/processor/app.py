@@ -35,6 +35,7 @@ from shared.failures import (
     parse_retry_overrides,
     parse_timeout_overrides,
 )
+from shared.heap import freeze_startup_objects
 from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, polled_records, undecoded
 from shared.kinds import load_kinds
 from shared.lag import BrokerLag
@@ -287,6 +288,7 @@ async def _lifespan(
             runtime.windows[topic] = SendWindow(broker, settings.kafka.publish_window)
         runtime.work = BatchWork(runner, CancellationFlags(redis_client), settings, tracer, runtime.metrics)
         async with serving_ops(settings.metrics_host, settings.metrics_port, runtime.metrics, checks):
+            freeze_startup_objects()
             yield
     finally:
         await runner.close()

@@ -15,6 +15,7 @@ from services.scheduler.app_rescans import TriggerSlot, register_trigger_handler
 from services.scheduler.logic import SweepPolicy, retention_cutoff, sweep_summary
 from services.scheduler.settings import SchedulerSettings
 from shared.events import utc_now
+from shared.heap import freeze_startup_objects
 from shared.kafka import ensure_topics, make_broker
 from shared.metrics import SluiceMetrics
 from shared.ops_server import serving_ops
@@ -91,6 +92,7 @@ async def _lifespan(settings: SchedulerSettings, broker: KafkaBroker, triggers: 
         )  # fmt: skip
         checks = {"kafka": lambda: broker.ping(timeout=2), "postgres": lambda: _postgres_ok(pool)}
         async with serving_ops(settings.metrics_host, settings.metrics_port, metrics, checks):
+            freeze_startup_objects()
             yield
     finally:
         for task in (sweeps, rescans):
