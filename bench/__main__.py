@@ -17,7 +17,7 @@ from bench import ceilings, scenarios
 from bench.config import BenchConfig, parse_config
 from bench.http import LeanClient
 from bench.measure import service_name
-from bench.report import machine_info, save, summary, table
+from bench.report import cpu_speed_us, cpu_steal_pct, cpu_times, machine_info, save, summary, table
 from bench.stack import BenchStack, bench_stack
 from services.intake.settings import IntakeSettings
 from shared.config import KafkaSettings, PostgresSettings
@@ -115,7 +115,10 @@ def main(argv: list[str] | None = None) -> int:
     with bench_stack(config.data_dir, os.environ, log_path) as stack:
         say(f"stack up: intake {stack.intake_url}, embedded: {', '.join(sorted(stack.embedded)) or 'none'}")
         machine = machine_info(stack.embedded)
+        before = cpu_times()
         results = uvloop.run(run_all(stack, config))
+        machine["cpu_steal_pct"] = cpu_steal_pct(before, cpu_times())
+        machine["sha256_us_after"] = cpu_speed_us()
     results["machine"] = machine
     results["summary"] = summary(results)
     path = save(results, config.results_dir)

@@ -1,5 +1,6 @@
 """What a run reports: the summary line's exact keys, a table for humans, and the saved results file."""
 
+import hashlib
 import json
 import math
 import os
@@ -48,7 +49,32 @@ def machine_info(embedded: frozenset[str]) -> dict[str, Any]:
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "embedded": sorted(embedded),
         "commit": _git_commit(),
+        "sha256_us": cpu_speed_us(),
     }
+
+
+def cpu_speed_us(rounds: int = 200_000) -> float:
+    """µs per SHA-256 of 32 bytes in a Python loop: a yardstick of the core's speed at run time (on a shared VM it
+    halves and doubles over hours, and every number here moves with it)."""
+    digest, started = b"\0" * 32, time.perf_counter()
+    for _ in range(rounds):
+        digest = hashlib.sha256(digest).digest()
+    return round((time.perf_counter() - started) * 1e6 / rounds, 3)
+
+
+def cpu_steal_pct(before: list[int], after: list[int]) -> float:
+    """Share of CPU time the hypervisor gave to other guests between two /proc/stat readings (cpu_times())."""
+    deltas = [b - a for a, b in zip(before, after, strict=True)]
+    return round(100 * deltas[7] / max(sum(deltas), 1), 1) if len(deltas) > 7 else 0.0
+
+
+def cpu_times() -> list[int]:
+    """The machine's CPU counters from /proc/stat (empty where there is none)."""
+    try:
+        with open("/proc/stat", encoding="ascii") as stat:
+            return [int(value) for value in stat.readline().split()[1:]]
+    except OSError:
+        return []
 
 
 def _git_commit() -> str:
@@ -84,11 +110,15 @@ def table(results: dict[str, Any]) -> str:
         rows.append(("4 peak RSS" if i == 0 else "", sizes, f"{w['rss_mb'].get(name, 0):.0f} → {mb:.0f} MB"))
     for i, (name, us) in enumerate(sorted(t["cpu_us_per_item"].items())):
         rows.append(("  CPU per item" if i == 0 else "", f"{name} (scenario 1)", f"{us:.1f} µs"))
+    m = results.get("machine", {})
     rows += [
         ("5 ceilings", "aiokafka produce + consume", f"{c['broker_items_per_s']:,.0f} items/s"),
         ("", "PostgreSQL COPY of result rows", f"{c['pg_rows_per_s']:,.0f} rows/s"),
         ("", "ratio to the lower ceiling", f"{results['summary']['ratio_to_ceiling']:.3f}"),
-    ]
+        ("machine", "µs per SHA-256, before / after the run",
+         f"{m.get('sha256_us', 0):.2f} / {m.get('sha256_us_after', 0):.2f}"),
+        ("", "CPU stolen by the hypervisor during the run", f"{m.get('cpu_steal_pct', 0):.1f} %"),
+    ]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c_:>{widths[2]}}" for a, b, c_ in rows)
 
