@@ -16,7 +16,7 @@ from pydantic import JsonValue
 from bench import ceilings, scenarios
 from bench.config import BenchConfig, parse_config
 from bench.http import LeanClient
-from bench.measure import service_name
+from bench.measure import machine_quiet, service_name
 from bench.report import cpu_speed_us, cpu_steal_pct, cpu_times, machine_info, save, summary, table
 from bench.stack import BenchStack, bench_stack
 from services.intake.settings import IntakeSettings
@@ -61,6 +61,7 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
             warmup = await scenarios.throughput(stack, client, pool, config.warmup_items, config.timeout_s)
             say(f"scenario 1: {config.items:,} bench.noop items ...")
             throughput = await scenarios.throughput(stack, client, pool, config.items, config.timeout_s)
+            latency_waited_s = await machine_quiet(timeout_s=config.quiet_timeout_s)
             say(f"scenario 2: {config.latency_job_items}-item jobs at {config.latency_items_per_s:,} items/s "
                 f"for {config.latency_s:g} s ...")  # fmt: skip
             url = httpx.URL(stack.intake_url)
@@ -71,6 +72,7 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
                 )
             finally:
                 await lean.close()
+            settled_s = await machine_quiet(timeout_s=config.quiet_timeout_s)
             say(f"scenario 3: bench.cpu {config.cpu_items:,} items with 1, then 2 processors "
                 f"({config.cpu_repeats} runs each) ...")  # fmt: skip
             scale_out = await scenarios.scale_out(
@@ -88,8 +90,8 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
         },
         "warmup": _by_service(asdict(warmup)),
         "throughput": _by_service(asdict(throughput)),
-        "latency": asdict(latency),
-        "scale_out": asdict(scale_out),
+        "latency": {**asdict(latency), "waited_for_quiet_s": latency_waited_s},
+        "scale_out": {**asdict(scale_out), "waited_for_quiet_s": settled_s},
     }
     return results
 

@@ -22,6 +22,9 @@ class BenchConfig:
     cpu_repeats: int = 3
     """Scenario 3 runs the job this many times with each number of processors and compares the medians: the
     per-core speed of a shared VM swings from one run to the next."""
+    quiet_timeout_s: float = 120.0
+    """Scenarios 2 and 3 start once the machine has been quiet for 3 s (what scenario 1 left running, such as
+    PostgreSQL's autovacuum, is done), or after this long."""
     timeout_s: float = 600.0
     """Give up on any one job after this long."""
     results_dir: Path = Path("bench/results")

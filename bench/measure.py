@@ -1,7 +1,9 @@
 """Pure statistics and process sampling: percentiles, peak RSS and CPU time per service process."""
 
+import asyncio
 import math
 import threading
+import time
 from collections.abc import Mapping, Sequence
 
 import psutil
@@ -70,3 +72,18 @@ class RssSampler:
             except psutil.Error:
                 continue  # it exited; the run reports the failure elsewhere
             self.peaks_mb[label] = max(self.peaks_mb[label], round(rss, 1))
+
+
+async def machine_quiet(busy_below_pct: float = 40.0, seconds: int = 3, timeout_s: float = 120.0) -> float:
+    """Wait until the whole machine has used less than ``busy_below_pct`` % of one core for ``seconds`` seconds
+    in a row (what the scenarios before left running, e.g. PostgreSQL's autovacuum of a million fresh rows, is
+    done); returns the seconds waited. Gives up quietly after ``timeout_s``: the run then says so in its
+    numbers, not by failing."""
+    started = time.monotonic()
+    quiet = 0
+    psutil.cpu_percent()
+    while quiet < seconds and time.monotonic() - started < timeout_s:
+        await asyncio.sleep(1)  # one sampling window of the machine's CPU
+        busy = psutil.cpu_percent() * (psutil.cpu_count() or 1)
+        quiet = quiet + 1 if busy < busy_below_pct else 0
+    return round(time.monotonic() - started, 1)

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.e2e
 SMOKE_ARGS = [
     "--items", "20000", "--warmup-items", "1000",
     "--latency-s", "2", "--latency-items-per-s", "300", "--latency-job-items", "10",
-    "--cpu-items", "240", "--cpu-rounds", "200", "--cpu-repeats", "2",
+    "--cpu-items", "240", "--cpu-rounds", "200", "--cpu-repeats", "2", "--quiet-timeout-s", "5",
 ]  # fmt: skip
 
 
