@@ -94,6 +94,9 @@ class Dispatcher:
         """Release until nothing can go, then sleep until the backlog changes (a job admitted, credit returned:
         BACKLOG_CHANNEL), housekeeping is due, or ``tick_s`` has passed, whichever comes first."""
         fair = FairShare(self.settings.window_batches, self._caps, self.settings.quantum_batches)
+        # Everything the dispatcher writes is redone if a crash loses it (a batch released again, a waiting job
+        # promoted again), so its commits need not wait for the WAL flush; reset with the connection.
+        await connection.execute("SET synchronous_commit TO off")
         changed = asyncio.Event()
 
         def on_change(*_: object) -> None:

@@ -1,6 +1,9 @@
 """AdmissionStore: registers a job with its backlog in one transaction, under its tenant's admission lock."""
 
-from collections.abc import Callable, Iterable, Sequence
+import contextlib
+import hashlib
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
@@ -15,7 +18,29 @@ from shared.stores.sweeps import job_timeout_option
 
 _COLUMNS = ", ".join(JobRecord.model_fields)
 TENANT_LOCK_SPACE = 0x51CE
-"""First key of the two-key advisory lock (space, hashtext(tenant)) that serialises a tenant's admissions."""
+"""First key of the two-key advisory lock (space, tenant_lock_key(tenant)) that serialises a tenant's admissions."""
+
+
+def tenant_lock_key(tenant: str) -> int:
+    """Second key of a tenant's admission lock: a signed 32-bit hash of its name, computed here (not by the
+    database) so the lock can be written into the query that begins the transaction."""
+    return int.from_bytes(hashlib.blake2b(tenant.encode(), digest_size=4).digest(), "big", signed=True)
+
+
+@asynccontextmanager
+async def _tenant_locked(connection: asyncpg.Connection, tenant: str) -> AsyncIterator[None]:
+    """A transaction that holds the tenant's admission lock, begun in one round trip: BEGIN and the lock go as one
+    query (two integers written into it, nothing quoted); committed when the block ends, rolled back if it
+    raises."""
+    await connection.execute(f"BEGIN; SELECT pg_advisory_xact_lock({TENANT_LOCK_SPACE}, {tenant_lock_key(tenant)})")
+    try:
+        yield
+    except BaseException:
+        if not connection.is_closed():
+            with contextlib.suppress(Exception):  # a broken connection is discarded by the pool anyway
+                await connection.execute("ROLLBACK")
+        raise
+    await connection.execute("COMMIT")
 BACKLOG_COLUMNS = ("job_id", "batch_index", "tenant", "priority", "kind", "items", "held", "payload", "headers")
 
 BacklogRow = tuple[object, ...]
@@ -66,15 +91,14 @@ class AdmissionStore:
         4. insert the job row, accepted, and COPY its batches into the backlog (held while it waits);
         5. commit. Any error before 5 leaves nothing behind.
         """
-        async with self._pool.acquire() as connection, connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", TENANT_LOCK_SPACE, job.tenant)
+        async with self._pool.acquire() as connection, _tenant_locked(connection, job.tenant):
             return await _register_locked(connection, job, decide, backlog)
 
     async def register_group(self, tenant: str, admissions: Sequence[Admission]) -> list[Registered]:
         """``register`` for several jobs of one tenant in ONE transaction (group commit): one lock, one commit,
-        and three statements whatever the group's size (lock; existing jobs and the tenant's load; the jobs and
-        their batches, inserted together, not by COPY, since a group's batches are few and a COPY is two round
-        trips more).
+        and four round trips whatever the group's size (begin and lock; existing jobs and the tenant's load; the
+        jobs and their batches, inserted together, not by COPY, since a group's batches are few and a COPY is
+        two round trips more; commit).
 
         The jobs are decided in order, each seeing the ones before it, so the counts are as if they came one by
         one; a later job with the Idempotency-Key (or id) of an earlier one gets that one. A job whose ``decide``
@@ -82,8 +106,7 @@ class AdmissionStore:
         fails the whole group (nothing is stored, every caller sees the error).
         """
         jobs = [job for job, _, _ in admissions]
-        async with self._pool.acquire() as connection, connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", TENANT_LOCK_SPACE, tenant)
+        async with self._pool.acquire() as connection, _tenant_locked(connection, tenant):
             rows = await connection.fetch(
                 _GROUP_LOOKUP,
                 [job.job_id for job in jobs], tenant, [job.idempotency_key for job in jobs if job.idempotency_key],
@@ -119,7 +142,7 @@ class AdmissionStore:
         an admission of the tenant holds its lock. Their batches are released from hold by ``unhold``."""
         async with connection.transaction():
             if not await connection.fetchval(
-                "SELECT pg_try_advisory_xact_lock($1, hashtext($2))", TENANT_LOCK_SPACE, tenant
+                "SELECT pg_try_advisory_xact_lock($1, $2)", TENANT_LOCK_SPACE, tenant_lock_key(tenant)
             ):
                 return 0
             count = decide(*_load(await connection.fetchrow(_TENANT_LOAD, tenant)))
