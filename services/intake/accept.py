@@ -11,12 +11,12 @@ from pydantic import JsonValue
 
 from services.intake.admission import TenantLoad, admit
 from services.intake.admission_group import GroupedAdmissions
-from services.intake.batches import encode_batches
+from services.intake.batches import EncodedBatch, encode_batches
 from services.intake.broker_check import BrokerCheck
 from services.intake.logic import count_batches
 from shared.errors import BrokerUnavailable, InvalidJob, SluiceError
 from shared.events import JobStatus, Priority
-from shared.stores.admission import AdmissionStore, BacklogRow
+from shared.stores.admission import AdmissionLimits, AdmissionStore, BacklogRow, GroupEntry
 from shared.stores.jobs import AlreadyExists, JobRecord, NewJob
 from shared.tenant_plans import TenantPlans
 from shared.tracing import JOB_TRACE_HEADER, SUBMITTED_AT_HEADER, current_traceparent, untraced_root
@@ -73,8 +73,9 @@ class JobAcceptor:
         plan, insert the job row and COPY every batch into the backlog; 3. answer. The dispatcher publishes
         the batches from the backlog by fair share.
 
-        ``grouped``: the job may share its transaction with concurrent submits of the tenant
-        (GroupedAdmissions); only for items held in memory, which stay readable if the caller goes away.
+        ``grouped``: the job may share its admission with concurrent submits of the tenant (GroupedAdmissions:
+        one statement, the same rules); only for items held in memory, which stay readable if the caller goes
+        away.
 
         ``items()`` gives each validated item's JSON (``item_json.encode_item``), in order."""
         batch_size = draft.batch_size or self.kind_batch_sizes.get(draft.kind) or self.batch_size
@@ -90,17 +91,21 @@ class JobAcceptor:
         plan = await self.plans.plan_for(draft.tenant)
         headers = _task_headers()  # here: a group's transaction runs in another task, outside this trace context
 
-        def decide(active: int, waiting: int) -> JobStatus:
-            return admit(TenantLoad(active, waiting), plan, self.waiting_full_retry_after_s)
-
-        def backlog(status: JobStatus) -> Iterator[BacklogRow]:
-            return self._backlog_rows(new_job, items(), batch_size, held=status is JobStatus.WAITING, headers=headers)
-
         if grouped:
-            outcome = await self._grouped.register(draft.tenant, (new_job, decide, backlog))
+            limits = AdmissionLimits(plan.max_active_jobs, plan.max_waiting_jobs, self.waiting_full_retry_after_s)
+            batches = [(b.batch_index, b.items, b.payload) for b in self._encode(new_job, items(), batch_size)]
+            outcome = await self._grouped.register(GroupEntry(new_job, limits, batches, headers))
             if isinstance(outcome, SluiceError):
                 raise outcome
         else:
+
+            def decide(active: int, waiting: int) -> JobStatus:
+                return admit(TenantLoad(active, waiting), plan, self.waiting_full_retry_after_s)
+
+            def backlog(status: JobStatus) -> Iterator[BacklogRow]:
+                held = status is JobStatus.WAITING
+                return self._backlog_rows(new_job, items(), batch_size, held=held, headers=headers)
+
             outcome = await self.admissions.register(new_job, decide=decide, backlog=backlog)
         if isinstance(outcome, AlreadyExists):
             job = outcome.job
@@ -112,14 +117,18 @@ class JobAcceptor:
     def _backlog_rows(
         self, job: NewJob, items: Iterable[bytes], batch_size: int, *, held: bool, headers: bytes
     ) -> Iterator[BacklogRow]:
-        for batch in encode_batches(
-            job_id=job.job_id, tenant=job.tenant, kind=job.kind, options=job.options,
-            priority=job.priority, items=items, batch_size=batch_size,
-        ):  # fmt: skip
+        for batch in self._encode(job, items, batch_size):
             yield (
                 job.job_id, batch.batch_index, job.tenant, job.priority.value, job.kind, batch.items, held,
                 batch.payload, headers,
             )  # fmt: skip
+
+    @staticmethod
+    def _encode(job: NewJob, items: Iterable[bytes], batch_size: int) -> Iterator[EncodedBatch]:
+        return encode_batches(
+            job_id=job.job_id, tenant=job.tenant, kind=job.kind, options=job.options,
+            priority=job.priority, items=items, batch_size=batch_size,
+        )  # fmt: skip
 
 
 def _task_headers() -> bytes:

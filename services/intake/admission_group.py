@@ -3,19 +3,19 @@
 Every admission of a tenant takes the tenant's lock and holds it to its commit, so one tenant's submits ran
 one at a time, each paying its own round trips and commit flush: ~55 small submits/s on the bench box. Here
 the first submit of a tenant starts a round; submits arriving while a round runs wait for the next one, which
-registers them all in one transaction (``AdmissionStore.register_group``). Each caller still answers only
+registers them all in one statement (``AdmissionStore.register_group``). Each caller still answers only
 after the commit that stored its job, and gets its own outcome (created, existing, or its refusal).
 """
 
 import asyncio
 from dataclasses import dataclass, field
 
-from shared.stores.admission import Admission, AdmissionStore, Registered
+from shared.stores.admission import AdmissionStore, GroupEntry, Registered
 
 
 @dataclass
 class _Waiting:
-    admission: Admission
+    entry: GroupEntry
     outcome: asyncio.Future[Registered] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
@@ -25,10 +25,11 @@ class GroupedAdmissions:
         self._queued: dict[str, list[_Waiting]] = {}
         self._rounds: dict[str, asyncio.Task[None]] = {}
 
-    async def register(self, tenant: str, admission: Admission) -> Registered:
+    async def register(self, entry: GroupEntry) -> Registered:
         """The job's outcome once its group is committed; a database error is raised to every caller of the group.
         A caller that goes away meanwhile does not withdraw its job (it may be stored; the Idempotency-Key finds it)."""
-        waiting = _Waiting(admission)
+        tenant = entry.job.tenant
+        waiting = _Waiting(entry)
         self._queued.setdefault(tenant, []).append(waiting)
         if tenant not in self._rounds:
             self._rounds[tenant] = asyncio.create_task(self._run_rounds(tenant))
@@ -43,7 +44,7 @@ class GroupedAdmissions:
                 else:
                     del self._queued[tenant]
                 try:
-                    outcomes = await self._store.register_group(tenant, [w.admission for w in group])
+                    outcomes = await self._store.register_group(tenant, [w.entry for w in group])
                 except BaseException as exc:  # every caller of the group sees it (cancellation included)
                     for waiting in group:
                         if not waiting.outcome.done():

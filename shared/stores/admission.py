@@ -6,11 +6,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from uuid import UUID
 
 import asyncpg
 
-from shared.errors import SluiceError
+from shared.errors import WaitingLineFull
 from shared.events import JobStatus
 from shared.stores.backlog import BACKLOG_CHANNEL, signal_backlog_changed
 from shared.stores.jobs import AlreadyExists, Created, JobRecord, NewJob
@@ -41,32 +40,40 @@ async def _tenant_locked(connection: asyncpg.Connection, tenant: str) -> AsyncIt
                 await connection.execute("ROLLBACK")
         raise
     await connection.execute("COMMIT")
+
+
 BACKLOG_COLUMNS = ("job_id", "batch_index", "tenant", "priority", "kind", "items", "held", "payload", "headers")
 
 BacklogRow = tuple[object, ...]
 """One task_backlog row in BACKLOG_COLUMNS order."""
-Admission = tuple[NewJob, Callable[[int, int], JobStatus], Callable[[JobStatus], Iterable[BacklogRow]]]
-"""(job, decide, backlog) as ``AdmissionStore.register`` takes them."""
-Registered = Created | AlreadyExists | SluiceError
-"""A job's outcome in a group: stored, found (same id or Idempotency-Key), or refused by ``decide``."""
+Registered = Created | AlreadyExists | WaitingLineFull
+"""A job's outcome in a group: stored, found (same id or Idempotency-Key), or refused (WaitingLineFull)."""
+
+
+@dataclass(frozen=True)
+class AdmissionLimits:
+    """A tenant's plan as admission applies it: queued while fewer than ``max_active_jobs`` are queued or running,
+    else waiting while fewer than ``max_waiting_jobs`` wait, else refused, to retry after ``retry_after_s``."""
+
+    max_active_jobs: int
+    max_waiting_jobs: int
+    retry_after_s: int
+
+
+@dataclass(frozen=True)
+class GroupEntry:
+    """One job of a group: its row, its tenant's limits, and its batches as (batch_index, items, payload), all
+    published with ``headers``; the database decides whether they are held (while the job waits)."""
+
+    job: NewJob
+    limits: AdmissionLimits
+    batches: Sequence[tuple[int, int, bytes]]
+    headers: bytes
 
 
 def _load(row: asyncpg.Record) -> tuple[int, int]:
     return row["active"], row["waiting"]
 
-
-_FIELDS = tuple(JobRecord.model_fields)
-_GROUP_LOOKUP = f"""
-    WITH load AS (
-        SELECT count(*) FILTER (WHERE status IN ('queued', 'running')) AS active,
-               count(*) FILTER (WHERE status = 'waiting') AS waiting
-        FROM jobs WHERE tenant = $2 AND status IN ('waiting', 'queued', 'running'))
-    SELECT load.active AS load_active, load.waiting AS load_waiting, found.*
-    FROM load LEFT JOIN (
-        SELECT {_COLUMNS} FROM jobs
-        WHERE job_id = ANY($1::uuid[]) OR (tenant = $2 AND idempotency_key = ANY($3::text[]))) AS found ON true"""
-"""The jobs a group repeats (same id or Idempotency-Key), one row each, and the tenant's load on every row (one row
-with no job when none is repeated)."""
 
 _TENANT_LOAD = """SELECT count(*) FILTER (WHERE status IN ('queued', 'running')) AS active,
                          count(*) FILTER (WHERE status = 'waiting') AS waiting
@@ -94,46 +101,34 @@ class AdmissionStore:
         async with self._pool.acquire() as connection, _tenant_locked(connection, job.tenant):
             return await _register_locked(connection, job, decide, backlog)
 
-    async def register_group(self, tenant: str, admissions: Sequence[Admission]) -> list[Registered]:
-        """``register`` for several jobs of one tenant in ONE transaction (group commit): one lock, one commit,
-        and four round trips whatever the group's size (begin and lock; existing jobs and the tenant's load; the
-        jobs and their batches, inserted together, not by COPY, since a group's batches are few and a COPY is
-        two round trips more; commit).
-
-        The jobs are decided in order, each seeing the ones before it, so the counts are as if they came one by
-        one; a later job with the Idempotency-Key (or id) of an earlier one gets that one. A job whose ``decide``
-        raises (e.g. WaitingLineFull) gets that exception in its place and the others go on; a database error
-        fails the whole group (nothing is stored, every caller sees the error).
+    async def register_group(self, tenant: str, entries: Sequence[GroupEntry]) -> list[Registered]:
+        """``register`` for several jobs of one tenant in ONE statement and its commit (group commit): the function
+        ``sluice_admit_group`` (migration 011) takes the tenant's lock, reads its load, and decides, stores or
+        finds each job in order, each seeing the ones before it, so the counts are as if they came one by one; a
+        later job with the Idempotency-Key (or id) of an earlier one gets that one. A refused job gets
+        WaitingLineFull in its place and the others go on; a database error fails the whole group (nothing is
+        stored, every caller sees the error). Each round trip of the four this took in a transaction cost
+        milliseconds on a busy box, all spent holding the tenant's lock.
         """
-        jobs = [job for job, _, _ in admissions]
-        async with self._pool.acquire() as connection, _tenant_locked(connection, tenant):
-            rows = await connection.fetch(
-                _GROUP_LOOKUP,
-                [job.job_id for job in jobs], tenant, [job.idempotency_key for job in jobs if job.idempotency_key],
-            )  # fmt: skip
-            load = [rows[0]["load_active"], rows[0]["load_waiting"]]
-            stored = [JobRecord.model_validate({name: row[name] for name in _FIELDS}) for row in rows if row["job_id"]]
-            plan: list[_Decided | Registered | _Repeat] = []
-            for job, decide, _ in admissions:
-                if (earlier := _same_job(job, stored, plan)) is not None:
-                    plan.append(earlier)
-                    continue
-                try:
-                    status = decide(*load)
-                except SluiceError as exc:
-                    plan.append(exc)
-                    continue
-                load[0 if status is JobStatus.QUEUED else 1] += 1
-                plan.append(_Decided(job, status))
-            decided = [step for step in plan if isinstance(step, _Decided)]
-            backlog_rows = [
-                row
-                for (_, _, backlog), step in zip(admissions, plan, strict=True)
-                if isinstance(step, _Decided)
-                for row in backlog(step.status)
-            ]
-            created = await _insert_jobs(connection, decided, backlog_rows)
-        return [_outcome(step, created) for step in plan]
+        jobs = [entry.job for entry in entries]
+        batches = [
+            (ordinal, *batch, entry.headers)
+            for ordinal, entry in enumerate(entries, start=1)
+            for batch in entry.batches
+        ]
+        batch_columns = [list(column) for column in zip(*batches, strict=True)] or [[] for _ in range(5)]
+        rows = await self._pool.fetch(
+            "SELECT ordinal, outcome, job FROM sluice_admit_group("
+            + ", ".join(f"${n}" for n in range(1, 23)) + ")",
+            TENANT_LOCK_SPACE, tenant_lock_key(tenant), tenant, BACKLOG_CHANNEL,
+            [j.job_id for j in jobs], [j.kind for j in jobs], [j.priority.value for j in jobs],
+            [j.options for j in jobs], [j.callback_url for j in jobs], [j.source for j in jobs],
+            [j.idempotency_key for j in jobs], [j.request_fingerprint for j in jobs], [j.total_items for j in jobs],
+            [j.total_batches for j in jobs], [job_timeout_option(j.options) for j in jobs],
+            [e.limits.max_active_jobs for e in entries], [e.limits.max_waiting_jobs for e in entries],
+            *batch_columns,
+        )  # fmt: skip
+        return [_group_outcome(row, entries[row["ordinal"] - 1].limits) for row in sorted(rows, key=_ordinal)]
 
     async def promote_waiting(
         self, connection: asyncpg.Connection, tenant: str, decide: Callable[[int, int], int]
@@ -209,74 +204,12 @@ async def _register_locked(
     return Created(JobRecord.model_validate(dict(row)))
 
 
-@dataclass(frozen=True)
-class _Decided:
-    job: NewJob
-    status: JobStatus
+def _ordinal(row: asyncpg.Record) -> int:
+    return row["ordinal"]
 
 
-@dataclass(frozen=True)
-class _Repeat:
-    """A job whose id or Idempotency-Key an earlier job of the same group has."""
-
-    job_id: UUID
-
-
-def _same_job(
-    job: NewJob, stored: list[JobRecord], plan: list["_Decided | Registered | _Repeat"]
-) -> AlreadyExists | _Repeat | None:
-    def same(other: NewJob) -> bool:
-        return other.job_id == job.job_id or (
-            job.idempotency_key is not None and other.idempotency_key == job.idempotency_key
-        )
-
-    by_id = [record for record in stored if record.job_id == job.job_id]
-    if found := by_id or [record for record in stored if same(record)]:
-        return AlreadyExists(found[0])
-    for step in plan:
-        if isinstance(step, _Decided) and same(step.job):
-            return _Repeat(step.job.job_id)
-    return None
-
-
-def _outcome(step: "_Decided | Registered | _Repeat", created: dict[UUID, JobRecord]) -> Registered:
-    if isinstance(step, _Decided):
-        return Created(created[step.job.job_id])
-    if isinstance(step, _Repeat):
-        return AlreadyExists(created[step.job_id])
-    return step
-
-
-async def _insert_jobs(
-    connection: asyncpg.Connection, decided: Sequence[_Decided], backlog_rows: Sequence[BacklogRow]
-) -> dict[UUID, JobRecord]:
-    """Insert the jobs and their backlog rows in one statement, which also wakes the dispatcher when the transaction
-    commits (``signal_backlog_changed``, without a round trip of its own); the jobs' stored records by job id."""
-    if not decided:
-        return {}
-    jobs = [step.job for step in decided]
-    batches = [list(column) for column in zip(*backlog_rows, strict=True)] or [[] for _ in BACKLOG_COLUMNS]
-    rows = await connection.fetch(
-        f"""WITH inserted AS (
-                INSERT INTO jobs (job_id, tenant, kind, priority, options, callback_url, source, idempotency_key,
-                                  request_fingerprint, total_items, total_batches, deadline_at, status, accepted_at)
-                SELECT j.job_id, j.tenant, j.kind, j.priority, j.options, j.callback_url, j.source,
-                       j.idempotency_key, j.request_fingerprint, j.total_items, j.total_batches,
-                       now() + j.timeout_s * interval '1 second', j.status, now()
-                FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::jsonb[], $6::text[], $7::text[],
-                            $8::text[], $9::text[], $10::int[], $11::int[], $12::float8[], $13::text[])
-                     AS j(job_id, tenant, kind, priority, options, callback_url, source, idempotency_key,
-                          request_fingerprint, total_items, total_batches, timeout_s, status)
-                RETURNING {_COLUMNS}),
-            batches AS (
-                INSERT INTO task_backlog ({", ".join(BACKLOG_COLUMNS)})
-                SELECT * FROM unnest($14::uuid[], $15::int[], $16::text[], $17::text[], $18::text[], $19::int[],
-                                     $20::bool[], $21::bytea[], $22::bytea[]))
-            SELECT inserted.*, pg_notify($23, '') AS backlog_changed FROM inserted""",
-        [j.job_id for j in jobs], [j.tenant for j in jobs], [j.kind for j in jobs], [j.priority.value for j in jobs],
-        [j.options for j in jobs], [j.callback_url for j in jobs], [j.source for j in jobs],
-        [j.idempotency_key for j in jobs], [j.request_fingerprint for j in jobs], [j.total_items for j in jobs],
-        [j.total_batches for j in jobs], [job_timeout_option(j.options) for j in jobs],
-        [step.status.value for step in decided], *batches, BACKLOG_CHANNEL,
-    )  # fmt: skip
-    return {row["job_id"]: JobRecord.model_validate(dict(row)) for row in rows}
+def _group_outcome(row: asyncpg.Record, limits: AdmissionLimits) -> Registered:
+    if row["outcome"] == "refused":
+        return WaitingLineFull(limits.max_waiting_jobs, retry_after_s=limits.retry_after_s)
+    record = JobRecord.model_validate(row["job"])
+    return Created(record) if row["outcome"] == "created" else AlreadyExists(record)
