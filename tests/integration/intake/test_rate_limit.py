@@ -5,7 +5,7 @@ import uuid
 import pytest
 import redis.asyncio as aioredis
 
-from services.intake.rate_limit import REDIS_DOWN_BYPASS_S, RateLimiter, rate_limit_headers
+from services.intake.rate_limit import LEASE_S, LEASE_SHARE, REDIS_DOWN_BYPASS_S, RateLimiter, rate_limit_headers
 
 pytestmark = pytest.mark.fairness
 
@@ -62,3 +62,45 @@ async def test_without_redis_requests_pass_unlimited_and_redis_is_retried_only_a
     assert answers == [None, None, None]
     assert (warned_within_interval, len(caplog.records)) == (1, 2)
     assert "rate limit not enforced" in caplog.records[0].getMessage()
+
+
+async def test_under_steady_traffic_a_replica_leases_requests_and_the_replicas_together_never_pass_the_limit(
+    redis_client: aioredis.Redis,
+) -> None:
+    namespace, now = uuid.uuid4().hex, [100.0]
+    leasing = RateLimiter(redis_client, namespace, clock=lambda: now[0])
+    other = RateLimiter(redis_client, namespace, clock=lambda: now[0])
+    limit = 60  # one emission a second on Redis's clock: the test is over long before one more request fits
+
+    first_window = [await leasing.hit("acme", limit) for _ in range(10)]  # nothing to size a lease by yet: 1 each
+    now[0] += LEASE_S * 1.5  # the next window
+    leased = await leasing.hit("acme", limit)  # leases min(10 of the last window, 60 / LEASE_SHARE)
+    others = []
+    while (answer := await other.hit("acme", limit)) is not None and answer.allowed:
+        others.append(answer)
+    from_lease = [await leasing.hit("acme", limit) for _ in range(limit // LEASE_SHARE)]
+
+    allowed = [d for d in [*first_window, leased, *others, *from_lease] if d is not None and d.allowed]
+    assert all(d is not None and d.allowed for d in first_window) and leased is not None and leased.allowed
+    assert len(others) == limit - 10 - limit // LEASE_SHARE, "the lease is taken from the shared count"
+    assert [d.allowed for d in from_lease if d is not None] == [True, True, False], "what is left of it, then no more"
+    assert len(allowed) == limit
+    remaining = [d.remaining for d in [leased, *from_lease[:2]] if d is not None]
+    assert remaining == [remaining[0], remaining[0] - 1, remaining[0] - 2], "counted down as the lease is used"
+
+
+async def test_an_expired_lease_is_not_served_from_memory(redis_client: aioredis.Redis) -> None:
+    namespace, now = uuid.uuid4().hex, [100.0]
+    limiter = RateLimiter(redis_client, namespace, clock=lambda: now[0])
+    for _ in range(3):
+        await limiter.hit("acme", 60)
+    now[0] += LEASE_S * 1.5  # the next window
+    await limiter.hit("acme", 60)  # leases 3, uses one
+    await redis_client.delete(f"sluice:rate:{namespace}:acme")  # Redis forgets the count
+    now[0] += LEASE_S * 0.5
+    within = await limiter.hit("acme", 60)
+    now[0] += LEASE_S
+    after = await limiter.hit("acme", 60)
+
+    assert within is not None and within.remaining == 60 - 6 + 1, "served from the lease: Redis not asked"
+    assert after is not None and after.remaining == 60 - 1, "asked Redis again, which counts from scratch"
