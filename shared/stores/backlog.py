@@ -10,11 +10,6 @@ import asyncpg
 from shared.events import JobStatus, Priority
 
 TERMINAL = [status.value for status in JobStatus if status.is_terminal]
-_PICKED = "FROM picked p WHERE t.job_id = p.job_id AND t.batch_index = p.batch_index"
-"""The rows a statement changes: those its ``picked`` query locked. As a materialized CTE that query runs once,
-whatever the statistics say. As ``(job_id, batch_index) IN (subquery)``, right after a 1,000,000-item job had
-drained (statistics saying the backlog was all but empty), the housekeeping DELETE once ran 60 s on the CPU, to
-its command timeout, and the dispatcher stalled with it (twice in three bench runs)."""
 BACKLOG_CHANNEL = "sluice_backlog"
 """NOTIFY channel on which a transaction that changes what the dispatcher could release (batches added,
 credit returned) wakes it when it commits."""
@@ -115,35 +110,31 @@ class BacklogStore:
     async def mark_released(self, connection: asyncpg.Connection, batches: Sequence[ReleasedBatch]) -> None:
         await connection.execute(
             # SKIP LOCKED: a row the aggregator is deleting is done already; never wait on (or deadlock with) it.
-            f"""WITH picked AS MATERIALIZED (
+            """UPDATE task_backlog SET released_at = now() WHERE (job_id, batch_index) IN (
                    SELECT b.job_id, b.batch_index FROM task_backlog b
                    JOIN unnest($1::uuid[], $2::int[]) AS r(job_id, batch_index)
                      ON b.job_id = r.job_id AND b.batch_index = r.batch_index
-                   FOR UPDATE OF b SKIP LOCKED)
-                UPDATE task_backlog t SET released_at = now() {_PICKED}""",
+                   FOR UPDATE OF b SKIP LOCKED)""",
             [batch.job_id for batch in batches], [batch.batch_index for batch in batches],
         )  # fmt: skip
 
     async def unhold(self, connection: asyncpg.Connection) -> int:
         """Batches of jobs no longer waiting (admitted, or cancelled while waiting) become releasable."""
         result = await connection.execute(
-            f"""WITH picked AS MATERIALIZED (
+            """UPDATE task_backlog SET held = false WHERE (job_id, batch_index) IN (
                    SELECT b.job_id, b.batch_index FROM task_backlog b JOIN jobs j ON j.job_id = b.job_id
-                   WHERE b.held AND j.status <> 'waiting' FOR UPDATE OF b SKIP LOCKED)
-                UPDATE task_backlog t SET held = false {_PICKED}"""
+                   WHERE b.held AND j.status <> 'waiting' FOR UPDATE OF b SKIP LOCKED)"""
         )
         return int(result.split()[-1])
 
     async def drop_finished(self, connection: asyncpg.Connection) -> int:
         """Batches of jobs that have every result (e.g. ended by their deadline) are never needed again."""
         result = await connection.execute(
-            """WITH picked AS MATERIALIZED (
+            """DELETE FROM task_backlog WHERE (job_id, batch_index) IN (
                    SELECT b.job_id, b.batch_index FROM task_backlog b JOIN jobs j ON j.job_id = b.job_id
                    WHERE j.status = ANY($1::text[])
                      AND j.succeeded + j.failed + j.cancelled + j.timed_out >= j.total_items
-                   FOR UPDATE OF b SKIP LOCKED)
-               DELETE FROM task_backlog t USING picked p
-               WHERE t.job_id = p.job_id AND t.batch_index = p.batch_index""",
+                   FOR UPDATE OF b SKIP LOCKED)""",
             TERMINAL,
         )
         return int(result.split()[-1])
