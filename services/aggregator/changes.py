@@ -16,9 +16,7 @@ class ChangeStep:
 
     store: ChangeStore
 
-    async def __call__(
-        self, connection: asyncpg.Connection, batches: Sequence[WireBatchProcessed]
-    ) -> list[JobChanges]:
+    async def __call__(self, connection: asyncpg.Connection, batches: Sequence[WireBatchProcessed]) -> list[JobChanges]:
         return await self.store.judge(connection, batches)
 
 
