@@ -327,7 +327,7 @@ async def test_kafka_job_requests_follow_the_tenants_plan_limits_and_batch_size(
         kafka_address, topics.rejected, lambda records: any(r.key == str(too_big.job_id).encode() for r in records)
     )
     async with pipeline.client("kafka-co") as client:
-        final = await wait_for_status(client, within.job_id, timeout=60)
+        final = await wait_for_status(client, within.job_id, timeout=60, appearing=True)  # its own partition
     job_prefix = str(within.job_id).encode()
     tasks = await read_until(
         kafka_address, topics.tasks, lambda records: sum(r.key.startswith(job_prefix) for r in records) >= 2

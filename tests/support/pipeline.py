@@ -94,10 +94,20 @@ class Pipeline:
 
 
 async def wait_for_status(
-    client: httpx.AsyncClient, job_id: UUID | str, statuses: set[str] = TERMINAL, timeout: float = 120.0
+    client: httpx.AsyncClient,
+    job_id: UUID | str,
+    statuses: set[str] = TERMINAL,
+    timeout: float = 120.0,
+    *,
+    appearing: bool = False,
 ) -> dict[str, Any]:
+    """The job's status once it is one of ``statuses``; ``appearing``: the job may not exist yet (a request sent
+    over Kafka exists once the front door has consumed it), so a 404 means "not yet" rather than failing."""
+
     async def probe() -> dict[str, Any] | None:
         response = await client.get(f"/v1/jobs/{job_id}")
+        if appearing and response.status_code == 404:
+            return None
         response.raise_for_status()
         body = response.json()
         return body if body["status"] in statuses else None
