@@ -85,7 +85,7 @@ def rows_of(batches: Iterable[WireBatchProcessed], known_jobs: set[UUID]) -> lis
 
 
 async def insert_new(connection: asyncpg.Connection, rows: Sequence[Row]) -> list[Tally]:
-    """COPY the rows straight into item_results and count them. Raises _NotAFirstDelivery (the transaction is
+    """COPY the rows straight into item_results and count them. Raises NotAFirstDelivery (the transaction is
     then unusable and must be rolled back) if any of them is stored already or comes twice."""
     try:
         await connection.copy_records_to_table("item_results", records=rows, columns=COLUMNS)

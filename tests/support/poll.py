@@ -13,3 +13,10 @@ async def eventually(probe: Callable[[], Awaitable[T | None]], timeout: float = 
         while (value := await probe()) is None:
             await asyncio.sleep(interval)  # poll interval inside a deadline, not a guess at readiness
         return value
+
+
+async def let_tasks_run(turns: int = 5) -> None:
+    """Give the event loop a few passes, so tasks started so far run up to where they wait (for code with no I/O
+    of its own, whose next step the test then triggers: deterministic, unlike a sleep)."""
+    for _ in range(turns):
+        await asyncio.sleep(0)

@@ -7,6 +7,7 @@ from services.intake.admission_group import GroupedAdmissions
 from shared.events import Priority
 from shared.stores.admission import AdmissionLimits, GroupEntry
 from shared.stores.jobs import NewJob
+from tests.support.poll import let_tasks_run
 
 LIMITS = AdmissionLimits(max_active_jobs=10, max_waiting_jobs=10, retry_after_s=30)
 
@@ -32,26 +33,21 @@ class HeldStore:
         return [e.job.job_id for e in entries]
 
 
-async def _turns() -> None:
-    for _ in range(5):
-        await asyncio.sleep(0)
-
-
 async def test_while_a_round_is_in_the_database_the_next_goes_too_and_later_submits_wait_for_one_to_finish():
     store = HeldStore()
     grouped = GroupedAdmissions(store, max_group=64, max_rounds=2)  # type: ignore[arg-type]
     first = asyncio.ensure_future(grouped.register(entry()))
-    await _turns()
+    await let_tasks_run()
     second = asyncio.ensure_future(grouped.register(entry()))
-    await _turns()
+    await let_tasks_run()
     assert [len(entries) for entries, _ in store.calls] == [1, 1], "two rounds in flight, one job each"
 
     later = [asyncio.ensure_future(grouped.register(entry())) for _ in range(3)]
-    await _turns()
+    await let_tasks_run()
     assert len(store.calls) == 2, "a third round waits for one of the two"
 
     store.calls[1][1].set_result(None)  # the second round commits first
-    await _turns()
+    await let_tasks_run()
     assert await second == store.calls[1][0][0].job.job_id
     assert [len(entries) for entries, _ in store.calls] == [1, 1, 3], "the waiting submits share the next round"
     assert not first.done()
@@ -67,14 +63,14 @@ async def test_tenants_have_their_own_rounds_and_a_cancelled_round_cancels_only_
     grouped = GroupedAdmissions(store, max_group=64, max_rounds=1)  # type: ignore[arg-type]
     acme = asyncio.ensure_future(grouped.register(entry("acme")))
     other = asyncio.ensure_future(grouped.register(entry("other")))
-    await _turns()
+    await let_tasks_run()
     assert sorted(entries[0].job.tenant for entries, _ in store.calls) == ["acme", "other"]
 
     queued = asyncio.ensure_future(grouped.register(entry("acme")))
-    await _turns()
+    await let_tasks_run()
     for task in list(grouped._rounds["acme"]):  # as at shutdown
         task.cancel()
-    await _turns()
+    await let_tasks_run()
     assert acme.cancelled() or isinstance(acme.exception(), asyncio.CancelledError)
     assert queued.cancelled(), "nothing is left waiting for a round that will never come"
     store.calls[1][1].set_result(None)

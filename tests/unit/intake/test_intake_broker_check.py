@@ -3,6 +3,7 @@
 import asyncio
 
 from services.intake.broker_check import BrokerCheck
+from tests.support.poll import let_tasks_run
 
 
 class Clock:
@@ -24,22 +25,20 @@ class Broker:
         return await self.pings[-1]
 
 
-async def _turns() -> None:
-    """Let the tasks started so far run up to where they wait (a few passes of the event loop)."""
-    for _ in range(5):
-        await asyncio.sleep(0)
+def _check_with_ttl_of_one_second() -> tuple[Clock, Broker, BrokerCheck]:
+    clock, broker = Clock(), Broker()
+    return clock, broker, BrokerCheck(broker, timeout_s=1, ttl_s=1.0, clock=clock)  # type: ignore[arg-type]
 
 
 async def _trusted_once(check: BrokerCheck, broker: Broker) -> None:
     asking = asyncio.ensure_future(check.reachable())
-    await _turns()
+    await let_tasks_run()
     broker.pings[-1].set_result(True)
     assert await asking
 
 
 async def test_a_success_is_trusted_without_a_ping_for_the_first_half_of_its_ttl():
-    clock, broker = Clock(), Broker()
-    check = BrokerCheck(broker, timeout_s=1, ttl_s=1.0, clock=clock)  # type: ignore[arg-type]
+    clock, broker, check = _check_with_ttl_of_one_second()
     await _trusted_once(check, broker)
     clock.now += 0.4
     assert await check.reachable()
@@ -47,37 +46,35 @@ async def test_a_success_is_trusted_without_a_ping_for_the_first_half_of_its_ttl
 
 
 async def test_in_the_second_half_a_caller_is_answered_at_once_and_one_ping_refreshes_the_trust_behind_it():
-    clock, broker = Clock(), Broker()
-    check = BrokerCheck(broker, timeout_s=1, ttl_s=1.0, clock=clock)  # type: ignore[arg-type]
+    clock, broker, check = _check_with_ttl_of_one_second()
     await _trusted_once(check, broker)
     clock.now += 0.6
     assert await check.reachable() and await check.reachable()  # neither waits
-    await _turns()
+    await let_tasks_run()
     assert len(broker.pings) == 2, "one background ping for both"
     broker.pings[-1].set_result(True)
-    await _turns()
+    await let_tasks_run()
     clock.now += 0.9  # past the first success's trust, within the refreshed one's
     assert await check.reachable()
     assert len(broker.pings) == 2
 
 
 async def test_an_unanswered_refresh_does_not_stretch_the_trust_and_a_failure_is_not_cached():
-    clock, broker = Clock(), Broker()
-    check = BrokerCheck(broker, timeout_s=1, ttl_s=1.0, clock=clock)  # type: ignore[arg-type]
+    clock, broker, check = _check_with_ttl_of_one_second()
     await _trusted_once(check, broker)
     clock.now += 0.6
     assert await check.reachable()
-    await _turns()
+    await let_tasks_run()
     broker.pings[-1].set_result(False)  # the broker went away
-    await _turns()
+    await let_tasks_run()
     clock.now += 0.5  # the first success's trust is over
     asking = asyncio.ensure_future(check.reachable())
-    await _turns()
+    await let_tasks_run()
     assert not asking.done(), "an expired trust waits for a ping"
     broker.pings[-1].set_result(False)
     assert not await asking
     asking = asyncio.ensure_future(check.reachable())
-    await _turns()
+    await let_tasks_run()
     assert len(broker.pings) == 4, "the next caller pings again"
     broker.pings[-1].set_result(True)
     assert await asking
