@@ -34,6 +34,8 @@ from shared.telemetry import make_tracer_provider, tracing_enabled
 
 log = logging.getLogger(__name__)
 SWEEP_INTERVAL_S = 10.0
+ANNOUNCE_GRACE_S = 5.0
+"""The sweep leaves a job finished this recently to the poll that finished it, so it is not announced twice."""
 
 
 @dataclass
@@ -161,7 +163,7 @@ async def _sweep_forever(sweeper: ResultSink, broker: KafkaBroker) -> None:
         if not broker.running:
             continue
         try:
-            announced = await sweeper.sweep_unannounced()
+            announced = await sweeper.sweep_unannounced(finished_s_ago=ANNOUNCE_GRACE_S)
         except Exception as exc:  # the next sweep retries; the handler path is unaffected
             log.warning("lifecycle sweep failed, retrying in %.0fs: %s", SWEEP_INTERVAL_S, exc)
             continue

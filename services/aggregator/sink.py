@@ -186,9 +186,10 @@ class ResultSink:
                 await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
-    async def sweep_unannounced(self) -> int:
-        """Publish lifecycle events that a crash or a failed publish left unannounced."""
-        pending = await self.store.unannounced()
+    async def sweep_unannounced(self, finished_s_ago: float = 0.0) -> int:
+        """Publish lifecycle events that a crash or a failed publish left unannounced (those of jobs finished
+        less than ``finished_s_ago`` seconds ago are left to the poll announcing them)."""
+        pending = await self.store.unannounced(finished_s_ago=finished_s_ago)
         if pending:
             await self._announce(pending)
             await self.window.flush()

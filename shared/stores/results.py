@@ -194,12 +194,14 @@ class ResultStore:
             also=also_result,
         )
 
-    async def unannounced(self, limit: int = 100) -> list[JobState]:
-        """Terminal jobs whose lifecycle event was not yet confirmed as published."""
+    async def unannounced(self, limit: int = 100, finished_s_ago: float = 0.0) -> list[JobState]:
+        """Terminal jobs whose lifecycle event was not yet confirmed as published, finished at least
+        ``finished_s_ago`` seconds ago (a younger one is still being announced by the poll that finished it)."""
         rows = await self._pool.fetch(
             f"""SELECT {_JOB_STATE} FROM jobs WHERE NOT lifecycle_announced AND status = ANY($1::text[])
+                  AND NOT coalesce(finished_at > now() - make_interval(secs => $3), false)
                 ORDER BY finished_at LIMIT $2""",
-            TERMINAL, limit,
+            TERMINAL, limit, finished_s_ago,
         )  # fmt: skip
         return [_state(row) for row in rows]
 

@@ -109,11 +109,12 @@ async def test_failed_items_redriven_after_the_cause_is_fixed_complete_the_job_w
     ]
 
     def completed_twice(records: list) -> bool:
+        """Announced partially failed, then completed. Repeats of one status are allowed: the two redriven items
+        may land in two polls (the first re-announces partially failed), and delivery is at-least-once."""
         events = [job_event.validate_json(r.value) for r in records if r.key == job_id.encode()]
-        return [e.status for e in events if isinstance(e, JobCompleted)] == [
-            JobStatus.PARTIALLY_FAILED,
-            JobStatus.COMPLETED,
-        ]
+        statuses = [e.status for e in events if isinstance(e, JobCompleted)]
+        changes = [status for n, status in enumerate(statuses) if n == 0 or status != statuses[n - 1]]
+        return changes == [JobStatus.PARTIALLY_FAILED, JobStatus.COMPLETED]
 
     await read_until(kafka_address, topics.job_events, completed_twice, timeout=30)
     undecodable = await eventually(

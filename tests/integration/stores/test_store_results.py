@@ -264,6 +264,14 @@ async def test_finished_jobs_are_unannounced_until_marked_announced(accepted_job
     assert await result_store.unannounced() == []
 
 
+async def test_a_job_finished_moments_ago_is_left_to_the_poll_announcing_it(accepted_job, result_store):
+    job = await accepted_job(total_items=1)
+    await result_store.record([_processed(job.job_id, {0: S})])
+
+    assert await result_store.unannounced(finished_s_ago=60) == []
+    assert [state.job_id for state in await result_store.unannounced(finished_s_ago=0)] == [job.job_id]
+
+
 async def test_unannounced_lists_the_oldest_finished_first_up_to_the_limit(accepted_job, result_store):
     jobs = [await accepted_job(total_items=1) for _ in range(3)]
     for job in jobs:
