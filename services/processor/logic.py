@@ -155,9 +155,13 @@ class BatchOutcome:
         batch = self.batch
         return encode(
             WireBatchProcessed(
-                type="batch.processed", tenant=batch.tenant, job_id=batch.job_id, kind=batch.kind,
-                batch_index=batch.batch_index, results=rows,
-            )  # fmt: skip
+                type="batch.processed",
+                tenant=batch.tenant,
+                job_id=batch.job_id,
+                kind=batch.kind,
+                batch_index=batch.batch_index,
+                results=rows,
+            )
         )
 
     def retry_batches(self) -> list[tuple[int, TaskBatch]]:

@@ -98,10 +98,13 @@ async def insert_new(connection: asyncpg.Connection, rows: Sequence[Row]) -> lis
         per_status[status] = per_status.get(status, 0) + 1  # type: ignore[index]
     return [
         Tally(
-            job_id, inserted=sum(by_status.values()), succeeded=by_status.get(ItemStatus.SUCCEEDED.value, 0),
-            failed=by_status.get(ItemStatus.FAILED.value, 0), cancelled=by_status.get(ItemStatus.CANCELLED.value, 0),
+            job_id,
+            inserted=sum(by_status.values()),
+            succeeded=by_status.get(ItemStatus.SUCCEEDED.value, 0),
+            failed=by_status.get(ItemStatus.FAILED.value, 0),
+            cancelled=by_status.get(ItemStatus.CANCELLED.value, 0),
             timed_out=by_status.get(ItemStatus.TIMED_OUT.value, 0),
-        )  # fmt: skip
+        )
         for job_id, by_status in counts.items()
     ]
 
