@@ -95,12 +95,8 @@ class Dispatcher:
         BACKLOG_CHANNEL), housekeeping is due, or ``tick_s`` has passed, whichever comes first."""
         fair = FairShare(self.settings.window_batches, self._caps, self.settings.quantum_batches)
         # Everything the dispatcher writes is redone if a crash loses it (a batch released again, a waiting job
-        # promoted again), so its commits need not wait for the WAL flush. Its statements are planned for each
-        # run: after five runs PostgreSQL may keep a generic plan, and one made while the statistics said the
-        # backlog and jobs were all but empty (a fresh database, or right after a big job drained) scanned the
-        # jobs per backlog row once they had grown: housekeeping took 0.6-2.4 s a statement, up to a 60 s
-        # timeout, and dispatch waited behind it. Both settings are reset with the connection.
-        await connection.execute("SET synchronous_commit TO off; SET plan_cache_mode TO force_custom_plan")
+        # promoted again), so its commits need not wait for the WAL flush. Reset with the connection.
+        await connection.execute("SET synchronous_commit TO off")
         changed = asyncio.Event()
 
         def on_change(*_: object) -> None:
