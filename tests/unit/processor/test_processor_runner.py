@@ -478,3 +478,25 @@ def _slow_start(calls: list[object]):
         yield handle
 
     return start
+
+
+async def test_batches_of_a_plain_function_handler_run_in_turn_so_the_first_is_done_before_the_next_starts():
+    """A CPU-bound job's first results must not wait for the whole poll's work."""
+    calls: list[object] = []
+    slow = Kind("test.sync", lambda item: item, _slow_start(calls))
+    policy = FailurePolicy(retry=RetryPolicy(max_attempts=1), item_timeout_s=DEADLINE_S)
+    runner = KindRunner({"test.sync": slow}, 8, policy)
+    await runner.start(KindSettings())
+    calls_when_done: list[int] = []
+
+    async def run(batch: WireTaskBatch) -> None:
+        await _outcome(runner, batch)
+        calls_when_done.append(len(calls))
+
+    try:
+        first, second = _batch(list(range(20)), kind="test.sync"), _batch(list(range(20, 40)), kind="test.sync")
+        await asyncio.gather(run(first), run(second))
+    finally:
+        await runner.close()
+    assert calls == list(range(40))  # not interleaved, though each batch lets the loop in (5 ms slices)
+    assert calls_when_done == [20, 40]
