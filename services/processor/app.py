@@ -82,6 +82,7 @@ class BatchWork:
             await asyncio.sleep(max(due_wait_s(_due_at_ms(record), now_ms, tier_s) for record in records))
         cancelled = await self._cancelled_jobs(batches)
         poll_span = trace.get_current_span().get_span_context()
+        turn = asyncio.Lock()  # this poll's plain-function batches run one after another (KindRunner.run)
 
         async def run_and_publish(batch: WireTaskBatch) -> None:
             message_headers = headers.get(id(batch), {})
@@ -100,7 +101,7 @@ class BatchWork:
                     "sluice.items": len(batch.items),
                 },
             ):
-                outcome = await self.runner.run(batch, is_cancelled=batch.job_id in cancelled)
+                outcome = await self.runner.run(batch, is_cancelled=batch.job_id in cancelled, turn=turn)
                 await self._publish(
                     outcome, window, source.get(id(batch), ""), _current_trace_id(), carried(message_headers)
                 )

@@ -68,7 +68,6 @@ class KindRunner:
         self._fingerprints: dict[str, Callable[[object], str] | None] = {}
         self._max_in_flight = max_in_flight
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._sync_turn = asyncio.Lock()
         self._policy = policy
         self._clock, self._rand = clock, rand
         self._exit_stack = AsyncExitStack()
@@ -88,9 +87,12 @@ class KindRunner:
     async def close(self) -> None:
         await self._exit_stack.aclose()
 
-    async def run(self, batch: WireTaskBatch, *, is_cancelled: bool = False) -> BatchOutcome:
+    async def run(
+        self, batch: WireTaskBatch, *, is_cancelled: bool = False, turn: asyncio.Lock | None = None
+    ) -> BatchOutcome:
         """Every item ends in exactly one of: a result (succeeded, failed or cancelled) or a scheduled retry;
-        every failed item also gets a dead letter."""
+        every failed item also gets a dead letter. Batches of a plain-function kind given the same ``turn`` (one
+        poll's) run one after another (see ``_run_sync``)."""
         outcome = BatchOutcome(batch)
         if is_cancelled:
             outcome.results.extend(cancelled_wire(item) for item in batch.items)
@@ -100,7 +102,8 @@ class KindRunner:
         except ValueError as exc:
             return self._fail_all(outcome, ItemFailed(f"options: {exc}"), self._policy.retry)
         if (sync_handler := self._sync.get(batch.kind)) is not None:
-            await self._run_sync(outcome, sync_handler, retry)
+            async with turn or asyncio.Lock():
+                await self._run_sync(outcome, sync_handler, retry)
             return outcome
         handler = self._handlers.get(batch.kind)
         if handler is None:
@@ -121,21 +124,19 @@ class KindRunner:
         return outcome
 
     async def run_all(self, batches: Sequence[WireTaskBatch], cancelled_jobs: set[object]) -> list[BatchOutcome]:
-        return list(await asyncio.gather(*(self.run(b, is_cancelled=b.job_id in cancelled_jobs) for b in batches)))
+        turn = asyncio.Lock()
+        runs = (self.run(b, is_cancelled=b.job_id in cancelled_jobs, turn=turn) for b in batches)
+        return list(await asyncio.gather(*runs))
 
     async def _run_sync(self, outcome: BatchOutcome, handler: SyncItemHandler, retry: RetryPolicy) -> None:
         """A synchronous handler's items, one after another on the event loop with no timer each: such a call
         cannot be interrupted, so the item timeout does not apply to it. Every SYNC_SLICE_S the loop gets a
         turn. Failures take the same path as the asynchronous ones.
 
-        One synchronous batch runs at a time (the others of the poll wait their turn, in order): interleaved,
-        every batch of a poll finished only when the poll's CPU work was all done, so the first results of a
-        CPU-bound job waited a whole poll (0.3-0.5 s on the bench box) and the processor sat idle while the
-        poll's results were flushed and its offsets committed. In turn, each batch is published as it ends."""
-        async with self._sync_turn:
-            await self._run_sync_items(outcome, handler, retry)
-
-    async def _run_sync_items(self, outcome: BatchOutcome, handler: SyncItemHandler, retry: RetryPolicy) -> None:
+        The batches of one poll take turns (``run``'s ``turn``): interleaved, every batch of a poll finished only
+        when the poll's CPU work was all done, so the first results of a CPU-bound job waited a whole poll
+        (0.44-0.50 s on the bench box); in turn, each batch is published as it ends. Other polls' batches (the
+        high-priority topic's, a retry tier's) still interleave with them instead of queueing behind them."""
         batch = outcome.batch
         kind, options = batch.kind, batch.options
         fingerprint_of = self._fingerprinter(kind)

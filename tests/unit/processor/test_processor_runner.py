@@ -480,17 +480,19 @@ def _slow_start(calls: list[object]):
     return start
 
 
-async def test_batches_of_a_plain_function_handler_run_in_turn_so_the_first_is_done_before_the_next_starts():
-    """A CPU-bound job's first results must not wait for the whole poll's work."""
+async def _calls_of_two_slow_batches(*, same_turn: bool) -> tuple[list[object], list[int]]:
+    """Run two 20-item batches of a 1-ms-per-item plain function concurrently, with one turn or one each; returns
+    the items in call order and how many calls had been made when each batch was done."""
     calls: list[object] = []
     slow = Kind("test.sync", lambda item: item, _slow_start(calls))
     policy = FailurePolicy(retry=RetryPolicy(max_attempts=1), item_timeout_s=DEADLINE_S)
     runner = KindRunner({"test.sync": slow}, 8, policy)
     await runner.start(KindSettings())
+    shared = asyncio.Lock()
     calls_when_done: list[int] = []
 
     async def run(batch: WireTaskBatch) -> None:
-        await _outcome(runner, batch)
+        await _outcome(runner, batch, turn=shared if same_turn else asyncio.Lock())
         calls_when_done.append(len(calls))
 
     try:
@@ -498,5 +500,18 @@ async def test_batches_of_a_plain_function_handler_run_in_turn_so_the_first_is_d
         await asyncio.gather(run(first), run(second))
     finally:
         await runner.close()
+    return calls, calls_when_done
+
+
+async def test_batches_of_one_poll_run_in_turn_so_the_first_is_done_before_the_next_starts():
+    """A CPU-bound job's first results must not wait for the whole poll's work."""
+    calls, calls_when_done = await _calls_of_two_slow_batches(same_turn=True)
     assert calls == list(range(40))  # not interleaved, though each batch lets the loop in (5 ms slices)
     assert calls_when_done == [20, 40]
+
+
+async def test_batches_of_different_polls_share_the_processor_instead_of_queueing():
+    """A high-priority poll's batch must not wait behind a whole poll of CPU-bound work on the normal topic."""
+    calls, calls_when_done = await _calls_of_two_slow_batches(same_turn=False)
+    assert sorted(calls) == list(range(40)) and calls != list(range(40))  # interleaved
+    assert calls_when_done[0] > 20
