@@ -199,7 +199,7 @@ class ResultStore:
         ``finished_s_ago`` seconds ago (a younger one is still being announced by the poll that finished it)."""
         rows = await self._pool.fetch(
             f"""SELECT {_JOB_STATE} FROM jobs WHERE NOT lifecycle_announced AND status = ANY($1::text[])
-                  AND ($3 = 0 OR NOT coalesce(finished_at > now() - make_interval(secs => $3), false))
+                  AND ($3 = 0 OR finished_at IS NULL OR finished_at <= now() - make_interval(secs => $3))
                 ORDER BY finished_at LIMIT $2""",
             TERMINAL, limit, finished_s_ago,
         )  # fmt: skip
