@@ -62,8 +62,16 @@ class EmbeddedPostgres:
         _stop_leftover_server(self._pgdata)
         if not (self._pgdata / "PG_VERSION").exists():
             _initdb(self._bin_dir, self._pgdata, self._user)
-        argv = [str(self._bin_dir / "postgres"), "-D", str(self._pgdata), "-h", LOOPBACK, "-p", str(self.port),
-                *SERVER_OPTIONS]
+        argv = [
+            str(self._bin_dir / "postgres"),
+            "-D",
+            str(self._pgdata),
+            "-h",
+            LOOPBACK,
+            "-p",
+            str(self.port),
+            *SERVER_OPTIONS,
+        ]
         stack = contextlib.ExitStack()
         # SIGINT is PostgreSQL's "fast" shutdown: roll back open transactions and stop cleanly.
         proc = stack.enter_context(
