@@ -50,6 +50,13 @@ class KafkaSettings(BaseSettings):
         description="How long a fetch waits at the broker for data; a broker that does not answer a waiting fetch "
         "when data arrives (the dev broker) adds up to this much latency per hop",
     )
+    idle_fetch_max_wait_ms: int = Field(
+        200,
+        ge=1,
+        le=30_000,
+        description="After 1 s without data, a consumer's fetch wait doubles per empty fetch up to this (every "
+        "empty fetch costs the dev broker work); the first records bring it back to fetch_max_wait_ms",
+    )
     publish_window: int = Field(256, ge=1, le=100_000, description="Unacknowledged sends in flight")
     request_timeout_ms: int = Field(15_000, ge=1000, le=300_000)
 

@@ -2,10 +2,13 @@
 
 import asyncio
 import logging
+import time
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from functools import partial
+from typing import Any
 
-from aiokafka import AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
@@ -17,15 +20,43 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from shared.config import KafkaSettings
 from shared.errors import BrokerUnavailable
 from shared.failures import REASON_HEADER, SOURCE_TOPIC_HEADER
+from shared.fetch_wait import IdleFetchWait
 
 log = logging.getLogger(__name__)
 
 DAY_MS = 24 * 3600 * 1000
 DLQ_PARTITIONS = 3
 
+IDLE_FETCH_WAIT_MS = 1000
+"""How long a fetch of a consumer off the items' path (retry tiers, dead letters, webhooks) waits for data."""
+
+
+class IdleAwareConsumer(AIOKafkaConsumer):
+    """An AIOKafkaConsumer whose fetches wait longer at the broker while nothing comes (see shared.fetch_wait):
+    ``fetch_max_wait_ms`` while records arrive, up to ``idle_fetch_max_wait_ms`` once they have stopped."""
+
+    def __init__(self, *topics: str, idle_fetch_max_wait_ms: int, **options: Any) -> None:
+        super().__init__(*topics, **options)
+        self._idle_fetch_max_wait_ms = idle_fetch_max_wait_ms
+        self.fetch_wait: IdleFetchWait | None = None
+
+    async def start(self) -> None:
+        await super().start()
+        fetcher = self._fetcher
+        base_ms = fetcher._fetch_max_wait_ms
+        self.fetch_wait = wait = IdleFetchWait(base_ms, max(base_ms, self._idle_fetch_max_wait_ms))
+        fetch = fetcher._proc_fetch_request  # aiokafka 0.14: one fetch round trip, True when it added records
+
+        async def fetch_then_adapt(*args: Any) -> bool:
+            got_records = await fetch(*args)
+            fetcher._fetch_max_wait_ms = wait.after_fetch(bool(got_records), time.monotonic())
+            return bool(got_records)
+
+        fetcher._proc_fetch_request = fetch_then_adapt
+
 
 class SluiceBroker(KafkaBroker):
-    """A KafkaBroker that starts its subscribers concurrently.
+    """A KafkaBroker that starts its subscribers concurrently and gives each an IdleAwareConsumer.
 
     Starting a consumer blocks until its group join completes (seconds), so a service with one group per
     retry tier would otherwise join them one after another and take half a minute to start.
@@ -34,6 +65,16 @@ class SluiceBroker(KafkaBroker):
     traced: bool = True
     """False when the service exports no spans: no telemetry middleware, and SendWindow sends straight
     through the producer (FastStream's publish path cost ~100 µs a message more)."""
+    idle_fetch_max_wait_ms: int = IDLE_FETCH_WAIT_MS
+
+    async def _connect(self) -> Callable[..., AIOKafkaConsumer]:
+        plain = await super()._connect()
+        assert isinstance(plain, partial), "FastStream 0.7 builds its consumers from a partial"
+        builder = partial(
+            IdleAwareConsumer, *plain.args, idle_fetch_max_wait_ms=self.idle_fetch_max_wait_ms, **plain.keywords
+        )
+        self.config.broker_config.builder = builder
+        return builder
 
     async def start(self) -> None:
         await self.connect()
@@ -75,6 +116,7 @@ def make_broker(settings: KafkaSettings, *, client_id: str, tracer_provider: Tra
         log_level=logging.DEBUG,  # FastStream's per-message "Received"/"Processed" lines
     )
     broker.traced = traced
+    broker.idle_fetch_max_wait_ms = settings.idle_fetch_max_wait_ms
     return broker
 
 
@@ -93,10 +135,6 @@ async def undecoded(message: object) -> None:
     """Subscriber decoder for handlers that take the raw records and decode them in bulk themselves: skips
     FastStream's per-message JSON parse, whose result they would throw away (a profiled hot-path cost)."""
     return None
-
-
-IDLE_FETCH_WAIT_MS = 1000
-"""How long a fetch of a consumer off the items' path (retry tiers, dead letters, webhooks) waits for data."""
 
 
 def group_options(settings: KafkaSettings, *, on_items_path: bool = False) -> dict[str, int]:
