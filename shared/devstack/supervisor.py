@@ -40,6 +40,8 @@ class _Child:
     proc: subprocess.Popen[bytes]
     tail: deque[str]
     reader: threading.Thread | None = field(default=None)
+    stopped: bool = False
+    """Stopped on purpose: its exit is not reported as unexpected."""
 
 
 class Supervisor:
@@ -101,7 +103,15 @@ class Supervisor:
     def stop(self) -> None:
         """SIGTERM every child's group, wait up to stop_timeout in total, SIGKILL what is left; idempotent."""
         self._stopping.set()
-        children = list(self._children.values())
+        self._end(list(self._children.values()))
+
+    def stop_one(self, name: str) -> None:
+        """End one service as stop() ends them all; the others keep running."""
+        child = self._children[name]
+        child.stopped = True
+        self._end([child])
+
+    def _end(self, children: list[_Child]) -> None:
         family = [member for child in children for member in descendants(child.proc.pid)]
         for child in children:
             if child.proc.poll() is None:
@@ -128,7 +138,7 @@ class Supervisor:
                 child.tail.append(line)
                 self._write(f"[{child.name}] {line}\n")
         exit_code = child.proc.wait()
-        if self._stopping.is_set():
+        if self._stopping.is_set() or child.stopped:
             return
         noticed = ServiceExit(child.name, exit_code, tuple(child.tail))
         self._exits.append(noticed)

@@ -185,6 +185,21 @@ def test_supervisor_kills_a_child_that_ignores_sigterm() -> None:
     assert _gone(pid)
 
 
+def test_supervisor_stops_one_service_and_keeps_the_others_without_calling_it_an_unexpected_exit() -> None:
+    waiting = "import signal; print('up', flush=True); signal.pause()"
+    out = io.StringIO()
+    with Supervisor(out) as supervisor:
+        supervisor.start("leaving", [sys.executable, "-c", waiting], {})
+        supervisor.start("staying", [sys.executable, "-c", waiting], {})
+        wait_until(lambda: out.getvalue().count(" up") == 2)
+        pids = supervisor.pids()
+        supervisor.stop_one("leaving")
+        assert _gone(pids["leaving"])
+        assert not _gone(pids["staying"])
+        assert supervisor.exits == []
+    assert _gone(pids["staying"])
+
+
 def test_supervisor_reports_an_unexpected_exit_with_its_code() -> None:
     out = io.StringIO()
     noticed: list[ServiceExit] = []
