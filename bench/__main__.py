@@ -73,8 +73,8 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
             finally:
                 await lean.close()
             settled_s = await machine_quiet(timeout_s=config.quiet_timeout_s)
-            say(f"scenario 3: bench.cpu {config.cpu_items:,} items with 1, then 2 processors "
-                f"({config.cpu_repeats} runs each) ...")  # fmt: skip
+            say(f"scenario 3: bench.cpu {config.cpu_items:,} items, {config.cpu_repeats} rounds of a run with 1 "
+                f"processor, then one with 2 ...")  # fmt: skip
             scale_out = await scenarios.scale_out(
                 stack, client, pool, config.cpu_items, config.cpu_rounds, config.timeout_s, config.cpu_repeats
             )

@@ -20,8 +20,8 @@ class BenchConfig:
     """Scenario 3: items of the bench.cpu job, run with 1 and then 2 processors."""
     cpu_rounds: int = 2_000
     cpu_repeats: int = 3
-    """Scenario 3 runs the job this many times with each number of processors and compares the medians: the
-    per-core speed of a shared VM swings from one run to the next."""
+    """Scenario 3 runs the job this many rounds, each once with one processor and then once with two, and
+    reports the median of the rounds' speedups: the per-core speed of a shared VM swings from minute to minute."""
     quiet_timeout_s: float = 120.0
     """Scenarios 2 and 3 start once the machine has been quiet for 3 s (what scenario 1 left running, such as
     PostgreSQL's autovacuum, is done), or after this long."""

@@ -109,6 +109,7 @@ class ScaleOut:
     """Median of the runs with one processor."""
     two_processors_s: float
     speedup: float
+    """Median of the rounds' speedups (each round: one run with one processor, then one with two)."""
     processor_cpu_s: dict[str, float]
     """CPU time each processor used during the two-processor runs: how evenly the work was split."""
     one_processor_runs: list[float]
@@ -130,12 +131,23 @@ async def scale_out(
     timeout: float,
     repeats: int = 3,
 ) -> ScaleOut:
-    """The same bench.cpu job ``repeats`` times with the one processor, then as often once a second processor has
-    joined the group; the speedup compares the medians."""
-    one = [round(await _cpu_job(client, pool, items, rounds, timeout), 3) for _ in range(repeats)]
-    second = stack.start_service("processor")
-    await stack.settled(["processor", second])
-    with RssSampler({label: stack.pids()[label] for label in ("processor", second)}) as sampler:
-        two = [round(await _cpu_job(client, pool, items, rounds, timeout), 3) for _ in range(repeats)]
-    one_s, two_s = median(one), median(two)
-    return ScaleOut(items, rounds, one_s, two_s, round(one_s / two_s, 2), sampler.cpu_s, one, two)
+    """``repeats`` rounds of the same bench.cpu job, each run once with the one processor and then once more
+    after a second processor has joined the group (it leaves again at the end of the round). Pairing the runs
+    keeps each comparison within seconds: the per-core speed of a shared VM drifts by tens of percent over a
+    minute, which between a block of one-processor runs and a block of two-processor runs decided the result."""
+    one: list[float] = []
+    two: list[float] = []
+    cpu_s: dict[str, float] = {}
+    for _ in range(repeats):
+        one.append(round(await _cpu_job(client, pool, items, rounds, timeout), 3))
+        second = stack.start_service("processor")
+        await stack.settled(["processor", second])
+        with RssSampler({label: stack.pids()[label] for label in ("processor", second)}) as sampler:
+            two.append(round(await _cpu_job(client, pool, items, rounds, timeout), 3))
+        for label, used in sampler.cpu_s.items():
+            key = "processor" if label == "processor" else "processor#2"
+            cpu_s[key] = round(cpu_s.get(key, 0.0) + used, 2)
+        stack.stop_service(second)
+        await stack.settled(["processor"])
+    speedup = median(a / b for a, b in zip(one, two, strict=True))
+    return ScaleOut(items, rounds, median(one), median(two), round(speedup, 2), cpu_s, one, two)

@@ -75,6 +75,9 @@ class BenchStack:
         self.supervisor.start(label, service_command(name), self.env)
         return label
 
+    def stop_service(self, label: str) -> None:
+        self.supervisor.stop_one(label)
+
     def pids(self) -> dict[str, int]:
         return self.supervisor.pids()
 
