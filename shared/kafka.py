@@ -29,6 +29,10 @@ DLQ_PARTITIONS = 3
 
 IDLE_FETCH_WAIT_MS = 1000
 """How long a fetch of a consumer off the items' path (retry tiers, dead letters, webhooks) waits for data."""
+IDLE_POLL_TIMEOUT_MS = 500
+"""How long one poll of a batch subscriber off the items' path waits for records. FastStream sleeps as long
+again after an empty poll, which bounds the delay this adds; at the items' path's 20-50 ms, seven idle
+subscribers woke a processor 175 times a second."""
 
 
 class IdleAwareConsumer(AIOKafkaConsumer):

@@ -19,7 +19,15 @@ from services.aggregator.settings import AggregatorSettings
 from services.aggregator.sink import ResultSink
 from services.aggregator.webhooks import WebhookDispatcher, WebhookEnqueuer
 from shared.heap import freeze_startup_objects
-from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, polled_records, undecoded
+from shared.kafka import (
+    IDLE_POLL_TIMEOUT_MS,
+    SendWindow,
+    ensure_topics,
+    group_options,
+    make_broker,
+    polled_records,
+    undecoded,
+)
 from shared.kinds import load_kinds
 from shared.lag import BrokerLag
 from shared.metrics import SluiceMetrics
@@ -84,7 +92,7 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
         settings.kafka.topics.results_dlq,
         batch=True,
         max_records=settings.messages_per_poll,
-        batch_timeout_ms=50,
+        batch_timeout_ms=IDLE_POLL_TIMEOUT_MS,
         group_id=f"{settings.group_id}-dlq",
         auto_offset_reset="earliest",
         # Committed only once the poll is indexed in Postgres; an error seeks back and redelivers.
@@ -99,7 +107,7 @@ def register_handlers(broker: KafkaBroker, settings: AggregatorSettings, runtime
         settings.kafka.topics.job_events,
         batch=True,
         max_records=settings.messages_per_poll,
-        batch_timeout_ms=50,
+        batch_timeout_ms=IDLE_POLL_TIMEOUT_MS,
         group_id=f"{settings.group_id}-webhooks",
         auto_offset_reset="earliest",
         # Committed only once the poll's deliveries are in Postgres; an error seeks back and redelivers.

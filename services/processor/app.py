@@ -36,7 +36,15 @@ from shared.failures import (
     parse_timeout_overrides,
 )
 from shared.heap import freeze_startup_objects
-from shared.kafka import SendWindow, ensure_topics, group_options, make_broker, polled_records, undecoded
+from shared.kafka import (
+    IDLE_POLL_TIMEOUT_MS,
+    SendWindow,
+    ensure_topics,
+    group_options,
+    make_broker,
+    polled_records,
+    undecoded,
+)
 from shared.kinds import load_kinds
 from shared.lag import BrokerLag
 from shared.metrics import SluiceMetrics
@@ -250,7 +258,7 @@ def subscribe(
         topic,
         batch=True,
         max_records=settings.batches_per_poll,
-        batch_timeout_ms=20,
+        batch_timeout_ms=20 if tier_s is None else IDLE_POLL_TIMEOUT_MS,
         group_id=group_id,
         auto_offset_reset="earliest",
         max_partition_fetch_bytes=settings.kafka.max_request_bytes,
