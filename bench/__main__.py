@@ -1,5 +1,6 @@
 """`python -m bench [--items N ...]`: run every scenario; the last line printed is the summary JSON."""
 
+import asyncio
 import json
 import logging
 import os
@@ -17,7 +18,16 @@ from bench import ceilings, scenarios
 from bench.config import BenchConfig, parse_config
 from bench.http import LeanClient
 from bench.measure import machine_quiet, service_name
-from bench.report import cpu_speed_us, cpu_steal_pct, cpu_times, machine_info, save, summary, table
+from bench.report import (
+    cpu_speed_us,
+    cpu_steal_pct,
+    cpu_times,
+    machine_info,
+    save,
+    summary,
+    table,
+    two_process_speedup,
+)
 from bench.stack import BenchStack, bench_stack
 from services.intake.settings import IntakeSettings
 from shared.config import KafkaSettings, PostgresSettings
@@ -73,6 +83,7 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
             finally:
                 await lean.close()
             settled_s = await machine_quiet(timeout_s=config.quiet_timeout_s)
+            machine_speedup = await asyncio.to_thread(two_process_speedup)
             say(f"scenario 3: bench.cpu {config.cpu_items:,} items, {config.cpu_repeats} rounds of a run with 1 "
                 f"processor, then one with 2 ...")  # fmt: skip
             scale_out = await scenarios.scale_out(
@@ -91,7 +102,7 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
         "warmup": _by_service(asdict(warmup)),
         "throughput": _by_service(asdict(throughput)),
         "latency": {**asdict(latency), "waited_for_quiet_s": latency_waited_s},
-        "scale_out": {**asdict(scale_out), "waited_for_quiet_s": settled_s},
+        "scale_out": {**asdict(scale_out), "waited_for_quiet_s": settled_s, "machine_speedup": machine_speedup},
     }
     return results
 
