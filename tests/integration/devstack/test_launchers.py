@@ -108,6 +108,7 @@ def test_embedded_postgres_starts_when_the_url_is_unreachable_and_stops_after(da
         assert url.startswith("postgresql://postgres@127.0.0.1:") and url.endswith("/sluice")
         assert _fetch(url, "SELECT current_database() || ':' || (SELECT 6 * 7)") == "sluice:42"
         assert _fetch(url, "SHOW wal_init_zero") == "off"  # no commit waits while a WAL segment is zero-filled
+        assert _fetch(url, "SHOW backend_flush_after") == "256kB"  # no big job's pages left dirty in the page cache
     assert started
     assert all(_gone(pid) for pid in started)
     assert not port_accepts(*host_port(url.removeprefix("postgresql://postgres@")))
