@@ -19,7 +19,7 @@ class BenchConfig:
     cpu_items: int = 4_000
     """Scenario 3: items of the bench.cpu job, run with 1 and then 2 processors."""
     cpu_rounds: int = 2_000
-    cpu_repeats: int = 3
+    cpu_repeats: int = 5
     """Scenario 3 runs the job this many rounds, each once with one processor and then once with two, and
     reports the median of the rounds' speedups: the per-core speed of a shared VM swings from minute to minute."""
     quiet_timeout_s: float = 120.0
