@@ -146,15 +146,29 @@ class RescanStore:
         return int(result.split()[-1])
 
     async def plan_triggered(self, now: datetime, limit: int, max_items: int) -> int:
-        """Items whose debounced trigger is due: queue them (reason event)."""
+        """Items whose debounced trigger is due: queue them (reason event).
+
+        A planner takes whole watches (their rows locked, skipping those another planner holds), so two scheduler
+        replicas never cut one watch's burst into two rescans.
+        """
         async with self._pool.acquire() as connection, connection.transaction():
+            watch_ids = await connection.fetch(
+                """SELECT w.watch_id FROM watches w
+                   WHERE NOT w.paused
+                     AND EXISTS (SELECT 1 FROM watched_items i WHERE i.watch_id = w.watch_id AND i.trigger_due <= $1)
+                   LIMIT $2
+                   FOR UPDATE OF w SKIP LOCKED""",
+                now, limit,
+            )  # fmt: skip
+            if not watch_ids:
+                return 0
             rows = await connection.fetch(
                 """SELECT i.watch_id, i.item_key, i.input, w.tenant, 'event' AS mode
                    FROM watched_items i JOIN watches w USING (watch_id)
-                   WHERE i.trigger_due <= $1 AND NOT w.paused
+                   WHERE i.watch_id = ANY($3::uuid[]) AND i.trigger_due <= $1
                    ORDER BY i.trigger_due LIMIT $2
-                   FOR UPDATE OF i SKIP LOCKED""",
-                now, limit,
+                   FOR UPDATE OF i""",
+                now, limit, [row[0] for row in watch_ids],
             )  # fmt: skip
             if not rows:
                 return 0

@@ -83,3 +83,17 @@ async def test_after_an_outage_each_item_is_queued_once_and_next_due_an_interval
     assert await db.fetchval("SELECT sum(jsonb_array_length(items)) FROM rescan_outbox") == 5
     due = await db.fetch("SELECT DISTINCT next_due FROM watched_items WHERE watch_id = $1", watch.watch_id)
     assert [row["next_due"] for row in due] == [back + timedelta(hours=1)]
+
+
+async def test_a_planner_takes_a_watchs_whole_burst_and_another_planner_skips_that_watch(db: asyncpg.Pool) -> None:
+    watch = NewWatch(uuid4(), "acme", "bench.noop", {}, "normal", WatchConfig("event", debounce_s=30), None)
+    await WatchStore(db).create(watch, ((f"k{i}", i) for i in range(2)))
+    store = RescanStore(db)
+    assert await store.note_trigger("acme", ["k0", "k1"], [], T0) == 2
+    due = T0 + timedelta(seconds=31)
+    async with db.acquire() as other_planner, other_planner.transaction():
+        await other_planner.execute("SELECT 1 FROM watches WHERE watch_id = $1 FOR UPDATE", watch.watch_id)
+        assert await store.plan_triggered(due, limit=100, max_items=50) == 0
+    assert await store.plan_triggered(due, limit=100, max_items=50) == 2
+    rescans = await db.fetch("SELECT items FROM rescan_outbox WHERE watch_id = $1", watch.watch_id)
+    assert [sorted(row["items"]) for row in rescans] == [[0, 1]]  # one rescan for the burst, not one per item
