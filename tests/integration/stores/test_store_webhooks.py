@@ -1,7 +1,8 @@
 """Webhook deliveries over the real database and real HTTP: enqueued once per event, refused targets and endless
 errors end failed with every attempt on record."""
 
-from uuid import uuid4
+import asyncio
+from uuid import UUID, uuid4
 
 import asyncpg
 import httpx
@@ -20,11 +21,13 @@ async def _job_with_callback(db: asyncpg.Pool, url: str | None):
     return job
 
 
-async def _drain(dispatcher: WebhookDispatcher, store: WebhookStore, rounds: int) -> None:
-    async with httpx.AsyncClient(timeout=5) as client:
-        for _ in range(rounds):
+async def _drain(dispatcher: WebhookDispatcher, store: WebhookStore, job_id: UUID, timeout: float = 20) -> None:
+    """Send what is due, again and again, until none of the job's deliveries is pending any more."""
+    async with httpx.AsyncClient(timeout=5) as client, asyncio.timeout(timeout):
+        while any(d["status"] == "pending" for d in await store.for_job(job_id)):
             for delivery in await store.claim_due(10, lease_s=0):
                 await dispatcher.deliver(client, delivery)
+            await asyncio.sleep(0.005)  # poll interval inside the deadline: the next retry is due in ms
 
 
 async def test_an_event_is_enqueued_once_and_only_for_a_job_with_a_callback_url(db: asyncpg.Pool) -> None:
@@ -46,7 +49,7 @@ async def test_a_callback_to_a_non_public_address_is_refused_once_and_never_sent
         job = await _job_with_callback(db, hooks.url)
         await store.enqueue([TerminalEvent(uuid4(), job.job_id, "job.completed", {"n": 1})])
         dispatcher = WebhookDispatcher(store, WebhookSettings(secret="k", base_delay_s=0.001))
-        await _drain(dispatcher, store, rounds=3)
+        await _drain(dispatcher, store, job.job_id)
         assert hooks.received() == []
     [delivery] = await store.for_job(job.job_id)
     assert delivery["status"] == "failed" and delivery["attempts"] == 1
@@ -59,7 +62,7 @@ async def test_a_callback_that_keeps_failing_ends_failed_after_max_attempts(db: 
         job = await _job_with_callback(db, hooks.url)
         await store.enqueue([TerminalEvent(uuid4(), job.job_id, "job.failed", {"n": 1})])
         settings = WebhookSettings(secret="k", max_attempts=3, base_delay_s=0.001, allow_networks=["127.0.0.0/8"])
-        await _drain(WebhookDispatcher(store, settings), store, rounds=5)
+        await _drain(WebhookDispatcher(store, settings), store, job.job_id)
         assert len(hooks.received()) == 3
     [delivery] = await store.for_job(job.job_id)
     assert delivery["status"] == "failed" and delivery["attempts"] == 3
@@ -71,7 +74,7 @@ async def test_without_a_secret_nothing_is_sent_and_the_delivery_says_why(db: as
     with receiving_webhooks(answers=[]) as hooks:
         job = await _job_with_callback(db, hooks.url)
         await store.enqueue([TerminalEvent(uuid4(), job.job_id, "job.completed", {"n": 1})])
-        await _drain(WebhookDispatcher(store, WebhookSettings(allow_networks=["127.0.0.0/8"])), store, rounds=2)
+        await _drain(WebhookDispatcher(store, WebhookSettings(allow_networks=["127.0.0.0/8"])), store, job.job_id)
         assert hooks.received() == []
     [delivery] = await store.for_job(job.job_id)
     assert delivery["status"] == "failed" and "SLUICE_WEBHOOK_SECRET" in delivery["last_error"]
