@@ -8,6 +8,7 @@ import signal
 import sys
 import uuid
 from dataclasses import asdict
+from statistics import median
 from typing import Any
 
 import httpx
@@ -83,11 +84,11 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
             finally:
                 await lean.close()
             settled_s = await machine_quiet(timeout_s=config.quiet_timeout_s)
-            machine_speedup = await asyncio.to_thread(two_process_speedup)
             say(f"scenario 3: bench.cpu {config.cpu_items:,} items, {config.cpu_repeats} rounds of a run with 1 "
                 f"processor, then one with 2 ...")  # fmt: skip
             scale_out = await scenarios.scale_out(
-                stack, client, pool, config.cpu_items, config.cpu_rounds, config.timeout_s, config.cpu_repeats
+                stack, client, pool, config.cpu_items, config.cpu_rounds, config.timeout_s, config.cpu_repeats,
+                machine_speedup=lambda: asyncio.to_thread(two_process_speedup, pairs=1),
             )
     finally:
         await pool.close()
@@ -102,7 +103,11 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
         "warmup": _by_service(asdict(warmup)),
         "throughput": _by_service(asdict(throughput)),
         "latency": {**asdict(latency), "waited_for_quiet_s": latency_waited_s},
-        "scale_out": {**asdict(scale_out), "waited_for_quiet_s": settled_s, "machine_speedup": machine_speedup},
+        "scale_out": {
+            **asdict(scale_out),
+            "waited_for_quiet_s": settled_s,
+            "machine_speedup": round(median(scale_out.machine_speedups), 2),
+        },
     }
     return results
 

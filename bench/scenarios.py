@@ -2,7 +2,8 @@
 
 import asyncio
 import time
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from statistics import median
 
 import asyncpg
@@ -114,6 +115,12 @@ class ScaleOut:
     """CPU time each processor used during the two-processor runs: how evenly the work was split."""
     one_processor_runs: list[float]
     two_processors_runs: list[float]
+    machine_speedups: list[float] = field(default_factory=list)
+    """Each round's reading of the machine's own two-process speedup (two bare CPU-bound processes against
+    one), taken just before the round's pair of runs."""
+    share_of_machine: float | None = None
+    """Median of the rounds' speedup over the machine's reading beside it: how much of what this machine could
+    give a second process at that moment the pipeline got (None when the machine was not read)."""
 
 
 async def _cpu_job(client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, rounds: int, timeout: float) -> float:
@@ -130,15 +137,20 @@ async def scale_out(
     rounds: int,
     timeout: float,
     repeats: int = 3,
+    machine_speedup: Callable[[], Awaitable[float]] | None = None,
 ) -> ScaleOut:
     """``repeats`` rounds of the same bench.cpu job, each run once with the one processor and then once more
     after a second processor has joined the group (it leaves again at the end of the round). Pairing the runs
     keeps each comparison within seconds: the per-core speed of a shared VM drifts by tens of percent over a
-    minute, which between a block of one-processor runs and a block of two-processor runs decided the result."""
+    minute, which between a block of one-processor runs and a block of two-processor runs decided the result.
+    With ``machine_speedup``, each round first reads what the machine itself gives a second CPU-bound process."""
     one: list[float] = []
     two: list[float] = []
+    machine: list[float] = []
     cpu_s: dict[str, float] = {}
     for _ in range(repeats):
+        if machine_speedup is not None:
+            machine.append(await machine_speedup())
         one.append(round(await _cpu_job(client, pool, items, rounds, timeout), 3))
         second = stack.start_service("processor")
         await stack.settled(["processor", second])
@@ -149,5 +161,7 @@ async def scale_out(
             cpu_s[key] = round(cpu_s.get(key, 0.0) + used, 2)
         stack.stop_service(second)
         await stack.settled(["processor"])
-    speedup = median(a / b for a, b in zip(one, two, strict=True))
-    return ScaleOut(items, rounds, median(one), median(two), round(speedup, 2), cpu_s, one, two)
+    speedups = [a / b for a, b in zip(one, two, strict=True)]
+    share = round(median(s / m for s, m in zip(speedups, machine, strict=True)), 2) if machine else None
+    speedup = round(median(speedups), 2)
+    return ScaleOut(items, rounds, median(one), median(two), speedup, cpu_s, one, two, machine, share)
