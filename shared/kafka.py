@@ -89,10 +89,11 @@ class SluiceBroker(KafkaBroker):
 
 
 def spread_batches(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
-    """The producers' partitioner. A task batch's key, ``<job_id>:<batch_index>``, picks a partition from the
-    job (its hash) plus the batch's index, so a job's batches go round the partitions, one each in turn, and
-    the processors that own them share a job evenly (hashing whole keys left some partitions twice as full
-    as others). Any other key is hashed as Kafka's default partitioner does."""
+    """The producers' partitioner, for sends that name no partition (the dispatcher names one: see
+    services/intake/placement.py). A task batch's key, ``<job_id>:<batch_index>``, picks a partition from the
+    job (its hash) plus the batch's index, so a job's batches redriven from the dead letters go round the
+    partitions (hashing whole keys left some partitions twice as full as others). Any other key is hashed as
+    Kafka's default partitioner does."""
     if key is not None:
         job, _, index = key.rpartition(b":")
         if job and index.isdigit():
@@ -218,13 +219,20 @@ class SendWindow:
         self.sent = 0
 
     async def send(
-        self, body: bytes, topic: str, *, key: bytes | None = None, headers: Mapping[str, str] | None = None
+        self,
+        body: bytes,
+        topic: str,
+        *,
+        key: bytes | None = None,
+        headers: Mapping[str, str] | None = None,
+        partition: int | None = None,
     ) -> None:
+        """Send to ``partition``, or (None) where the producer's partitioner puts the key."""
         while len(self._pending) >= self._size:
             await self._settle(self._pending.popleft())
         try:
             async with asyncio.timeout(self._stall_timeout_s):
-                future = await self._publish(body, topic, key, headers or {})
+                future = await self._publish(body, topic, key, headers or {}, partition)
         except KafkaError as exc:
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         except TimeoutError as exc:
@@ -237,12 +245,24 @@ class SendWindow:
             await self._settle(self._pending.popleft())
 
     async def _publish(
-        self, body: bytes, topic: str, key: bytes | None, headers: Mapping[str, str]
+        self, body: bytes, topic: str, key: bytes | None, headers: Mapping[str, str], partition: int | None
     ) -> "asyncio.Future[object]":
         if self._direct:
             encoded = [(name, value.encode()) for name, value in headers.items()]
-            return await raw_producer(self._broker).send(topic, body, key=key, headers=encoded)
-        return await self._broker.publish(body, topic, key=key, headers=dict(headers), no_confirm=True)
+            return await raw_producer(self._broker).send(topic, body, key=key, headers=encoded, partition=partition)
+        return await self._broker.publish(
+            body, topic, key=key, headers=dict(headers), partition=partition, no_confirm=True
+        )
+
+    async def partitions(self, topic: str) -> set[int]:
+        """The topic's partitions as the producer's metadata knows them (fetched first if it does not yet)."""
+        try:
+            async with asyncio.timeout(self._stall_timeout_s):
+                return set(await raw_producer(self._broker).partitions_for(topic))
+        except KafkaError as exc:
+            raise BrokerUnavailable(f"no partitions known for {topic}: {type(exc).__name__}: {exc}") from exc
+        except TimeoutError as exc:
+            raise BrokerUnavailable(f"no metadata for {topic} within {self._stall_timeout_s}s") from exc
 
     def abandon(self) -> None:
         """Forget unacknowledged sends after a failure (their outcome no longer changes the answer)."""

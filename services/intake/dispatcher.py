@@ -9,6 +9,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
@@ -20,6 +21,7 @@ from opentelemetry.trace import NonRecordingSpan, Tracer
 
 from services.intake.admission import TenantLoad, promotions
 from services.intake.fair_share import PRIORITY_ORDER, FairShare, QueueKey, Snapshot, TenantLimits
+from services.intake.placement import place
 from shared.config import FlowSettings, TopicNames
 from shared.errors import DependencyUnavailable
 from shared.events import Priority
@@ -66,6 +68,8 @@ class Dispatcher:
         self._caps = kind_caps(self.settings.kind_max_in_flight)
         self._backlog = BacklogStore()
         self._admissions = AdmissionStore(self.pool)
+        self._turns: dict[str, int] = {}
+        """Per topic, where the next release's ties start (placement.place)."""
 
     async def run_forever(self) -> None:
         """Lead when the lock is free; on a database or broker error, step down and try again later."""
@@ -116,9 +120,10 @@ class Dispatcher:
                         await changed.wait()
 
     async def _release(self, connection: asyncpg.Connection, fair: FairShare) -> int:
-        """One tick: 1. count the backlog; 2. allocate; 3. read the granted batches; 4. publish them and wait
-        for the acks; 5. mark them released. A crash between 4 and 5 releases them again (at least once: the
-        processors and the aggregator take duplicates)."""
+        """One tick: 1. count the backlog; 2. allocate; 3. read the granted batches; 4. publish each to the
+        task partition with the fewest in flight (placement.py) and wait for the acks; 5. mark them released,
+        with their partitions. A crash between 4 and 5 releases them again (at least once: the processors and
+        the aggregator take duplicates)."""
         counts = await self._backlog.counts(connection)
         if not counts.queued:
             return 0
@@ -131,23 +136,54 @@ class Dispatcher:
         if not grants:
             return 0
         ordered: list[tuple[QueueKey, int]] = sorted(grants.items(), key=lambda g: _class_rank(g[0]))
-        return await self._publish(connection, await self._backlog.take(connection, ordered))
+        batches = await self._backlog.take(connection, ordered)
+        return await self._publish(connection, batches, counts.partition_load)
 
-    async def _publish(self, connection: asyncpg.Connection, batches: list[ReleasedBatch]) -> int:
+    async def _publish(
+        self,
+        connection: asyncpg.Connection,
+        batches: list[ReleasedBatch],
+        partition_load: Mapping[tuple[Priority, int], int],
+    ) -> int:
         window = SendWindow(self.broker, self.publish_window, self.stall_timeout_s)
         try:
-            for batch in batches:
-                topic = self.topics.tasks_high if batch.priority is Priority.HIGH else self.topics.tasks
+            partitions = await self._place(window, batches, partition_load)
+            for batch, partition in zip(batches, partitions, strict=True):
                 key = f"{batch.job_id}:{batch.batch_index}".encode()
                 headers = orjson.loads(batch.headers)
                 with self._in_job_trace(batch, headers.get(JOB_TRACE_HEADER)):
-                    await window.send(batch.payload, topic, key=key, headers=headers)
+                    await window.send(
+                        batch.payload, self._topic(batch.priority), key=key, headers=headers, partition=partition
+                    )
             await window.flush()
         except DependencyUnavailable:
             window.abandon()
             raise
-        await self._backlog.mark_released(connection, batches)
+        await self._backlog.mark_released(connection, batches, partitions)
         return len(batches)
+
+    def _topic(self, priority: Priority) -> str:
+        return self.topics.tasks_high if priority is Priority.HIGH else self.topics.tasks
+
+    async def _place(
+        self, window: SendWindow, batches: list[ReleasedBatch], partition_load: Mapping[tuple[Priority, int], int]
+    ) -> list[int]:
+        """Each batch's partition: the least loaded of its topic's, counting what is in flight there."""
+        by_topic: dict[str, list[int]] = {}
+        for i, batch in enumerate(batches):
+            by_topic.setdefault(self._topic(batch.priority), []).append(i)
+        placed = [0] * len(batches)
+        for topic, indexes in by_topic.items():
+            load: dict[int, int] = {}
+            for (priority, partition), n in partition_load.items():
+                if self._topic(priority) == topic:
+                    load[partition] = load.get(partition, 0) + n
+            start = self._turns.get(topic, 0)
+            chosen = place(len(indexes), await window.partitions(topic), load, start)
+            for i, partition in zip(indexes, chosen, strict=True):
+                placed[i] = partition
+            self._turns[topic] = start + len(indexes)
+        return placed
 
     def _in_job_trace(self, batch: ReleasedBatch, root: str | None) -> AbstractContextManager[object]:
         """A span for the release, a child of the job's root span (the request that accepted it), so the
@@ -175,7 +211,7 @@ class Dispatcher:
         if self.metrics is not None:
             await self._report_load(connection, self.metrics)
         if cancelled := await self._publish(
-            connection, await self._backlog.take_cancelled(connection, CANCELLED_PER_HOUSEKEEPING)
+            connection, await self._backlog.take_cancelled(connection, CANCELLED_PER_HOUSEKEEPING), {}
         ):
             log.info("released %d batches of cancelled jobs for the processors to skip", cancelled)
 

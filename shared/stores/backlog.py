@@ -2,7 +2,7 @@
 aggregator's credit return. Everything is batch-level and bulk: one statement per tick, never one per item."""
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from uuid import UUID
 
 import asyncpg
@@ -26,6 +26,8 @@ class BacklogCounts:
     """Unreleased, unheld batches per (tenant, priority, kind)."""
     in_flight: dict[tuple[str, str], int]
     """Released batches whose results are not recorded yet, per (tenant, kind)."""
+    partition_load: dict[tuple[Priority, int], int] = field(default_factory=dict)
+    """The same batches per (priority, the partition they were released to)."""
 
 
 @dataclass(frozen=True)
@@ -57,18 +59,22 @@ class BacklogStore:
 
     async def counts(self, connection: asyncpg.Connection) -> BacklogCounts:
         rows = await connection.fetch(
-            """SELECT tenant, priority, kind, released_at IS NOT NULL AS released, count(*) AS n
-               FROM task_backlog WHERE NOT held GROUP BY 1, 2, 3, 4"""
+            """SELECT tenant, priority, kind, released_at IS NOT NULL AS released, released_partition, count(*) AS n
+               FROM task_backlog WHERE NOT held GROUP BY 1, 2, 3, 4, 5"""
         )
         queued: dict[tuple[str, Priority, str], int] = {}
         in_flight: dict[tuple[str, str], int] = {}
+        partition_load: dict[tuple[Priority, int], int] = {}
         for row in rows:
             if row["released"]:
                 key = (row["tenant"], row["kind"])
                 in_flight[key] = in_flight.get(key, 0) + row["n"]
+                if (partition := row["released_partition"]) is not None:
+                    at = (Priority(row["priority"]), partition)
+                    partition_load[at] = partition_load.get(at, 0) + row["n"]
             else:
                 queued[(row["tenant"], Priority(row["priority"]), row["kind"])] = row["n"]
-        return BacklogCounts(queued, in_flight)
+        return BacklogCounts(queued, in_flight, partition_load)
 
     async def take(
         self, connection: asyncpg.Connection, grants: Sequence[tuple[tuple[str, Priority, str], int]]
@@ -107,15 +113,20 @@ class BacklogStore:
             ReleasedBatch(row["job_id"], row["batch_index"], row["payload"], headers=row["headers"]) for row in rows
         ]
 
-    async def mark_released(self, connection: asyncpg.Connection, batches: Sequence[ReleasedBatch]) -> None:
+    async def mark_released(
+        self, connection: asyncpg.Connection, batches: Sequence[ReleasedBatch], partitions: Sequence[int | None]
+    ) -> None:
+        """Stamp the batches released, each with the partition it was sent to (``partitions``, in order)."""
         await connection.execute(
             # SKIP LOCKED: a row the aggregator is deleting is done already; never wait on (or deadlock with) it.
-            """UPDATE task_backlog SET released_at = now() WHERE (job_id, batch_index) IN (
+            """UPDATE task_backlog t SET released_at = now(), released_partition = r.partition
+               FROM unnest($1::uuid[], $2::int[], $3::int[]) AS r(job_id, batch_index, partition)
+               WHERE t.job_id = r.job_id AND t.batch_index = r.batch_index AND (t.job_id, t.batch_index) IN (
                    SELECT b.job_id, b.batch_index FROM task_backlog b
-                   JOIN unnest($1::uuid[], $2::int[]) AS r(job_id, batch_index)
-                     ON b.job_id = r.job_id AND b.batch_index = r.batch_index
+                   JOIN unnest($1::uuid[], $2::int[]) AS q(job_id, batch_index)
+                     ON b.job_id = q.job_id AND b.batch_index = q.batch_index
                    FOR UPDATE OF b SKIP LOCKED)""",
-            [batch.job_id for batch in batches], [batch.batch_index for batch in batches],
+            [batch.job_id for batch in batches], [batch.batch_index for batch in batches], list(partitions),
         )  # fmt: skip
 
     async def unhold(self, connection: asyncpg.Connection) -> int:

@@ -60,8 +60,8 @@ async def test_released_batches_count_in_flight_until_their_results_are_recorded
     second = (await register(store, new_job(total_items=2, batch_size=2))).job
     async with db.acquire() as connection:
         taken = await backlog.take(connection, [(("acme", Priority.NORMAL, "bench.noop"), 5)])
-        await backlog.mark_released(connection, taken)
-        in_flight = (await backlog.counts(connection)).in_flight
+        await backlog.mark_released(connection, taken, [7, 3])
+        in_flight_counts = await backlog.counts(connection)
 
         results = [
             results_message(
@@ -79,8 +79,9 @@ async def test_released_batches_count_in_flight_until_their_results_are_recorded
         after_promotion = await backlog.counts(connection)
 
     assert [(b.job_id, b.batch_index) for b in taken] == [(first.job_id, 0), (first.job_id, 1)]
-    assert in_flight == {("acme", "bench.noop"): 2}
-    assert after_record.in_flight == {} and after_record.queued == {}
+    assert in_flight_counts.in_flight == {("acme", "bench.noop"): 2}
+    assert in_flight_counts.partition_load == {(Priority.NORMAL, 7): 1, (Priority.NORMAL, 3): 1}
+    assert after_record.in_flight == {} and after_record.queued == {} and after_record.partition_load == {}
     assert started == 1
     assert await db.fetchval("SELECT status FROM jobs WHERE job_id = $1", second.job_id) == "queued"
     assert after_promotion.queued == {("acme", Priority.NORMAL, "bench.noop"): 1}
