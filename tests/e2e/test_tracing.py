@@ -64,12 +64,15 @@ async def test_one_jobs_spans_from_all_three_services_form_one_tree_with_links_a
         final = await wait_for_status(client, job_id, timeout=60)
     assert final["status"] == "partially_failed", traced_pipeline.logs()
 
-    async def completion_exported() -> list[ReceivedSpan] | None:
+    async def job_exported() -> list[ReceivedSpan] | None:
+        """The job's completion span and both its batch spans: each service exports on its own schedule, so the
+        processor's spans (their item spans end before them) can arrive after the aggregator's."""
         received = spans.snapshot()
-        done = any(s.name == "job partially_failed" and s.attributes.get("sluice.job_id") == job_id for s in received)
-        return received if done else None
+        of_job = [s for s in received if s.attributes.get("sluice.job_id") == job_id]
+        done = any(s.name == "job partially_failed" for s in of_job)
+        return received if done and sum(s.name == "process task.batch" for s in of_job) == 2 else None
 
-    received = await eventually(completion_exported, timeout=30)
+    received = await eventually(job_exported, timeout=30)
     roots = [s for s in received if s.name == "POST /v1/jobs" and s.service == "sluice-intake"]
     assert len(roots) == 1 and roots[0].kind == SERVER and roots[0].parent_id == ""
     root = roots[0]
