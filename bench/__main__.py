@@ -84,8 +84,8 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
             finally:
                 await lean.close()
             settled_s = await machine_quiet(timeout_s=config.quiet_timeout_s)
-            say(f"scenario 3: bench.cpu {config.cpu_items:,} items, {config.cpu_repeats} rounds of a run with 1 "
-                f"processor, then one with 2 ...")  # fmt: skip
+            say(f"scenario 3: bench.cpu {config.cpu_items:,} items in batches of {config.cpu_batch_size}, "
+                f"{config.cpu_repeats} rounds of a run with 1 processor, then one with 2 ...")  # fmt: skip
             scale_out = await scenarios.scale_out(
                 stack, client, pool, config.cpu_items, config.cpu_rounds, config.timeout_s, config.cpu_repeats,
                 machine_speedup=lambda: asyncio.to_thread(two_process_speedup, pairs=1),
@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = config.data_dir / "services.log"
     say(f"starting the stack (service logs: {log_path}) ...")
-    with bench_stack(config.data_dir, os.environ, log_path) as stack:
+    with bench_stack(config.data_dir, os.environ, log_path, config.cpu_batch_size) as stack:
         say(f"stack up: intake {stack.intake_url}, embedded: {', '.join(sorted(stack.embedded)) or 'none'}")
         machine = machine_info(stack.embedded)
         before = cpu_times()

@@ -108,6 +108,11 @@ async def stored_results(pool: asyncpg.Pool, job_ids: Sequence[str]) -> int:
     return await pool.fetchval("SELECT count(*) FROM item_results WHERE job_id = ANY($1::uuid[])", list(job_ids))
 
 
+async def total_batches(pool: asyncpg.Pool, job_id: str) -> int:
+    """How many batches intake split the job into."""
+    return await pool.fetchval("SELECT total_batches FROM jobs WHERE job_id = $1::uuid", job_id)
+
+
 async def first_result_at(pool: asyncpg.Pool, job_id: str) -> float:
     return await pool.fetchval(
         "SELECT extract(epoch FROM min(recorded_at))::float8 FROM item_results WHERE job_id = $1::uuid", job_id

@@ -125,7 +125,7 @@ def table(results: dict[str, Any]) -> str:
          f"{lat['e2e_p50_ms']:.0f} / {lat['e2e_p95_ms']:.0f} / {lat['e2e_p99_ms']:.0f} ms"),
         ("", "intake request p50 / p99", f"{lat['intake_p50_ms']:.0f} / {lat['intake_p99_ms']:.0f} ms"),
         ("", "waited first for a quiet machine", f"{lat.get('waited_for_quiet_s', 0):.0f} s"),
-        ("3 scale-out", f"bench.cpu {s['items']:,} items × {s['rounds']} rounds, medians",
+        ("3 scale-out", f"bench.cpu {s['items']:,} items × {s['rounds']} rounds in {s['batches']} batches, medians",
          f"{s['one_processor_s']:.2f} s → {s['two_processors_s']:.2f} s"),
         ("", "runs in pairs: 1 processor / 2 processors", _runs(s)),
         ("", "speedup with 2 processors, median of the pairs", f"{s['speedup']:.2f}×"),

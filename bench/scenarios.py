@@ -106,6 +106,8 @@ async def latency(
 class ScaleOut:
     items: int
     rounds: int
+    batches: int
+    """How many batches intake split the job into (the bench's --cpu-batch-size)."""
     one_processor_s: float
     """Median of the runs with one processor."""
     two_processors_s: float
@@ -123,10 +125,13 @@ class ScaleOut:
     give a second process at that moment the pipeline got (None when the machine was not read)."""
 
 
-async def _cpu_job(client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, rounds: int, timeout: float) -> float:
+async def _cpu_job(
+    client: httpx.AsyncClient, pool: asyncpg.Pool, items: int, rounds: int, timeout: float
+) -> tuple[float, int]:
+    """The job's time from first byte to completed, and its batch count."""
     upload = await jobs.upload_ndjson(client, "bench.cpu", items, {"rounds": rounds})
     done_at = await jobs.wait_until_finished(pool, [upload.job_id], timeout)
-    return done_at - upload.first_byte_at
+    return round(done_at - upload.first_byte_at, 3), await jobs.total_batches(pool, upload.job_id)
 
 
 async def scale_out(
@@ -148,14 +153,16 @@ async def scale_out(
     two: list[float] = []
     machine: list[float] = []
     cpu_s: dict[str, float] = {}
+    batches = 0
     for _ in range(repeats):
         if machine_speedup is not None:
             machine.append(await machine_speedup())
-        one.append(round(await _cpu_job(client, pool, items, rounds, timeout), 3))
+        seconds, batches = await _cpu_job(client, pool, items, rounds, timeout)
+        one.append(seconds)
         second = stack.start_service("processor")
         await stack.settled(["processor", second])
         with RssSampler({label: stack.pids()[label] for label in ("processor", second)}) as sampler:
-            two.append(round(await _cpu_job(client, pool, items, rounds, timeout), 3))
+            two.append((await _cpu_job(client, pool, items, rounds, timeout))[0])
         for label, used in sampler.cpu_s.items():
             key = "processor" if label == "processor" else "processor#2"
             cpu_s[key] = round(cpu_s.get(key, 0.0) + used, 2)
@@ -164,4 +171,4 @@ async def scale_out(
     speedups = [a / b for a, b in zip(one, two, strict=True)]
     share = round(median(s / m for s, m in zip(speedups, machine, strict=True)), 2) if machine else None
     speedup = round(median(speedups), 2)
-    return ScaleOut(items, rounds, median(one), median(two), speedup, cpu_s, one, two, machine, share)
+    return ScaleOut(items, rounds, batches, median(one), median(two), speedup, cpu_s, one, two, machine, share)

@@ -94,9 +94,10 @@ class BenchStack:
 
 
 @contextmanager
-def bench_stack(data_dir: Path, environ: Mapping[str, str], log_path: Path) -> Iterator[BenchStack]:
+def bench_stack(data_dir: Path, environ: Mapping[str, str], log_path: Path, batch_size: int) -> Iterator[BenchStack]:
     """Infrastructure (yours or embedded), a fresh database and prefix, and intake, processor, aggregator and
-    scheduler started and answering; everything stopped and the database dropped afterwards."""
+    scheduler started and answering; everything stopped and the database dropped afterwards. ``batch_size`` is
+    intake's for kinds that declare none (bench.cpu)."""
     run_id = uuid.uuid4().hex[:8]
     with ExitStack() as stack:
         infra = stack.enter_context(dev_stack(data_dir, with_services=False, environ=environ))
@@ -115,6 +116,7 @@ def bench_stack(data_dir: Path, environ: Mapping[str, str], log_path: Path) -> I
             "SLUICE_INTAKE_PORT": str(port),
             "SLUICE_KAFKA_TOPIC_PREFIX": prefix,
             "SLUICE_KAFKA_TASK_PARTITIONS": str(TASK_PARTITIONS),
+            "SLUICE_INTAKE_BATCH_SIZE": str(batch_size),
             "SLUICE_PROCESSOR_GROUP_ID": f"bench-processor-{run_id}",
             "SLUICE_AGGREGATOR_GROUP_ID": f"bench-aggregator-{run_id}",
             "SLUICE_INTAKE_REQUESTS_GROUP_ID": f"bench-intake-{run_id}",

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.e2e
 SMOKE_ARGS = [
     "--items", "20000", "--warmup-items", "1000",
     "--latency-s", "2", "--latency-items-per-s", "300", "--latency-job-items", "10",
-    "--cpu-items", "240", "--cpu-rounds", "200", "--cpu-repeats", "2", "--quiet-timeout-s", "5",
+    "--cpu-items", "240", "--cpu-rounds", "200", "--cpu-batch-size", "40", "--cpu-repeats", "2",
+    "--quiet-timeout-s", "5",
 ]  # fmt: skip
 
 
@@ -40,6 +41,7 @@ def test_a_small_bench_run_ends_with_the_summary_line_and_every_item_stored(
     assert results["summary"] == summary
     scale_out = results["scale_out"]
     assert (len(scale_out["one_processor_runs"]), len(scale_out["two_processors_runs"])) == (2, 2)
+    assert scale_out["batches"] == 240 // 40  # --cpu-batch-size reached intake (its own default is 50)
     # the VM's own two-process speedup, read before each round, and the pipeline's share of it
     assert len(scale_out["machine_speedups"]) == 2 and min(scale_out["machine_speedups"]) > 0
     assert scale_out["share_of_machine"] > 0
