@@ -5,6 +5,8 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from shared.events import MAX_BATCH_SIZE
+
 
 @dataclass(frozen=True)
 class BenchConfig:
@@ -57,7 +59,8 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
         )
     args = parser.parse_args(argv)
     config = BenchConfig(**{spec.name: getattr(args, spec.name) for spec in fields(BenchConfig)})
-    counts = (config.items, config.warmup_items, config.cpu_items, config.latency_job_items, config.cpu_repeats)
-    if min(*counts, config.cpu_batch_size) < 1:
+    if min(config.items, config.warmup_items, config.cpu_items, config.latency_job_items, config.cpu_repeats) < 1:
         parser.error("item counts and repeats must be at least 1")
+    if not 1 <= config.cpu_batch_size <= MAX_BATCH_SIZE:
+        parser.error(f"--cpu-batch-size must be from 1 to {MAX_BATCH_SIZE}, not {config.cpu_batch_size}")
     return config

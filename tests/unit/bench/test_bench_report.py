@@ -37,5 +37,11 @@ def test_an_item_count_below_one_is_refused():
         parse_config(["--items", "0"], {})
 
 
+@pytest.mark.parametrize("size", ["0", "1001"])
+def test_a_cpu_batch_size_intake_would_refuse_is_refused_before_the_stack_starts(size: str) -> None:
+    with pytest.raises(SystemExit):
+        parse_config(["--cpu-batch-size", size], {})
+
+
 def test_a_second_process_reports_under_its_service_name():
     assert (service_name("processor#2"), service_name("intake")) == ("processor", "intake")
