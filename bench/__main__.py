@@ -32,6 +32,7 @@ from bench.report import (
 from bench.stack import BenchStack, bench_stack
 from services.intake.settings import IntakeSettings
 from shared.config import KafkaSettings, PostgresSettings
+from shared.devstack.process import Paused, process_listening_on
 from shared.kinds import load_kinds
 from shared.postgres import open_pool
 from shared.stores.tenants import TenantStore
@@ -72,6 +73,7 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
             warmup = await scenarios.throughput(stack, client, pool, config.warmup_items, config.timeout_s)
             say(f"scenario 1: {config.items:,} bench.noop items ...")
             throughput = await scenarios.throughput(stack, client, pool, config.items, config.timeout_s)
+            redis_hung = await _throughput_with_redis_hung(stack, client, pool, config)
             latency_waited_s = await machine_quiet(timeout_s=config.quiet_timeout_s)
             say(f"scenario 2: {config.latency_job_items}-item jobs at {config.latency_items_per_s:,} items/s "
                 f"for {config.latency_s:g} s ...")  # fmt: skip
@@ -87,7 +89,13 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
             say(f"scenario 3: bench.cpu {config.cpu_items:,} items in batches of {config.cpu_batch_size}, "
                 f"{config.cpu_repeats} rounds of a run with 1 processor, then one with 2 ...")  # fmt: skip
             scale_out = await scenarios.scale_out(
-                stack, client, pool, config.cpu_items, config.cpu_rounds, config.timeout_s, config.cpu_repeats,
+                stack,
+                client,
+                pool,
+                config.cpu_items,
+                config.cpu_rounds,
+                config.timeout_s,
+                config.cpu_repeats,
                 machine_speedup=lambda: asyncio.to_thread(two_process_speedup, pairs=1),
             )
     finally:
@@ -102,6 +110,7 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
         },
         "warmup": _by_service(asdict(warmup)),
         "throughput": _by_service(asdict(throughput)),
+        "redis_hung": _by_service(asdict(redis_hung)) if redis_hung else None,
         "latency": {**asdict(latency), "waited_for_quiet_s": latency_waited_s},
         "scale_out": {
             **asdict(scale_out),
@@ -110,6 +119,20 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
         },
     }
     return results
+
+
+async def _throughput_with_redis_hung(
+    stack: BenchStack, client: httpx.AsyncClient, pool: Any, config: BenchConfig
+) -> scenarios.Throughput | None:
+    """Scenario 1 while Redis hangs: the services skip it behind their circuit breakers (None when not run)."""
+    if not config.redis_hung_items:
+        return None
+    if "redis" not in stack.embedded:
+        say("scenario 1 with Redis hung: skipped, the Redis in use is yours, not the bench's to pause")
+        return None
+    say(f"scenario 1 with Redis hung (SIGSTOP): {config.redis_hung_items:,} bench.noop items ...")
+    with Paused(process_listening_on(stack.redis_port)):
+        return await scenarios.throughput(stack, client, pool, config.redis_hung_items, config.timeout_s)
 
 
 def _by_service(result: dict[str, Any]) -> dict[str, Any]:

@@ -12,6 +12,9 @@ from shared.events import MAX_BATCH_SIZE
 class BenchConfig:
     items: int = 1_000_000
     """Scenario 1: items in the one bench.noop NDJSON job (also the size of both ceilings)."""
+    redis_hung_items: int = 1_000_000
+    """Scenario 1 again, with this many items, while the stack's own Redis is hung (SIGSTOP); 0 skips it. Only
+    where the bench started Redis itself: a Redis of yours is never paused."""
     warmup_items: int = 10_000
     """A first, small bench.noop job: warms the services and gives the RSS to compare the big job's with."""
     latency_s: float = 30.0
@@ -59,6 +62,8 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
         )
     args = parser.parse_args(argv)
     config = BenchConfig(**{spec.name: getattr(args, spec.name) for spec in fields(BenchConfig)})
+    if config.redis_hung_items < 0:
+        parser.error("--redis-hung-items must be 0 (skip) or more")
     if min(config.items, config.warmup_items, config.cpu_items, config.latency_job_items, config.cpu_repeats) < 1:
         parser.error("item counts and repeats must be at least 1")
     if not 1 <= config.cpu_batch_size <= MAX_BATCH_SIZE:

@@ -17,6 +17,7 @@ import psutil
 SUMMARY_KEYS = (
     "items_per_s", "time_to_first_result_ms", "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms", "intake_p99_ms",
     "broker_ceiling_items_per_s", "pg_ceiling_rows_per_s", "ratio_to_ceiling", "scaleout_speedup", "rss_mb",
+    "redis_hung_items_per_s", "redis_hung_over_up",
 )  # fmt: skip
 
 
@@ -36,6 +37,8 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         "ratio_to_ceiling": round(throughput["items_per_s"] / floor, 3) if floor else math.nan,
         "scaleout_speedup": results["scale_out"]["speedup"],
         "rss_mb": dict(throughput["rss_mb"]),
+        "redis_hung_items_per_s": hung["items_per_s"] if (hung := results.get("redis_hung")) else None,
+        "redis_hung_over_up": round(hung["items_per_s"] / throughput["items_per_s"], 3) if hung else None,
     }
 
 
@@ -110,6 +113,16 @@ def _git_commit() -> str:
         return ""
 
 
+def _redis_hung_rows(hung: dict[str, Any] | None, up: dict[str, Any]) -> list[tuple[str, str, str]]:
+    if not hung:
+        return [("1b Redis hung", "not run (--redis-hung-items 0, or a Redis of yours)", "")]
+    ratio = hung["items_per_s"] / up["items_per_s"]
+    return [
+        ("1b Redis hung", f"{hung['items']:,} bench.noop items, Redis paused", f"{hung['seconds']:.2f} s"),
+        ("", "items/s end to end; against Redis up", f"{hung['items_per_s']:,.0f}; {ratio:.2f}"),
+    ]
+
+
 def table(results: dict[str, Any]) -> str:
     """A plain-text table of every measured number."""
     t, lat, s, c = results["throughput"], results["latency"], results["scale_out"], results["ceilings"]
@@ -120,6 +133,7 @@ def table(results: dict[str, Any]) -> str:
         ("", "items/s end to end", f"{t['items_per_s']:,.0f}"),
         ("", "time to first result", f"{t['time_to_first_result_ms']:,.0f} ms"),
         ("", "upload (first byte → 202)", f"{t['upload_s']:.2f} s"),
+        *_redis_hung_rows(results.get("redis_hung"), t),
         ("2 latency", f"{lat['jobs']:,} jobs × {per_job} items", f"{lat['achieved_items_per_s']:,.0f} items/s"),
         ("", "item e2e p50 / p95 / p99",
          f"{lat['e2e_p50_ms']:.0f} / {lat['e2e_p95_ms']:.0f} / {lat['e2e_p99_ms']:.0f} ms"),

@@ -65,6 +65,10 @@ class BenchStack:
     labels: dict[str, int] = field(default_factory=dict)
 
     @property
+    def redis_port(self) -> int:
+        return int(self.redis_url.rsplit(":", 1)[1].split("/")[0])
+
+    @property
     def processor_group(self) -> str:
         return self.env["SLUICE_PROCESSOR_GROUP_ID"]
 

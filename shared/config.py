@@ -123,11 +123,16 @@ class PostgresSettings(BaseSettings):
 
 
 class RedisSettings(BaseSettings):
-    """The shared fast state (cancellation flags now; rate limits and credits later)."""
+    """The shared fast state: cancellation flags and rate limits. Optional: while it fails or hangs, the
+    services skip it (circuit breaker) and go on degraded."""
 
     model_config = _section("SLUICE_REDIS_")
 
     url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "SLUICE_REDIS_URL"))
+    op_timeout_s: float = Field(0.25, gt=0, le=30)
+    """Each hot-path call's deadline (connect included); past it the call counts as failed."""
+    breaker_backoff_s: float = Field(5.0, gt=0, le=600)
+    """After a failure or timeout, Redis is skipped this long, then one call probes it."""
 
 
 class OtelSettings(BaseSettings):

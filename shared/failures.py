@@ -23,6 +23,8 @@ MAX_BASE_DELAY_S = 600.0
 MAX_TIMEOUT_S = 3600.0
 
 DUE_AT_HEADER = "x-sluice-due-at"
+CANCELLED_HEADER = "x-sluice-cancelled"
+"""On a task batch the dispatcher releases after its job was cancelled: processors skip it without asking Redis."""
 """On a retry message: epoch milliseconds before which it must not run."""
 
 REASON_HEADER = "x-sluice-reason"

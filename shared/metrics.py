@@ -33,6 +33,7 @@ PROMETHEUS_NAMES = {
     "sluice_rate_limited_requests_total": "counter",
     "sluice_webhook_deliveries_total": "counter",
     "sluice_sse_clients": "gauge",
+    "sluice_dependency_calls_total": "counter",
 }
 """Prometheus name → type, as the exporter renders them (counters get ``_total``, histograms ``_bucket`` etc.)."""
 
@@ -91,6 +92,11 @@ class SluiceMetrics:
         self.webhook_deliveries = meter.create_counter(
             "sluice.webhook.deliveries", description="Webhook delivery attempts, by outcome"
         )
+        self.dependency_calls = meter.create_counter(
+            "sluice.dependency.calls",
+            description="Calls to an optional dependency (redis), by outcome: ok, failed (error or timeout), "
+            "skipped (its circuit breaker open)",
+        )
         meter.create_observable_gauge(
             "sluice.consumer.lag", [self._observe_lag], description="Fetch high-water mark minus committed offset"
         )
@@ -109,6 +115,9 @@ class SluiceMetrics:
 
     def count_rate_limited(self, tenant: str, limit: str) -> None:
         self.rate_limited.add(1, {"tenant": tenant, "limit": limit})
+
+    def count_dependency_call(self, dependency: str, outcome: str) -> None:
+        self.dependency_calls.add(1, {"dependency": dependency, "outcome": outcome})
 
     def watch_lag(self, source: Callable[[], Iterable[LagReading]]) -> None:
         self._lag_sources.append(source)

@@ -12,7 +12,6 @@ import orjson
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import JsonValue
-from redis.exceptions import RedisError
 
 from services.intake.admission import Standing, queue_view
 from services.intake.auth import Tenant
@@ -21,7 +20,7 @@ from services.intake.logic import decode_cursor, encode_cursor, status_view
 from services.intake.models import JobAccepted
 from services.intake.runtime import IntakeRuntime
 from services.intake.submit import IDEMPOTENCY_KEY, IDEMPOTENCY_KEY_MAX, NDJSON, submit
-from shared.errors import JobNotFound
+from shared.errors import DependencyUnavailable, JobNotFound
 from shared.events import CancelJob, JobStatus
 from shared.kafka import SendWindow
 from shared.stores.jobs import JobRecord
@@ -82,8 +81,8 @@ async def cancel_job(job_id: UUID, rt: Runtime, tenant: Tenant) -> dict[str, Jso
     await rt.store.request_cancel(tenant, job_id)
     try:
         await rt.flags.mark(job_id)
-    except (RedisError, OSError) as exc:
-        log.warning("could not set the cancellation flag for %s (remaining items will still run): %s", job_id, exc)
+    except DependencyUnavailable:
+        log.info("cancellation of %s not flagged to processors (Redis unavailable): its remaining items run", job_id)
     window = SendWindow(rt.broker, 1, rt.settings.publish_stall_timeout_s)
     await window.send(
         CancelJob(tenant=tenant, job_id=job_id).model_dump_json().encode(),

@@ -31,7 +31,7 @@ from shared.metrics import SluiceMetrics
 from shared.ops_server import PROMETHEUS_CONTENT_TYPE
 from shared.postgres import apply_migrations, open_pool
 from shared.readiness import wait_for
-from shared.redis import CancellationFlags, open_redis
+from shared.redis import CancellationFlags, open_redis, redis_breaker
 from shared.stores.admission import AdmissionStore
 from shared.stores.jobs import JobStore
 from shared.stores.tenants import TenantStore
@@ -91,6 +91,11 @@ async def _lifespan(
     await wait_for("kafka", lambda: ensure_topics(settings.kafka), settings.startup)
     pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
     redis_client = open_redis(settings.redis)
+    breaker = redis_breaker(
+        settings.redis,
+        "rate limits are not enforced and cancellations are not flagged to processors",
+        metrics.count_dependency_call,
+    )
     hub = JobEventHub(settings.kafka, client_id="sluice-intake-live")
     dispatching: asyncio.Task[None] | None = None
     listening: asyncio.Task[None] | None = None
@@ -114,10 +119,10 @@ async def _lifespan(
             admission_group_max=settings.admission_group_max,
         )
         app.state.runtime = IntakeRuntime(
-            settings, kinds, broker, pool, redis_client, store, acceptor, CancellationFlags(redis_client),
+            settings, kinds, broker, pool, redis_client, store, acceptor, CancellationFlags(redis_client, breaker),
             tenants=tenants,
             plans=plans,
-            rate_limiter=RateLimiter(redis_client, namespace=settings.kafka.topic_prefix),
+            rate_limiter=RateLimiter(redis_client, breaker, namespace=settings.kafka.topic_prefix),
             hub=hub, metrics=metrics, admissions=admissions, keys=keys,
         )  # fmt: skip
         metrics.watch_sse_clients(hub.client_count)

@@ -25,7 +25,7 @@ from services.intake.placement import place
 from shared.config import FlowSettings, TopicNames
 from shared.errors import DependencyUnavailable
 from shared.events import Priority
-from shared.failures import _per_kind_setting
+from shared.failures import CANCELLED_HEADER, _per_kind_setting
 from shared.kafka import SendWindow
 from shared.metrics import SluiceMetrics
 from shared.postgres import CONNECTION_ERRORS
@@ -144,13 +144,14 @@ class Dispatcher:
         connection: asyncpg.Connection,
         batches: list[ReleasedBatch],
         partition_load: Mapping[tuple[Priority, int], int],
+        extra_headers: Mapping[str, str] | None = None,
     ) -> int:
         window = SendWindow(self.broker, self.publish_window, self.stall_timeout_s)
         try:
             partitions = await self._place(window, batches, partition_load)
             for batch, partition in zip(batches, partitions, strict=True):
                 key = f"{batch.job_id}:{batch.batch_index}".encode()
-                headers = orjson.loads(batch.headers)
+                headers = {**orjson.loads(batch.headers), **(extra_headers or {})}
                 with self._in_job_trace(batch, headers.get(JOB_TRACE_HEADER)):
                     await window.send(
                         batch.payload, self._topic(batch.priority), key=key, headers=headers, partition=partition
@@ -211,7 +212,10 @@ class Dispatcher:
         if self.metrics is not None:
             await self._report_load(connection, self.metrics)
         if cancelled := await self._publish(
-            connection, await self._backlog.take_cancelled(connection, CANCELLED_PER_HOUSEKEEPING), {}
+            connection,
+            await self._backlog.take_cancelled(connection, CANCELLED_PER_HOUSEKEEPING),
+            {},
+            extra_headers={CANCELLED_HEADER: "1"},
         ):
             log.info("released %d batches of cancelled jobs for the processors to skip", cancelled)
 

@@ -21,7 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
+
+from shared.breaker import Breaker
+from shared.errors import DependencyUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +48,6 @@ redis.call('SET', KEYS[1], string.format('%.2f', new_tat), 'PX', math.ceil(new_t
 return {granted, math.floor((now - (new_tat - burst * interval)) / interval), 0, math.ceil(new_tat - now)}
 """
 
-REDIS_DOWN_BYPASS_S = 5.0
-"""After a Redis error, requests pass unlimited for this long before Redis is tried again."""
 LEASE_S = 0.1
 """How long a replica serves a tenant's reserved requests from memory, and the window its lease is sized by."""
 LEASE_SHARE = 20
@@ -98,23 +98,23 @@ class _Lease:
 class RateLimiter:
     """Counts each tenant's requests against its plan's requests_per_minute.
 
-    Fails open: while Redis cannot be reached, requests are not limited (answers still work; logged), and
-    Redis is retried after REDIS_DOWN_BYPASS_S rather than on every request, so a hung Redis costs one
-    timeout per interval, not one per request.
+    Fails open: while Redis cannot be reached, requests are not limited (answers still work). The breaker skips
+    Redis for its back-off period after a failure, so a hung Redis costs one timeout per period, not one per
+    request; it logs each change of state once.
     """
 
-    def __init__(self, client: aioredis.Redis, namespace: str, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self, client: aioredis.Redis, breaker: Breaker, namespace: str, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self._script = client.register_script(_GCRA)
+        self._breaker = breaker
         self._namespace = namespace
         self._clock = clock
-        self._bypass_until = 0.0
         self._leases: dict[str, _Lease] = {}
 
     async def hit(self, tenant: str, requests_per_minute: int) -> RateDecision | None:
         """Count one request; None when Redis is unavailable and the request passes unlimited."""
         now = self._clock()
-        if now < self._bypass_until:
-            return None
         lease = self._leases.get(tenant)
         if lease is None:
             lease = self._leases[tenant] = _Lease(window_start=now)
@@ -124,13 +124,12 @@ class RateLimiter:
             return RateDecision(True, requests_per_minute, lease.redis_remaining + lease.left, 0, lease.reset_ms)
         wanted = max(1, min(lease.last_window_hits, requests_per_minute // LEASE_SHARE))
         interval_ms = 60_000 / requests_per_minute
+        key = f"sluice:rate:{self._namespace}:{tenant}"
         try:
-            granted, remaining, retry_after, reset = await self._script(
-                keys=[f"sluice:rate:{self._namespace}:{tenant}"], args=[interval_ms, requests_per_minute, wanted]
+            granted, remaining, retry_after, reset = await self._breaker.call(
+                lambda: self._script(keys=[key], args=[interval_ms, requests_per_minute, wanted])
             )
-        except (RedisError, OSError) as exc:
-            self._bypass_until = self._clock() + REDIS_DOWN_BYPASS_S
-            log.warning("rate limit not enforced for %.0f s: Redis unavailable (%s)", REDIS_DOWN_BYPASS_S, exc)
+        except DependencyUnavailable:
             return None
         if not granted:
             return RateDecision(False, requests_per_minute, 0, int(retry_after), int(reset))

@@ -14,13 +14,14 @@ from faststream import AckPolicy, FastStream
 from faststream.kafka import KafkaBroker
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Tracer
-from redis.exceptions import RedisError
 
 from services.processor.logic import BatchOutcome
 from services.processor.runner import FailurePolicy, KindRunner
 from services.processor.settings import ProcessorSettings
+from shared.errors import DependencyUnavailable
 from shared.events import utc_now
 from shared.failures import (
+    CANCELLED_HEADER,
     DUE_AT_HEADER,
     ERROR_TYPE_HEADER,
     LAST_FAILURE_HEADER,
@@ -50,7 +51,7 @@ from shared.lag import BrokerLag
 from shared.metrics import SluiceMetrics
 from shared.ops_server import serving_ops
 from shared.readiness import wait_for
-from shared.redis import CancellationFlags, open_redis
+from shared.redis import CancellationFlags, open_redis, redis_breaker
 from shared.telemetry import make_tracer_provider, tracing_enabled
 from shared.tracing import JOB_TRACE_HEADER, carried, links_to, parent_context, record_headers, span_context_of
 from shared.wire import WireTaskBatch, decode_task_batch
@@ -88,7 +89,9 @@ class BatchWork:
         if tier_s is not None and records:
             now_ms = int(time.time() * 1000)
             await asyncio.sleep(max(due_wait_s(_due_at_ms(record), now_ms, tier_s) for record in records))
-        cancelled = await self._cancelled_jobs(batches)
+        # Batches released after their job was cancelled say so themselves; only the others need Redis.
+        cancelled = {batch.job_id for batch in batches if CANCELLED_HEADER in headers[id(batch)]}
+        cancelled |= await self._cancelled_jobs([batch for batch in batches if batch.job_id not in cancelled])
         poll_span = trace.get_current_span().get_span_context()
         turn = asyncio.Lock()  # this poll's plain-function batches run one after another (KindRunner.run)
 
@@ -189,10 +192,9 @@ class BatchWork:
     async def _cancelled_jobs(self, batches: Sequence[WireTaskBatch]) -> set[UUID]:
         try:
             return await self.flags.cancelled_among(batch.job_id for batch in batches)
-        except (RedisError, OSError) as exc:
-            # Degraded, not stopped: without Redis a cancelled job's remaining items still run;
-            # the job itself is already marked cancelled by the aggregator.
-            log.warning("cancellation flags unavailable, running the batches: %s", exc)
+        except DependencyUnavailable:
+            # Degraded, not stopped (the breaker logs the outage once): a cancelled job's remaining items run;
+            # the job itself is still ended cancelled by the aggregator.
             return set()
 
 
@@ -295,7 +297,10 @@ async def _lifespan(
     try:
         for topic in (topics.tasks, topics.tasks_high, *(topics.retry(tier) for tier in policy.tiers_s)):
             runtime.windows[topic] = SendWindow(broker, settings.kafka.publish_window)
-        runtime.work = BatchWork(runner, CancellationFlags(redis_client), settings, tracer, runtime.metrics)
+        breaker = redis_breaker(
+            settings.redis, "cancelled jobs' remaining items run", runtime.metrics.count_dependency_call
+        )
+        runtime.work = BatchWork(runner, CancellationFlags(redis_client, breaker), settings, tracer, runtime.metrics)
         async with serving_ops(settings.metrics_host, settings.metrics_port, runtime.metrics, checks):
             freeze_startup_objects()
             yield

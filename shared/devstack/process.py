@@ -139,3 +139,25 @@ def log_tail(log_path: Path, lines: int = 15) -> list[str]:
     except FileNotFoundError:
         return []
     return text.splitlines()[-lines:]
+
+
+def process_listening_on(port: int) -> psutil.Process:
+    """The process with a listening TCP socket on `port` (a launched broker, Redis...)."""
+    for connection in psutil.net_connections(kind="tcp"):
+        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
+            return psutil.Process(connection.pid)
+    raise LookupError(f"no process listens on port {port}")
+
+
+class Paused:
+    """SIGSTOP a process on entry, SIGCONT on exit: a dependency that hangs rather than refuses."""
+
+    def __init__(self, process: psutil.Process) -> None:
+        self.process = process
+
+    def __enter__(self) -> "Paused":
+        os.kill(self.process.pid, signal.SIGSTOP)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        os.kill(self.process.pid, signal.SIGCONT)

@@ -7,15 +7,20 @@ from pathlib import Path
 import pytest
 
 from services.intake.settings import IntakeSettings
+from shared.config import RedisSettings
 from shared.devstack.pg_control import EmbeddedPostgres
+from shared.devstack.ports import free_port
+from shared.devstack.process import Paused, process_listening_on
 from tests.support.chaos import (
-    Paused,
     Scale,
     ScenarioRecord,
     audit_job,
     follow,
+    item_statuses,
+    metric_by_label,
     outage_probes,
-    process_listening_on,
+    processor_pace,
+    progress_rate,
     submit,
     wait_until_partly_done,
 )
@@ -58,36 +63,66 @@ async def test_postgres_stopped_mid_job_gives_503_with_retry_after_and_the_job_c
     assert audit.counts_match_rows
 
 
-async def test_with_redis_hung_mid_job_processing_goes_on_and_a_cancel_still_ends_the_job_cancelled(
+async def test_with_redis_hung_mid_job_processing_goes_on_at_its_pace_and_a_cancel_still_ends_the_job_cancelled(
     own_redis: str, service_env: dict[str, str], database_url: str, tmp_path: Path, scale: Scale,
     scenario: ScenarioRecord,
 ) -> None:  # fmt: skip
-    """Degraded without Redis: processors cannot read cancellation flags, so a cancelled job's remaining
-    items still run, but the aggregator (told through the topic) still ends the job cancelled."""
-    pipeline = Pipeline({**service_env, "REDIS_URL": own_redis}, tmp_path / "services.log")
+    """Degraded without Redis: processors cannot read cancellation flags, so a cancelled job's batches already
+    released still run, but those released after the cancel say so themselves and are skipped, and the aggregator
+    (told through the topic) ends the job cancelled. The processor pays Redis's timeout once per back-off period
+    (its circuit breaker), not once per poll, so its pace holds."""
+    metrics_url = f"http://127.0.0.1:{(metrics_port := free_port())}/metrics"
+    env = {
+        **service_env,
+        "REDIS_URL": own_redis,
+        "SLUICE_PROCESSOR_METRICS_PORT": str(metrics_port),
+        # A few batches in flight: the second job waits in the backlog, so most of it is released after the cancel.
+        "SLUICE_PLAN_MAX_IN_FLIGHT_BATCHES": "8",
+    }
+    pipeline = Pipeline(env, tmp_path / "services.log")
     port = int(own_redis.rsplit(":", 1)[1].split("/")[0])
     try:
         pipeline.start()
         async with pipeline.client() as client:
-            job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
-            # Queued behind the first job, so not done when cancelled; with Redis hung its items still all run.
-            doomed_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds * 4})
+            options = {"rounds": scale.cpu_rounds}
+            job_id = await submit(client, "bench.cpu", scale.items, options)
+            doomed_id = await submit(client, "bench.cpu", scale.items, options)
             await wait_until_partly_done(client, job_id)
+            # The processor's pace over a quarter of the job with Redis up, then over the next quarter with it hung.
+            up = await processor_pace(metrics_url, progress_rate(client, job_id, scale.items // 4))
             with Paused(process_listening_on(port)):
                 scenario.kills += 1
+                hung_at = time.monotonic()
+                hung = await processor_pace(metrics_url, progress_rate(client, job_id, scale.items // 4))
                 cancel = await client.delete(f"/v1/jobs/{doomed_id}")
-                timeline = await follow(client, job_id, time.monotonic())
+                timeline = await follow(client, job_id, hung_at)
+                calls = await metric_by_label(metrics_url, "sluice_dependency_calls_total", "outcome")
+                hung_s = time.monotonic() - hung_at
                 doomed = await wait_for_status(client, doomed_id)
+                doomed_rows = await item_statuses(database_url, doomed_id, scale.items)
         audit = await audit_job(database_url, timeline.final, scale.items)
     finally:
         pipeline.stop()
 
     scenario.add(audit)
+    scenario.measured.update(
+        processor_items_per_s_redis_up=round(up.items_per_s, 1),
+        processor_items_per_s_redis_hung=round(hung.items_per_s, 1),
+        hung_over_up=round(hung.items_per_s / up.items_per_s, 3),
+        longest_stall_s=round(timeline.longest_stall(), 3),
+        redis_timeouts=calls.get("failed", 0),
+        redis_calls_skipped=calls.get("skipped", 0),
+        redis_hung_s=round(hung_s, 1),
+    )
+    backoff_s = RedisSettings.model_fields["breaker_backoff_s"].default
     assert cancel.status_code in (200, 202), cancel.text
     assert audit.status == "completed", pipeline.logs()
     assert (audit.lost, audit.duplicates) == (0, 0)
     assert audit.counts_match_rows
     assert doomed["status"] == "cancelled", doomed
+    assert doomed_rows.get("cancelled", 0) > 0, f"batches released after the cancel are skipped: {doomed_rows}"
+    assert calls.get("skipped", 0) > 0, calls
+    assert calls.get("failed", 0) <= hung_s / backoff_s + 2, f"one timeout per {backoff_s} s at most: {calls}"
 
 
 async def test_a_paused_broker_gives_503_never_202_and_the_services_reconnect_and_complete_the_job(

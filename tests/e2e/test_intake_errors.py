@@ -1,15 +1,13 @@
 """What a caller sees when a request is wrong or the broker is away: clear 4xx bodies, 503 with Retry-After."""
 
-import os
-import signal
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import psutil
 import pytest
 
 from shared.devstack.broker import running_tansu
+from shared.devstack.process import Paused, process_listening_on
 from tests.support.pipeline import Pipeline
 
 pytestmark = pytest.mark.e2e
@@ -73,13 +71,6 @@ async def test_bad_requests_get_a_4xx_with_a_json_body_naming_the_problem(intake
     assert not_a_uuid.status_code == 422
 
 
-def _process_listening_on(address: str) -> psutil.Process:
-    for process in psutil.process_iter(["cmdline"]):
-        if f"tcp://{address}" in " ".join(process.info["cmdline"] or []):
-            return process
-    raise LookupError(f"no process serves {address}")
-
-
 @pytest.fixture
 def own_broker(tmp_path: Path) -> Iterator[str]:
     """A broker only this test uses, so pausing it disturbs no other test."""
@@ -92,15 +83,12 @@ async def test_while_the_broker_is_unreachable_intake_answers_503_with_retry_aft
 ) -> None:
     env = {**service_env, "KAFKA_BOOTSTRAP_SERVERS": own_broker, "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": "2"}
     intake = Pipeline(env, tmp_path / "intake.log")
-    broker = _process_listening_on(own_broker)
+    broker = process_listening_on(int(own_broker.rsplit(":", 1)[1]))
     try:
         intake.start(["intake"])
         async with intake.client() as client:
-            os.kill(broker.pid, signal.SIGSTOP)
-            try:
+            with Paused(broker):
                 during = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": list(range(200))})
-            finally:
-                os.kill(broker.pid, signal.SIGCONT)
             after = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1]})
     finally:
         intake.stop()

@@ -2,22 +2,22 @@
 
 import asyncio
 import os
-import signal
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 from uuid import UUID
 
 import asyncpg
 import httpx
-import psutil
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.pipeline import TERMINAL, Pipeline
 from tests.support.poll import eventually
 
 FULL_ENV = "SLUICE_CHAOS_FULL"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -83,6 +83,24 @@ async def audit_job(database_url: str, job: dict[str, Any], submitted: int) -> J
     )
 
 
+async def item_statuses(database_url: str, job_id: str, items: int) -> dict[str, int]:
+    """The job's stored result rows by status, once it has one for each of its `items` (progress-bounded wait)."""
+    connection = await asyncpg.connect(database_url)
+    guard = StallGuard(job_id)
+    try:
+        while True:
+            rows = await connection.fetch(
+                "SELECT status, count(*) AS n FROM item_results WHERE job_id = $1 GROUP BY status", UUID(job_id)
+            )
+            counts = {row["status"]: row["n"] for row in rows}
+            if sum(counts.values()) >= items:
+                return counts
+            guard.see(sum(counts.values()), time.monotonic())
+            await asyncio.sleep(0.1)  # poll interval; the deadline is on progress (StallGuard)
+    finally:
+        await connection.close()
+
+
 async def submit(client: httpx.AsyncClient, kind: str, items: int, options: dict[str, Any] | None = None) -> str:
     """POST a job of `items` small items; its id (the 202 is asserted)."""
     body: dict[str, Any] = {"kind": kind, "items": list(range(items))}
@@ -134,6 +152,13 @@ class Timeline:
         start = self.samples[0][1]
         return next((at for at, done in self.samples if done > start), None)
 
+    def items_per_s(self) -> float:
+        """Items done per second from the first sample to the last."""
+        if len(self.samples) < 2 or self.samples[-1][0] == self.samples[0][0]:
+            return 0.0
+        (first_at, first), (last_at, last) = self.samples[0], self.samples[-1]
+        return (last - first) / (last_at - first_at)
+
     def longest_stall(self) -> float:
         """The longest stretch without progress while the job was still running."""
         longest, since, last = 0.0, 0.0, -1
@@ -143,17 +168,56 @@ class Timeline:
         return longest
 
 
-async def follow(client: httpx.AsyncClient, job_id: str, mark: float, timeout: float = 180.0) -> Timeline:
+STALL_TIMEOUT_S = 90.0
+"""How long a job may go without one item ending before a wait on it fails: waits are on progress, never on the
+whole job, so a big job on a slow hour has the time it needs and a stuck one still fails."""
+
+
+@dataclass
+class StallGuard:
+    """Raises TimeoutError once the count it is shown has not moved for `stall_timeout` seconds."""
+
+    job_id: str
+    stall_timeout: float = STALL_TIMEOUT_S
+    done: int = -1
+    since: float = 0.0
+
+    def see(self, done: int, now: float) -> None:
+        if done != self.done:
+            self.done, self.since = done, now
+        elif now - self.since > self.stall_timeout:
+            raise TimeoutError(f"job {self.job_id}: no item ended for {self.stall_timeout:.0f} s ({done} done)")
+
+
+async def follow(
+    client: httpx.AsyncClient, job_id: str, mark: float, stall_timeout: float = STALL_TIMEOUT_S
+) -> Timeline:
     """Sample the job's progress every 50 ms from `mark` (a time.monotonic()) until it is terminal."""
-    timeline = Timeline(mark)
-
-    async def probe() -> dict[str, Any] | None:
+    timeline, guard = Timeline(mark), StallGuard(job_id, stall_timeout)
+    while True:
         job = await job_body(client, job_id)
-        timeline.samples.append((time.monotonic() - mark, done_of(job)))
-        return job if job["status"] in TERMINAL else None
+        now = time.monotonic()
+        timeline.samples.append((now - mark, done_of(job)))
+        if job["status"] in TERMINAL:
+            timeline.final = job
+            return timeline
+        guard.see(done_of(job), now)
+        await asyncio.sleep(0.05)  # sampling interval; the deadline is on progress (StallGuard)
 
-    timeline.final = await eventually(probe, timeout=timeout, interval=0.05)
-    return timeline
+
+async def progress_rate(
+    client: httpx.AsyncClient, job_id: str, items: int, stall_timeout: float = STALL_TIMEOUT_S
+) -> float:
+    """Items/s the job makes over its next `items` items (or until it ends), sampled every 50 ms."""
+    guard = StallGuard(job_id, stall_timeout)
+    start_at, start = time.monotonic(), done_of(await job_body(client, job_id))
+    while True:
+        job = await job_body(client, job_id)
+        now, done = time.monotonic(), done_of(job)
+        if done >= start + items or job["status"] in TERMINAL:
+            return (done - start) / (now - start_at)
+        guard.see(done, now)
+        await asyncio.sleep(0.05)  # sampling interval; the deadline is on progress (StallGuard)
 
 
 async def wait_for_exit(pipeline: Pipeline, label: str, since: float, timeout: float = 30.0) -> float:
@@ -179,26 +243,39 @@ async def wait_until_ready(pipeline: Pipeline, timeout: float = 60.0) -> None:
         await eventually(probe, timeout=timeout, interval=0.1)
 
 
-def process_listening_on(port: int) -> psutil.Process:
-    """The process with a listening TCP socket on `port` (a launched broker, Redis...)."""
-    for connection in psutil.net_connections(kind="tcp"):
-        if connection.status == psutil.CONN_LISTEN and connection.laddr.port == port and connection.pid:
-            return psutil.Process(connection.pid)
-    raise LookupError(f"no process listens on port {port}")
+async def metric_by_label(metrics_url: str, name: str, label: str) -> dict[str, float]:
+    """One metric's samples from a service's /metrics, summed by the value of one label."""
+    async with httpx.AsyncClient(timeout=5) as client:
+        response = await client.get(metrics_url)
+    response.raise_for_status()
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            if sample.name == name:
+                key = sample.labels.get(label, "")
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return totals
 
 
-class Paused:
-    """SIGSTOP a process on entry, SIGCONT on exit: a dependency that hangs rather than refuses."""
+@dataclass(frozen=True)
+class Pace(Generic[T]):
+    """What a wait returned, and how many items per second the processor ran meanwhile."""
 
-    def __init__(self, process: psutil.Process) -> None:
-        self.process = process
+    result: T
+    items_per_s: float
 
-    def __enter__(self) -> "Paused":
-        os.kill(self.process.pid, signal.SIGSTOP)
-        return self
 
-    def __exit__(self, *exc_info: object) -> None:
-        os.kill(self.process.pid, signal.SIGCONT)
+async def processor_pace(metrics_url: str, wait: Awaitable[T]) -> Pace[T]:
+    """Await `wait`, counting the items the processor ran meanwhile (its sluice_items_processed_total; the items
+    of cancelled jobs it skipped are not counted)."""
+
+    async def ran() -> float:
+        by_status = await metric_by_label(metrics_url, "sluice_items_processed_total", "status")
+        return sum(count for status, count in by_status.items() if status != "cancelled")
+
+    before, started = await ran(), time.monotonic()
+    result = await wait
+    return Pace(result, (await ran() - before) / (time.monotonic() - started))
 
 
 async def outage_probes(

@@ -1,11 +1,17 @@
 """The per-tenant rate limit against the real Redis: a burst of requests_per_minute, then refusals."""
 
+import time
 import uuid
+from collections.abc import Callable
 
 import pytest
 import redis.asyncio as aioredis
 
-from services.intake.rate_limit import LEASE_S, LEASE_SHARE, REDIS_DOWN_BYPASS_S, RateLimiter, rate_limit_headers
+from services.intake.rate_limit import LEASE_S, LEASE_SHARE, RateLimiter, rate_limit_headers
+from shared.config import RedisSettings
+from shared.redis import redis_breaker
+
+BACKOFF_S = 5.0
 
 pytestmark = pytest.mark.fairness
 
@@ -17,10 +23,15 @@ async def redis_client(redis_url: str):
     await client.aclose()
 
 
+def limiter_on(client: aioredis.Redis, namespace: str, clock: Callable[[], float] = time.monotonic) -> RateLimiter:
+    settings = RedisSettings(breaker_backoff_s=BACKOFF_S)
+    return RateLimiter(client, redis_breaker(settings, "rate limits are not enforced", clock=clock), namespace, clock)
+
+
 async def test_a_tenant_gets_its_per_minute_burst_then_429_headers_and_other_tenants_are_unaffected(
     redis_client: aioredis.Redis,
 ) -> None:
-    limiter = RateLimiter(redis_client, namespace=uuid.uuid4().hex)
+    limiter = limiter_on(redis_client, uuid.uuid4().hex)
 
     decisions = [await limiter.hit("acme", 3) for _ in range(4)]
     other = await limiter.hit("globex", 3)
@@ -36,40 +47,41 @@ async def test_a_tenant_gets_its_per_minute_burst_then_429_headers_and_other_ten
 
 async def test_two_limiters_on_one_redis_share_the_count_as_intake_replicas_do(redis_client: aioredis.Redis) -> None:
     namespace = uuid.uuid4().hex
-    replica_a, replica_b = RateLimiter(redis_client, namespace), RateLimiter(redis_client, namespace)
+    replica_a, replica_b = limiter_on(redis_client, namespace), limiter_on(redis_client, namespace)
 
     answers = [await (replica_a if n % 2 else replica_b).hit("acme", 4) for n in range(5)]
 
     assert [a.allowed for a in answers] == [True, True, True, True, False]  # type: ignore[union-attr]
 
 
-async def test_without_redis_requests_pass_unlimited_and_redis_is_retried_only_after_the_bypass_interval(
+async def test_without_redis_requests_pass_unlimited_and_redis_is_retried_only_after_the_backoff_period(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     unreachable = aioredis.Redis.from_url("redis://127.0.0.1:9/0", socket_connect_timeout=1)
     now = [100.0]
-    limiter = RateLimiter(unreachable, namespace="x", clock=lambda: now[0])
+    limiter = limiter_on(unreachable, "x", clock=lambda: now[0])
+    caplog.set_level("INFO", logger="shared.breaker")
     try:
         answers = [await limiter.hit("acme", 1)]
         now[0] += 1
         answers.append(await limiter.hit("acme", 1))
-        warned_within_interval = len(caplog.records)
-        now[0] += REDIS_DOWN_BYPASS_S
-        answers.append(await limiter.hit("acme", 1))
+        warned_within_period = len(caplog.records)
+        now[0] += BACKOFF_S
+        answers.append(await limiter.hit("acme", 1))  # the probe: fails again, re-opens without a new warning
     finally:
         await unreachable.aclose()
 
     assert answers == [None, None, None]
-    assert (warned_within_interval, len(caplog.records)) == (1, 2)
-    assert "rate limit not enforced" in caplog.records[0].getMessage()
+    assert (warned_within_period, len(caplog.records)) == (1, 1)
+    assert "rate limits are not enforced" in caplog.records[0].getMessage()
 
 
 async def test_under_steady_traffic_a_replica_leases_requests_and_the_replicas_together_never_pass_the_limit(
     redis_client: aioredis.Redis,
 ) -> None:
     namespace, now = uuid.uuid4().hex, [100.0]
-    leasing = RateLimiter(redis_client, namespace, clock=lambda: now[0])
-    other = RateLimiter(redis_client, namespace, clock=lambda: now[0])
+    leasing = limiter_on(redis_client, namespace, clock=lambda: now[0])
+    other = limiter_on(redis_client, namespace, clock=lambda: now[0])
     limit = 60  # one emission a second on Redis's clock: the test is over long before one more request fits
 
     first_window = [await leasing.hit("acme", limit) for _ in range(10)]  # nothing to size a lease by yet: 1 each
@@ -91,7 +103,7 @@ async def test_under_steady_traffic_a_replica_leases_requests_and_the_replicas_t
 
 async def test_an_expired_lease_is_not_served_from_memory(redis_client: aioredis.Redis) -> None:
     namespace, now = uuid.uuid4().hex, [100.0]
-    limiter = RateLimiter(redis_client, namespace, clock=lambda: now[0])
+    limiter = limiter_on(redis_client, namespace, clock=lambda: now[0])
     for _ in range(3):
         await limiter.hit("acme", 60)
     now[0] += LEASE_S * 1.5  # the next window
