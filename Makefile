@@ -1,18 +1,32 @@
-# Two commands on a fresh machine: `make demo` and `make test`. Each sets up its own virtualenv first.
+# Two commands on a fresh machine: `make demo` and `make test`. Each sets up its own virtualenv first, from the
+# lock file: uv.lock through uv (installed into .sluice/uv), or requirements.lock through pip where uv can't be had.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+UV_VERSION := 0.13.8
+UV := .sluice/uv/bin/uv
+STAMP := $(VENV)/.installed-$(shell cat uv.lock requirements.lock | cksum | cut -d" " -f1)
 
-.PHONY: install demo test test-fast chaos up lint clean simulate-rescans chromium overhead bench bench-smoke
+.PHONY: install demo test check test-fast chaos up lint lock clean simulate-rescans chromium overhead bench bench-smoke
 
-$(STAMP): pyproject.toml
+$(STAMP): uv.lock requirements.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Sluice needs Python 3.11 or newer")'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	@if [ -x $(UV) ] || { $(PYTHON) -m venv .sluice/uv && .sluice/uv/bin/pip install --quiet uv==$(UV_VERSION); }; then \
+		echo "UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --extra test"; \
+		UV_PROJECT_ENVIRONMENT=$(VENV) $(UV) sync --frozen --inexact --extra test --quiet; \
+	else \
+		echo "uv could not be installed: installing requirements.lock with pip"; \
+		$(BIN)/python -m pip install --quiet -r requirements.lock; \
+	fi
 	@rm -f $(VENV)/.installed-*
 	@touch $@
+
+# After changing a dependency in pyproject.toml or client/pyproject.toml: re-resolve and export both lock files.
+lock:
+	@[ -x $(UV) ] || { $(PYTHON) -m venv .sluice/uv && .sluice/uv/bin/pip install --quiet uv==$(UV_VERSION); }
+	$(UV) lock
+	$(UV) export --frozen --extra test --no-hashes --quiet -o requirements.lock
 
 install: $(STAMP)
 
@@ -23,7 +37,14 @@ demo: $(STAMP)
 chromium:
 	@test -x /usr/bin/chromium || { apt-get update -qq && apt-get install -y -qq chromium; }
 
-test: $(STAMP) chromium
+# Style, types, layers and docs first (seconds), then the suite.
+check: $(STAMP)
+	$(BIN)/ruff check services shared client bench tests
+	$(BIN)/ruff format --check services shared client bench tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+test: check chromium
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
@@ -35,7 +56,7 @@ chaos: $(STAMP)
 
 # 10,000 watched items over 30 simulated days: scans and change-detection delay per rescan strategy.
 simulate-rescans: $(STAMP)
-	$(BIN)/python -m services.scheduler.simulate
+	$(BIN)/python -m services.ops.simulate_rescans
 
 # Throughput with tracing on vs off (real services, a loopback OTLP receiver); prints a JSON summary.
 overhead: $(STAMP)
@@ -52,9 +73,7 @@ bench-smoke: $(STAMP)
 up: $(STAMP)
 	$(BIN)/sluice dev up
 
-lint: $(STAMP)
-	$(BIN)/python -m pip install --quiet ruff
-	$(BIN)/ruff check services shared sluice tests
+lint: check
 
 clean:
 	rm -rf $(VENV) .sluice .pytest_cache

@@ -31,8 +31,8 @@ from bench.report import (
 )
 from bench.stack import BenchStack, bench_stack
 from services.intake.settings import IntakeSettings
+from services.ops.devstack.process import Paused, process_listening_on
 from shared.config import KafkaSettings, PostgresSettings
-from shared.devstack.process import Paused, process_listening_on
 from shared.kinds import load_kinds
 from shared.postgres import open_pool
 from shared.stores.tenants import TenantStore

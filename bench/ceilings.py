@@ -11,11 +11,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.jobs import bench_item
 from bench.stack import TASK_PARTITIONS
-from services.intake.batches import encode_batches
-from services.intake.item_json import encode_item
+from services.intake.submission.batches import encode_batches
+from services.intake.submission.item_json import encode_item
 from shared.config import KafkaSettings, PostgresSettings
-from shared.events import Priority
 from shared.postgres import open_pool
+from sluice.contracts.events import Priority
 
 COPY_CHUNK_ROWS = 10_000
 

@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from shared.events import MAX_BATCH_SIZE
+from sluice.contracts.events import MAX_BATCH_SIZE
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ import httpx
 import orjson
 
 from bench.http import LeanClient, TransportFailed
+from sluice.contracts.events import TERMINAL_STATUSES
 
 NDJSON = "application/x-ndjson"
-TERMINAL = ("completed", "partially_failed", "failed", "cancelled")
 LINES_PER_CHUNK = 5_000
 SUBMIT_ATTEMPTS = 3
 
@@ -95,7 +95,7 @@ async def wait_until_finished(pool: asyncpg.Pool, job_ids: Sequence[str], timeou
                 "SELECT job_id::text, status FROM jobs WHERE job_id = ANY($1::uuid[])", list(job_ids)
             )
             seen_at = time.time()
-            if len(rows) == len(job_ids) and all(row["status"] in TERMINAL for row in rows):
+            if len(rows) == len(job_ids) and all(row["status"] in TERMINAL_STATUSES for row in rows):
                 bad = [(row["job_id"], row["status"]) for row in rows if row["status"] != "completed"]
                 if bad:
                     raise RuntimeError(f"jobs did not complete: {bad[:5]}")

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
-from shared.devstack.ports import free_port
-from shared.devstack.postgres import create_database, drop_database
-from shared.devstack.stack import dev_stack, wait_for_intake
-from shared.devstack.supervisor import Supervisor, service_command
+from services.ops.devstack.ports import free_port
+from services.ops.devstack.postgres import create_database, drop_database
+from services.ops.devstack.stack import dev_stack, wait_for_intake
+from services.ops.devstack.supervisor import Supervisor, service_command
 
 SERVICES = ("intake", "processor", "aggregator", "scheduler")
 TASK_PARTITIONS = 12

@@ -84,7 +84,7 @@ class Breaker:
     ) -> None:
         self.dependency = dependency
         self._timeout_s = timeout_s
-        self._failures = (*failures, TimeoutError)
+        self._failures: tuple[type[BaseException], ...] = (*failures, TimeoutError)
         self._degraded = degraded
         self._clock = clock
         self._on_outcome = on_outcome

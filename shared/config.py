@@ -7,8 +7,10 @@ points every service, and the tests, at the same infrastructure.
 
 from typing import Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from sluice.contracts.topics import TopicNames
 
 
 def _section(prefix: str) -> SettingsConfigDict:
@@ -63,49 +65,6 @@ class KafkaSettings(BaseSettings):
     @property
     def topics(self) -> "TopicNames":
         return TopicNames.for_prefix(self.topic_prefix)
-
-
-class TopicNames(BaseModel):
-    """The five topic names, derived from one prefix so a test or a deployment can have its own set."""
-
-    model_config = ConfigDict(frozen=True)
-
-    prefix: str
-    requests: str
-    tasks: str
-    results: str
-    job_events: str
-    rejected: str
-    """The requests topic's dead letters: invalid job requests, with the reason in a header."""
-    tasks_dlq: str
-    results_dlq: str
-
-    @classmethod
-    def for_prefix(cls, prefix: str) -> "TopicNames":
-        return cls(
-            prefix=prefix,
-            requests=f"{prefix}.job-requests",
-            tasks=f"{prefix}.tasks",
-            results=f"{prefix}.results",
-            job_events=f"{prefix}.job-events",
-            rejected=f"{prefix}.rejected",
-            tasks_dlq=f"{prefix}.tasks.dlq",
-            results_dlq=f"{prefix}.results.dlq",
-        )
-
-    def retry(self, delay_s: int) -> str:
-        """The retry topic of one delay tier."""
-        return f"{self.prefix}.tasks.retry-{delay_s}s"
-
-    @property
-    def triggers(self) -> str:
-        """External rescan triggers (RescanTrigger), consumed by the scheduler."""
-        return f"{self.prefix}.triggers"
-
-    @property
-    def tasks_high(self) -> str:
-        """High-priority task batches: their own topic, so they never queue behind normal ones on a partition."""
-        return f"{self.prefix}.tasks.high"
 
 
 class PostgresSettings(BaseSettings):

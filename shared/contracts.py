@@ -12,7 +12,8 @@ from faststream.kafka import KafkaBroker
 from faststream.specification import AsyncAPI
 
 from shared.config import KafkaSettings
-from shared.events import (
+from shared.kafka import retry_tiers
+from sluice.contracts.events import (
     BatchProcessed,
     CancelJob,
     ItemsChanged,
@@ -25,7 +26,6 @@ from shared.events import (
     RescanTrigger,
     TaskBatch,
 )
-from shared.kafka import retry_tiers
 
 
 @dataclass(frozen=True)
@@ -111,4 +111,4 @@ def asyncapi_document(settings: KafkaSettings, version: str = "1") -> AsyncAPI:
 
 
 def asyncapi_json(settings: KafkaSettings) -> dict[str, Any]:
-    return asyncapi_document(settings).to_specification().to_jsonable()  # type: ignore[no-any-return]
+    return asyncapi_document(settings).to_specification().to_jsonable()

@@ -1,8 +1,6 @@
-"""The one error tree: every exception Sluice raises on purpose descends from SluiceError."""
+"""The services' errors; every exception Sluice raises on purpose descends from SluiceError (sluice.errors)."""
 
-
-class SluiceError(Exception):
-    """Root of Sluice's own errors."""
+from sluice.errors import SluiceError
 
 
 class InvalidJob(SluiceError):

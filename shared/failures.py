@@ -11,32 +11,30 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import Enum
+from typing import TypedDict, TypeGuard, cast
 
 import httpx
 import orjson
 from pydantic import JsonValue
 
-from shared.errors import ItemFailed, SluiceError
+from shared.errors import ItemFailed
+from sluice.contracts.headers import (
+    ATTEMPTS_HEADER,
+    ERROR_TYPE_HEADER,
+    FIRST_FAILURE_HEADER,
+    JOB_ID_HEADER,
+    KIND_HEADER,
+    LAST_FAILURE_HEADER,
+    REASON_HEADER,
+    SOURCE_TOPIC_HEADER,
+    TENANT_HEADER,
+    TRACE_ID_HEADER,
+)
+from sluice.errors import SluiceError
 
 MAX_ATTEMPTS_LIMIT = 20
 MAX_BASE_DELAY_S = 600.0
 MAX_TIMEOUT_S = 3600.0
-
-DUE_AT_HEADER = "x-sluice-due-at"
-CANCELLED_HEADER = "x-sluice-cancelled"
-"""On a task batch the dispatcher releases after its job was cancelled: processors skip it without asking Redis."""
-"""On a retry message: epoch milliseconds before which it must not run."""
-
-REASON_HEADER = "x-sluice-reason"
-ERROR_TYPE_HEADER = "x-sluice-error-type"
-ATTEMPTS_HEADER = "x-sluice-attempts"
-FIRST_FAILURE_HEADER = "x-sluice-first-failure-at"
-LAST_FAILURE_HEADER = "x-sluice-last-failure-at"
-TRACE_ID_HEADER = "x-sluice-trace-id"
-SOURCE_TOPIC_HEADER = "x-sluice-source-topic"
-KIND_HEADER = "x-sluice-kind"
-JOB_ID_HEADER = "x-sluice-job-id"
-TENANT_HEADER = "x-sluice-tenant"
 
 
 class Disposition(Enum):
@@ -106,40 +104,45 @@ class RetryPolicy:
         if not 0 < self.base_delay_s <= MAX_BASE_DELAY_S:
             raise ValueError(f"retry.base_delay_s must be a number over 0 and at most {MAX_BASE_DELAY_S:g}")
 
-    def overridden(self, overrides: Mapping[str, JsonValue]) -> "RetryPolicy":
-        """This policy with the fields an override names (validated)."""
+    def overridden(self, overrides: JsonValue) -> "RetryPolicy":
+        """This policy with the fields an override names (validated: a JSON object of them)."""
         fields = _retry_fields(overrides)
-        return replace(self, **fields)  # type: ignore[arg-type]
+        return replace(self, **fields)
 
     def allows_another_attempt(self, attempt: int) -> bool:
         return attempt < self.max_attempts
 
 
-def _retry_fields(value: JsonValue) -> dict[str, int | float]:
+class _RetryFields(TypedDict, total=False):
+    max_attempts: int
+    base_delay_s: float
+
+
+def _retry_fields(value: JsonValue) -> _RetryFields:
     if not isinstance(value, dict):
         raise ValueError("retry must be an object with max_attempts and/or base_delay_s")
     unknown = set(value) - {"max_attempts", "base_delay_s"}
     if unknown:
         raise ValueError(f"retry has unknown fields: {', '.join(sorted(unknown))}")
-    fields: dict[str, int | float] = {}
+    fields: _RetryFields = {}
     attempts = value.get("max_attempts")
     if attempts is not None:
-        if not _is_int(attempts) or not 1 <= attempts <= MAX_ATTEMPTS_LIMIT:  # type: ignore[operator]
+        if not _is_int(attempts) or not 1 <= attempts <= MAX_ATTEMPTS_LIMIT:
             raise ValueError(f"retry.max_attempts must be an integer from 1 to {MAX_ATTEMPTS_LIMIT}")
-        fields["max_attempts"] = attempts  # type: ignore[assignment]
+        fields["max_attempts"] = attempts
     base = value.get("base_delay_s")
     if base is not None:
-        if not _is_number(base) or not 0 < base <= MAX_BASE_DELAY_S:  # type: ignore[operator]
+        if not _is_number(base) or not 0 < base <= MAX_BASE_DELAY_S:
             raise ValueError(f"retry.base_delay_s must be a number over 0 and at most {MAX_BASE_DELAY_S:g}")
-        fields["base_delay_s"] = float(base)  # type: ignore[arg-type]
+        fields["base_delay_s"] = float(base)
     return fields
 
 
-def _is_int(value: object) -> bool:
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: object) -> bool:
+def _is_number(value: object) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -149,7 +152,7 @@ def validate_failure_options(options: dict[str, JsonValue]) -> dict[str, JsonVal
         _retry_fields(options["retry"])
     if "timeout_s" in options:
         timeout = options["timeout_s"]
-        if not _is_number(timeout) or not 0 < timeout <= MAX_TIMEOUT_S:  # type: ignore[operator]
+        if not _is_number(timeout) or not 0 < timeout <= MAX_TIMEOUT_S:
             raise ValueError(f"timeout_s must be a number of seconds over 0 and at most {MAX_TIMEOUT_S:g}")
     return options
 
@@ -173,7 +176,7 @@ def parse_retry_overrides(raw: str) -> dict[str, Mapping[str, JsonValue]]:
             RetryPolicy().overridden(override)
         except ValueError as exc:
             raise InvalidRetryOverrides(f"SLUICE_PROCESSOR_RETRY_OVERRIDES[{kind!r}]: {exc}") from exc
-    return parsed
+    return cast(dict[str, Mapping[str, JsonValue]], parsed)  # overridden() accepted each: a JSON object
 
 
 def policy_for(
@@ -191,12 +194,14 @@ def policy_for(
 def parse_timeout_overrides(raw: str) -> dict[str, float]:
     """The per-kind item timeouts setting, checked: a JSON object of kind → seconds."""
     parsed = _per_kind_setting(raw, "SLUICE_PROCESSOR_ITEM_TIMEOUT_OVERRIDES")
+    timeouts: dict[str, float] = {}
     for kind, seconds in parsed.items():
         if not _is_number(seconds) or not 0 < seconds <= MAX_TIMEOUT_S:
             raise InvalidRetryOverrides(
                 f"SLUICE_PROCESSOR_ITEM_TIMEOUT_OVERRIDES[{kind!r}] must be seconds over 0, at most {MAX_TIMEOUT_S:g}"
             )
-    return {kind: float(seconds) for kind, seconds in parsed.items()}
+        timeouts[kind] = float(seconds)
+    return timeouts
 
 
 def item_timeout_s(default_s: float, options: Mapping[str, JsonValue]) -> float:

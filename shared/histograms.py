@@ -60,10 +60,10 @@ class BucketHistogram(Collector):
         family = HistogramMetricFamily(self._name, self._description)
         merged: dict[tuple[tuple[str, str], ...], tuple[list[int], float]] = {}
         with self._lock:
-            for key, (counts, total) in self._series.items():
+            for key, (counts, sums) in self._series.items():
                 labels_key = tuple(sorted((name, str(value)) for name, value in key))
                 into = merged.setdefault(labels_key, ([0] * len(counts), 0.0))
-                merged[labels_key] = ([a + b for a, b in zip(into[0], counts, strict=True)], into[1] + total[0])
+                merged[labels_key] = ([a + b for a, b in zip(into[0], counts, strict=True)], into[1] + sums[0])
         for key, (counts, total) in merged.items():
             labels = dict(key)
             cumulative = 0

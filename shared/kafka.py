@@ -6,7 +6,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, TypedDict
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -19,8 +19,8 @@ from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
 from shared.config import KafkaSettings
 from shared.errors import BrokerUnavailable
-from shared.failures import REASON_HEADER, SOURCE_TOPIC_HEADER
 from shared.fetch_wait import IdleFetchWait
+from sluice.contracts.headers import REASON_HEADER, SOURCE_TOPIC_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -127,13 +127,13 @@ def make_broker(settings: KafkaSettings, *, client_id: str, tracer_provider: Tra
 
 def raw_producer(broker: KafkaBroker) -> AIOKafkaProducer:
     """The connected broker's own aiokafka producer (FastStream 0.7 keeps it two attributes down)."""
-    return broker._producer._producer.producer  # type: ignore[attr-defined,no-any-return]
+    return broker._producer._producer.producer  # type: ignore[attr-defined]
 
 
 def polled_records(broker: KafkaBroker) -> Sequence[ConsumerRecord]:
     """The records of the poll a batch subscriber's handler is running for, from the broker's context. Taken as a
     ``KafkaMessage`` parameter instead, FastStream resolves them in a worker thread on every poll."""
-    return broker.context.get_local("message").raw_message  # type: ignore[no-any-return]
+    return broker.context.get_local("message").raw_message
 
 
 async def undecoded(message: object) -> None:
@@ -142,7 +142,15 @@ async def undecoded(message: object) -> None:
     return None
 
 
-def group_options(settings: KafkaSettings, *, on_items_path: bool = False) -> dict[str, int]:
+class GroupOptions(TypedDict):
+    """The consumer timing ``group_options`` gives every subscriber (keyword arguments of ``broker.subscriber``)."""
+
+    session_timeout_ms: int
+    heartbeat_interval_ms: int
+    fetch_max_wait_ms: int
+
+
+def group_options(settings: KafkaSettings, *, on_items_path: bool = False) -> GroupOptions:
     """Consumer timing for every subscriber: how soon a dead member's partitions move on, and how long a fetch
     waits at the broker for data. Consumers on the items' path (tasks, results) wait ``fetch_max_wait_ms``:
     a broker that answers a waiting fetch only when the wait ends adds that much latency to each hop; the

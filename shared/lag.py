@@ -30,7 +30,7 @@ class CommitTracker:
             for tp, meta in dict(positions).items():
                 self.committed[tp] = meta.offset if hasattr(meta, "offset") else int(meta)
 
-        consumer.commit = commit  # type: ignore[method-assign]
+        consumer.commit = commit
 
 
 class BrokerLag:

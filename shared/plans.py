@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, JsonValue, ValidationError
 from pydantic_settings import BaseSettings
 
 from shared.config import _section
-from shared.errors import SluiceError
-from shared.events import Priority
+from sluice.contracts.events import Priority
+from sluice.errors import SluiceError
 
 
 class Plan(BaseModel):
@@ -102,5 +102,5 @@ def resolve_plan(
         return defaults.plan(name, **{**named.get(name, {}), **overrides})
     except ValidationError as exc:
         first = exc.errors()[0]
-        field = ".".join(str(part) for part in first["loc"]) or None
-        raise InvalidPlan(f"{field}: {first['msg']}", field=field) from exc
+        location = ".".join(str(part) for part in first["loc"]) or None
+        raise InvalidPlan(f"{location}: {first['msg']}", field=location) from exc

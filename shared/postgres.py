@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 MIGRATIONS_LOCK_ID = 0x51_1C_E0_01
 """Advisory lock key held while migrating, so concurrent start-ups apply each file exactly once."""
 
-CONNECTION_ERRORS: tuple[type[BaseException], ...] = (
+CONNECTION_ERRORS: tuple[type[Exception], ...] = (
     OSError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
     asyncpg.exceptions.CannotConnectNowError,

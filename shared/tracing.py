@@ -15,10 +15,7 @@ from opentelemetry.trace import Link, SpanContext
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 from pydantic import JsonValue
 
-JOB_TRACE_HEADER = "sluice-job-traceparent"
-SUBMITTED_AT_HEADER = "sluice-submitted-at"
-CARRIED_HEADERS = (JOB_TRACE_HEADER, SUBMITTED_AT_HEADER)
-"""Headers a consumer copies from the message it handles onto the messages it publishes for the same job."""
+from sluice.contracts.headers import CARRIED_HEADERS, JOB_TRACE_HEADER
 
 _PROPAGATOR = TraceContextTextMapPropagator()
 

@@ -8,11 +8,6 @@ older than a few minutes (replay).
 import hashlib
 import hmac
 
-SIGNATURE_HEADER = "X-Sluice-Signature"
-EVENT_HEADER = "X-Sluice-Event"
-DELIVERY_HEADER = "X-Sluice-Delivery"
-TERMINAL_EVENT_TYPES = frozenset({"job.completed", "job.failed", "job.cancelled"})
-
 
 def signature(secret: str, timestamp: int, body: bytes) -> str:
     """The X-Sluice-Signature value for a body sent at ``timestamp`` (unix seconds)."""

@@ -15,7 +15,7 @@ from uuid import UUID, uuid4
 import msgspec
 from msgspec import Meta, Raw
 
-from shared.events import (
+from sluice.contracts.events import (
     MAX_BATCH_SIZE,
     BatchProcessed,
     CancelJob,

@@ -8,7 +8,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from shared.devstack.postgres import create_database, drop_database
+from services.ops.devstack.postgres import create_database, drop_database
 from tests.support import infra
 from tests.support.pipeline import Pipeline
 

@@ -5,9 +5,9 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from shared.events import ItemsChanged
 from shared.stores.changes import ChangeStore, JobChanges
 from shared.wire import WireBatchProcessed
+from sluice.contracts.events import ItemsChanged
 
 
 @dataclass

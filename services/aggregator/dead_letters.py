@@ -8,9 +8,10 @@ from uuid import UUID
 
 from aiokafka import ConsumerRecord
 
-from shared.config import TopicNames
-from shared.events import decode, results_topic_message, task_batch
-from shared.failures import (
+from shared.metrics import SluiceMetrics
+from shared.stores.dead_letters import DeadLetterStore, NewDeadLetter
+from sluice.contracts.events import decode, results_topic_message, task_batch
+from sluice.contracts.headers import (
     ATTEMPTS_HEADER,
     ERROR_TYPE_HEADER,
     FIRST_FAILURE_HEADER,
@@ -21,8 +22,7 @@ from shared.failures import (
     TENANT_HEADER,
     TRACE_ID_HEADER,
 )
-from shared.metrics import SluiceMetrics
-from shared.stores.dead_letters import DeadLetterStore, NewDeadLetter
+from sluice.contracts.topics import TopicNames
 
 RAW_EXCERPT_CHARS = 2000
 

@@ -3,14 +3,8 @@
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from shared.events import (
-    JobCancelled,
-    JobCompleted,
-    JobFailed,
-    JobProgressed,
-    JobStatus,
-)
-from shared.stores.results import JobState
+from shared.records import JobState
+from sluice.contracts.events import JobCancelled, JobCompleted, JobFailed, JobProgressed, JobStatus
 
 
 def lifecycle_event(state: JobState) -> JobCompleted | JobFailed | JobCancelled:

@@ -25,22 +25,17 @@ from services.aggregator.logic import (
     lifecycle_event,
     progress_event,
 )
-from shared.config import TopicNames
 from shared.errors import DatabaseUnavailable
-from shared.events import CancelJob, utc_now
 from shared.kafka import SendWindow, error_headers
 from shared.metrics import SluiceMetrics
 from shared.postgres import CONNECTION_ERRORS
-from shared.stores.results import JobState, ResultStore, WriteOutcome
-from shared.tracing import (
-    JOB_TRACE_HEADER,
-    SUBMITTED_AT_HEADER,
-    links_to,
-    parent_context,
-    record_headers,
-    span_context_of,
-)
+from shared.records import JobState
+from shared.stores.results import ResultStore, WriteOutcome
+from shared.tracing import links_to, parent_context, record_headers, span_context_of
 from shared.wire import WireBatchProcessed, decode_results_message
+from sluice.contracts.events import CancelJob, utc_now
+from sluice.contracts.headers import JOB_TRACE_HEADER, SUBMITTED_AT_HEADER
+from sluice.contracts.topics import TopicNames
 
 MAX_WRITE_LINKS = 64
 """The write span of a poll links at most this many of the poll's result messages (the first ones)."""
@@ -86,7 +81,10 @@ class ResultSink:
             except ValueError as exc:
                 await self._reject(record, str(exc), "UndecodableMessage")
                 continue
-            (batches if isinstance(message, WireBatchProcessed) else cancels).append(message)
+            if isinstance(message, WireBatchProcessed):
+                batches.append(message)
+            else:
+                cancels.append(message)
             raw_by_job.setdefault(message.job_id, []).append(record)
             headers = record_headers(record.headers)
             if root := headers.get(JOB_TRACE_HEADER):
@@ -110,9 +108,10 @@ class ResultSink:
         for state in outcome.finished:
             self._completion_span(state, job_roots.get(state.job_id))
         for job_id in outcome.unknown_jobs:
+            messages: list[WireBatchProcessed | CancelJob] = [*batches, *cancels]
             for record in raw_by_job.get(job_id, []):
                 reason = f"unknown job {job_id}: no job row exists, results not written"
-                tenant = next((m.tenant for m in [*batches, *cancels] if m.job_id == job_id), None)
+                tenant = next((m.tenant for m in messages if m.job_id == job_id), None)
                 await self._reject(record, reason, "UnknownJob", job_id=str(job_id), tenant=tenant)
         for changed in change_events(outcome.also):
             await self.window.send(

@@ -20,12 +20,13 @@ import orjson
 from aiokafka import ConsumerRecord
 
 from shared.config import WebhookSettings
-from shared.events import decode, job_event
 from shared.kinds.web_page.guard import AllowList, addresses_to_judge
 from shared.metrics import SluiceMetrics
 from shared.stores.webhooks import DueDelivery, TerminalEvent, WebhookStore
-from shared.webhooks import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER, TERMINAL_EVENT_TYPES, retry_delay_s
+from shared.webhooks import retry_delay_s
 from shared.webhooks import signature as sign
+from sluice.contracts.events import TERMINAL_EVENT_TYPES, decode, job_event
+from sluice.contracts.headers import DELIVERY_HEADER, EVENT_HEADER, SIGNATURE_HEADER
 
 log = logging.getLogger(__name__)
 CLAIM_LIMIT = 20

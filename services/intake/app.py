@@ -10,20 +10,19 @@ from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
-from services.intake import admin, contracts, dashboard, listing, live_api, watches
-from services.intake.accept import JobAcceptor
-from services.intake.api import router
-from services.intake.auth import install_rate_limit_headers
-from services.intake.dispatcher import Dispatcher
-from services.intake.errors import install_error_handlers
-from services.intake.front_door import on_job_requested
-from services.intake.http_tracing import HttpTracing
-from services.intake.key_cache import KeyCache, listening_connection
-from services.intake.live import JobEventHub
-from services.intake.rate_limit import RateLimiter
+from services.intake.dispatch.dispatcher import Dispatcher
+from services.intake.http import asyncapi, dashboard, dead_letters, jobs, listing, live, watches
+from services.intake.http.auth import install_rate_limit_headers
+from services.intake.http.errors import install_error_handlers
+from services.intake.http.fast_submit import install_submit_lane
+from services.intake.http.tracing import HttpTracing
+from services.intake.live.hub import JobEventHub
 from services.intake.runtime import IntakeRuntime
 from services.intake.settings import IntakeSettings
-from services.intake.submit_lane import install_submit_lane
+from services.intake.submission.accept import JobAcceptor
+from services.intake.submission.front_door import on_job_requested
+from services.intake.tenancy.keys import KeyCache, listening_connection
+from services.intake.tenancy.rate_limit import RateLimiter
 from shared.heap import freeze_startup_objects
 from shared.kafka import ensure_topics, group_options, make_broker
 from shared.kinds import load_kinds
@@ -46,13 +45,8 @@ def build_app(settings: IntakeSettings) -> FastAPI:
     broker = make_broker(settings.kafka, client_id="sluice-intake", tracer_provider=tracer_provider)
     metrics = SluiceMetrics("intake")
     app = FastAPI(title="Sluice intake", version="2", lifespan=lambda app: _lifespan(app, settings, broker, metrics))
-    app.include_router(router)
-    app.include_router(admin.router)
-    app.include_router(listing.router)
-    app.include_router(contracts.router)
-    app.include_router(watches.router)
-    app.include_router(live_api.router)
-    app.include_router(dashboard.router)
+    for routes in (jobs, dead_letters, listing, asyncapi, watches, live, dashboard):
+        app.include_router(routes.router)
     traced = tracing_enabled(settings.otel)
     app.state.tracer = tracer_provider.get_tracer("sluice.intake") if traced else None
     if traced:  # the request's span is the job's root span; with nothing exported it would only cost

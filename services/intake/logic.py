@@ -9,8 +9,8 @@ from uuid import UUID
 import orjson
 from pydantic import JsonValue
 
-from services.intake.batches import encode_batches
-from services.intake.item_json import (
+from services.intake.submission.batches import encode_batches
+from services.intake.submission.item_json import (
     MAX_ITEM_DEPTH,
     canonical_item,
     encode_item,
@@ -19,11 +19,10 @@ from services.intake.item_json import (
     nesting_depth,
 )
 from shared.errors import InvalidItem, InvalidJob, UnknownKind
-from shared.events import JobStatus, Priority, TaskBatch, task_batch
 from shared.failures import validate_failure_options
 from shared.kinds import Kind
-from shared.stores.jobs import JobRecord
-from shared.stores.sweeps import job_timeout_option
+from shared.records import JobRecord, job_timeout_option
+from sluice.contracts.events import JobStatus, Priority, TaskBatch, task_batch
 
 
 def resolve_kind(kinds: Mapping[str, Kind], name: str) -> Kind:

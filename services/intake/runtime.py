@@ -6,11 +6,11 @@ import asyncpg
 import redis.asyncio as aioredis
 from faststream.kafka import KafkaBroker
 
-from services.intake.accept import JobAcceptor
-from services.intake.key_cache import KeyCache
-from services.intake.live import JobEventHub
-from services.intake.rate_limit import RateLimiter
+from services.intake.live.hub import JobEventHub
 from services.intake.settings import IntakeSettings
+from services.intake.submission.accept import JobAcceptor
+from services.intake.tenancy.keys import KeyCache
+from services.intake.tenancy.rate_limit import RateLimiter
 from shared.kinds import Kind
 from shared.metrics import SluiceMetrics
 from shared.redis import CancellationFlags

@@ -6,9 +6,9 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.config import FlowSettings, KafkaSettings, OtelSettings, PostgresSettings, RedisSettings, StartupSettings
-from shared.events import MAX_BATCH_SIZE
 from shared.kinds.settings import KindSettings
 from shared.plans import TenancySettings
+from sluice.contracts.events import MAX_BATCH_SIZE
 
 
 class IntakeSettings(BaseSettings):

@@ -19,15 +19,7 @@ from services.processor.logic import BatchOutcome
 from services.processor.runner import FailurePolicy, KindRunner
 from services.processor.settings import ProcessorSettings
 from shared.errors import DependencyUnavailable
-from shared.events import utc_now
 from shared.failures import (
-    CANCELLED_HEADER,
-    DUE_AT_HEADER,
-    ERROR_TYPE_HEADER,
-    LAST_FAILURE_HEADER,
-    REASON_HEADER,
-    SOURCE_TOPIC_HEADER,
-    TRACE_ID_HEADER,
     FailureRecord,
     RetryPolicy,
     checked_tiers,
@@ -53,8 +45,19 @@ from shared.ops_server import serving_ops
 from shared.readiness import wait_for
 from shared.redis import CancellationFlags, open_redis, redis_breaker
 from shared.telemetry import make_tracer_provider, tracing_enabled
-from shared.tracing import JOB_TRACE_HEADER, carried, links_to, parent_context, record_headers, span_context_of
+from shared.tracing import carried, links_to, parent_context, record_headers, span_context_of
 from shared.wire import WireTaskBatch, decode_task_batch
+from sluice.contracts.events import utc_now
+from sluice.contracts.headers import (
+    CANCELLED_HEADER,
+    DUE_AT_HEADER,
+    ERROR_TYPE_HEADER,
+    JOB_TRACE_HEADER,
+    LAST_FAILURE_HEADER,
+    REASON_HEADER,
+    SOURCE_TOPIC_HEADER,
+    TRACE_ID_HEADER,
+)
 
 log = logging.getLogger(__name__)
 

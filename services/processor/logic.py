@@ -11,7 +11,6 @@ from msgspec import Raw
 from pydantic import JsonValue
 
 from shared.errors import ItemFailed
-from shared.events import BatchProcessed, ItemResult, ItemStatus, TaskBatch, TaskItem
 from shared.failures import Disposition, RetryPolicy, classify, retry_delay_s
 from shared.wire import (
     WireBatchProcessed,
@@ -23,6 +22,7 @@ from shared.wire import (
     encode,
     wire_result,
 )
+from sluice.contracts.events import BatchProcessed, ItemResult, ItemStatus, TaskBatch, TaskItem
 
 
 def succeeded(item: TaskItem, output: JsonValue, duration_ms: float, fingerprint: str | None = None) -> ItemResult:

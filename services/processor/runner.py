@@ -9,14 +9,14 @@ from collections.abc import Callable, Mapping, Sequence
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import TypeGuard, cast
 
 from opentelemetry import trace
 from opentelemetry.trace import Status, StatusCode, Tracer
 from pydantic import JsonValue
 
 from services.processor.logic import BatchOutcome, cancelled_wire, encode_output, settle_failure, success
-from shared.errors import ItemFailed, SluiceError
-from shared.events import utc_now
+from shared.errors import ItemFailed
 from shared.failures import RetryPolicy, item_timeout_s, policy_for
 from shared.fingerprints import output_fingerprint
 from shared.kinds import ItemHandler, Kind, SyncItemHandler
@@ -24,6 +24,8 @@ from shared.kinds.settings import KindSettings
 from shared.metrics import SluiceMetrics
 from shared.tracing import target_host
 from shared.wire import WireItem, WireTaskBatch, contract_item, value_of
+from sluice.contracts.events import utc_now
+from sluice.errors import SluiceError
 
 log = logging.getLogger(__name__)
 
@@ -80,9 +82,10 @@ class KindRunner:
             handler = await self._exit_stack.enter_async_context(kind.start(settings))
             self._fingerprints[name] = None if kind.deterministic else _fingerprint_function(kind)
             if _is_plain_function(handler):
-                self._sync[name] = handler  # type: ignore[assignment]
+                self._sync[name] = handler
             else:
-                self._handlers[name] = handler
+                # Kind.start yields an ItemHandler or a SyncItemHandler, and a plain def is the sync one.
+                self._handlers[name] = cast(ItemHandler, handler)
 
     async def close(self) -> None:
         await self._exit_stack.aclose()
@@ -273,7 +276,7 @@ def _fingerprint_function(kind: Kind) -> Callable[[object], str]:
     return lambda output: output_fingerprint(kind, output)  # type: ignore[arg-type]
 
 
-def _is_plain_function(handler: object) -> bool:
+def _is_plain_function(handler: object) -> TypeGuard[SyncItemHandler]:
     """A handler written as a plain ``def`` (not ``async def``, not an object with an async ``__call__``)."""
     if inspect.iscoroutinefunction(handler):
         return False

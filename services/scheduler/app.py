@@ -14,16 +14,17 @@ from faststream.kafka import KafkaBroker
 from services.scheduler.app_rescans import TriggerSlot, register_trigger_handler, start_rescans
 from services.scheduler.logic import SweepPolicy, retention_cutoff, sweep_summary
 from services.scheduler.settings import SchedulerSettings
-from shared.events import utc_now
 from shared.heap import freeze_startup_objects
 from shared.kafka import ensure_topics, make_broker
 from shared.metrics import SluiceMetrics
 from shared.ops_server import serving_ops
 from shared.postgres import CONNECTION_ERRORS, apply_migrations, open_pool
 from shared.readiness import wait_for
+from shared.records import PurgeOutcome, SweepOutcome
 from shared.stores.job_stats import JobStats
-from shared.stores.sweeps import PurgeOutcome, SweepOutcome, SweepStore
+from shared.stores.sweeps import SweepStore
 from shared.telemetry import make_tracer_provider
+from sluice.contracts.events import utc_now
 
 log = logging.getLogger(__name__)
 

@@ -3,8 +3,8 @@
 from datetime import datetime
 from pathlib import Path
 
-from shared.errors import SluiceError
-from shared.events import utc_now
+from sluice.contracts.events import utc_now
+from sluice.errors import SluiceError
 
 
 class ClockUnreadable(SluiceError):

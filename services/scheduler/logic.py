@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from shared.stores.sweeps import PurgeOutcome, SweepOutcome
+from shared.records import PurgeOutcome, SweepOutcome
 
 
 @dataclass(frozen=True)

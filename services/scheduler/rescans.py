@@ -15,11 +15,11 @@ from faststream.kafka import KafkaBroker
 from services.scheduler.clock import Clock
 from services.scheduler.metrics import RescanGauges
 from services.scheduler.settings import RescanSettings
-from shared.config import TopicNames
-from shared.events import Priority, RescanReason, RescanRequested, decode, rescan_trigger
 from shared.kafka import SendWindow, error_headers
 from shared.stores.rescans import PendingRescan, RescanStore
 from shared.stores.watch_stats import WatchStatsStore
+from sluice.contracts.events import Priority, RescanReason, RescanRequested, decode, rescan_trigger
+from sluice.contracts.topics import TopicNames
 
 log = logging.getLogger(__name__)
 

@@ -5,7 +5,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.config import KafkaSettings, OtelSettings, PostgresSettings, StartupSettings
 from shared.eventloop import LOOP_DESCRIPTION, EventLoop
-from shared.stores.sweeps import DEFAULT_JOB_TIMEOUT_S, MAX_JOB_TIMEOUT_S, MIN_JOB_TIMEOUT_S
+from shared.records import DEFAULT_JOB_TIMEOUT_S, MAX_JOB_TIMEOUT_S, MIN_JOB_TIMEOUT_S
 
 
 class RescanSettings(BaseSettings):

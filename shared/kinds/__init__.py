@@ -12,8 +12,8 @@ from typing import Any
 
 from pydantic import JsonValue
 
-from shared.errors import SluiceError
 from shared.kinds.settings import KindSettings
+from sluice.errors import SluiceError
 
 ItemHandler = Callable[[JsonValue, Mapping[str, JsonValue]], Awaitable[JsonValue]]
 """Runs one item with the job's options and returns its output; raises to fail the item."""

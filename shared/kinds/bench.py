@@ -6,9 +6,9 @@ from contextlib import asynccontextmanager
 
 from pydantic import JsonValue
 
-from shared.events import MAX_BATCH_SIZE
 from shared.kinds import Kind, SyncItemHandler
 from shared.kinds.settings import KindSettings
+from sluice.contracts.events import MAX_BATCH_SIZE
 
 
 def _any_item(item: JsonValue) -> JsonValue:

@@ -10,10 +10,10 @@ from datetime import datetime
 import asyncpg
 
 from shared.errors import WaitingLineFull
-from shared.events import JobStatus
+from shared.records import JobRecord, NewJob, job_timeout_option
 from shared.stores.backlog import BACKLOG_CHANNEL, signal_backlog_changed
-from shared.stores.jobs import AlreadyExists, Created, JobRecord, NewJob
-from shared.stores.sweeps import job_timeout_option
+from shared.stores.jobs import AlreadyExists, Created
+from sluice.contracts.events import JobStatus
 
 _COLUMNS = ", ".join(JobRecord.model_fields)
 TENANT_LOCK_SPACE = 0x51CE

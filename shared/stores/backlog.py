@@ -7,9 +7,8 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.events import JobStatus, Priority
+from sluice.contracts.events import TERMINAL_STATUSES, Priority
 
-TERMINAL = [status.value for status in JobStatus if status.is_terminal]
 BACKLOG_CHANNEL = "sluice_backlog"
 """NOTIFY channel on which a transaction that changes what the dispatcher could release (batches added,
 credit returned) wakes it when it commits."""
@@ -146,6 +145,6 @@ class BacklogStore:
                    WHERE j.status = ANY($1::text[])
                      AND j.succeeded + j.failed + j.cancelled + j.timed_out >= j.total_items
                    FOR UPDATE OF b SKIP LOCKED)""",
-            TERMINAL,
+            TERMINAL_STATUSES,
         )
         return int(result.split()[-1])

@@ -6,10 +6,10 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.events import ItemStatus
 from shared.fingerprints import item_key
 from shared.kinds import Kind
 from shared.wire import WireBatchProcessed, value_of
+from sluice.contracts.events import ItemStatus
 
 _COLUMNS = ("tenant", "kind", "item_key", "job_id", "item_index", "fingerprint")
 _TABLE = """CREATE TEMP TABLE IF NOT EXISTS incoming_fingerprints (

@@ -12,11 +12,11 @@ from uuid import UUID, uuid4
 import asyncpg
 from pydantic import BaseModel, ConfigDict, JsonValue
 
-from shared.events import TaskBatch, utc_now
 from shared.kafka import SendWindow
+from sluice.contracts.events import TaskBatch, utc_now
+from sluice.contracts.headers import REDRIVE_HEADER
 
 MAX_LIMIT = 10_000
-REDRIVE_HEADER = "x-sluice-redrive-of"
 """On a redriven TaskBatch: the id of the dead letter it came from."""
 
 

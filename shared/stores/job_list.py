@@ -6,7 +6,8 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.stores.jobs import _COLUMNS, JobRecord, _record
+from shared.records import JobRecord
+from shared.stores.jobs import _COLUMNS, _record
 
 
 @dataclass(frozen=True)

@@ -2,66 +2,13 @@
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import asyncpg
-from pydantic import BaseModel, ConfigDict, JsonValue
 
-from shared.events import JobCounts, JobStatus, Priority
-from shared.stores.sweeps import job_timeout_option
-
-TERMINAL = [status.value for status in JobStatus if status.is_terminal]
-
-
-class NewJob(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    job_id: UUID
-    tenant: str
-    kind: str
-    priority: Priority
-    options: dict[str, JsonValue]
-    callback_url: str | None
-    source: str
-    idempotency_key: str | None
-    request_fingerprint: str | None
-    total_items: int
-    total_batches: int
-
-
-class JobRecord(NewJob):
-    """A job row as stored: what was submitted, plus status, counters and times."""
-
-    status: JobStatus
-    succeeded: int
-    failed: int
-    cancelled: int
-    timed_out: int = 0
-    error: str | None
-    created_at: datetime
-    accepted_at: datetime | None
-    started_at: datetime | None
-    finished_at: datetime | None
-    cancel_requested_at: datetime | None
-    deadline_at: datetime | None = None
-    last_progress_at: datetime | None = None
-    stalled_since: datetime | None = None
-
-    @property
-    def counts(self) -> JobCounts:
-        return JobCounts(
-            total=self.total_items,
-            succeeded=self.succeeded,
-            failed=self.failed,
-            cancelled=self.cancelled,
-            timed_out=self.timed_out,
-        )
-
-    @property
-    def accepted(self) -> bool:
-        return self.accepted_at is not None
+from shared.records import JobRecord, NewJob, job_timeout_option
+from sluice.contracts.events import TERMINAL_STATUSES
 
 
 @dataclass(frozen=True)
@@ -120,7 +67,7 @@ class JobStore:
         await self._pool.execute(
             """UPDATE jobs SET status = 'failed', error = $2, finished_at = now(), idempotency_key = NULL
                WHERE job_id = $1 AND status <> ALL($3::text[])""",
-            job_id, reason, TERMINAL,
+            job_id, reason, TERMINAL_STATUSES,
         )  # fmt: skip
 
     async def get(self, tenant: str, job_id: UUID) -> JobRecord | None:

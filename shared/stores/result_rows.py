@@ -11,14 +11,14 @@ from dataclasses import dataclass
 from uuid import UUID
 
 import asyncpg
+from msgspec import Raw
 
-from shared.events import ItemStatus
 from shared.wire import WireBatchProcessed
+from sluice.contracts.events import ItemStatus
 
 COLUMNS = (
     "job_id", "item_index", "status", "input", "output", "error", "error_type", "attempts", "duration_ms", "generation",
 )  # fmt: skip
-_STATUS = COLUMNS.index("status")
 _INCOMING_TABLE = """CREATE TEMP TABLE IF NOT EXISTS incoming_results (
     job_id uuid, item_index integer, status text, input jsonb, output jsonb,
     error text, error_type text, attempts integer, duration_ms double precision, generation integer
@@ -51,7 +51,8 @@ _UPSERT = """WITH incoming AS (
 """Insert new results; replace a failed or timed-out one only with a later generation's. Per job: how many rows
 were inserted or replaced and how each counter moves (a replaced row leaves its old status's counter)."""
 
-Row = tuple[object, ...]
+Row = tuple[UUID, int, str, Raw, Raw, str | None, str | None, int, float, int]
+"""One item_results row, in COLUMNS order."""
 
 
 class NotAFirstDelivery(Exception):
@@ -93,9 +94,9 @@ async def insert_new(connection: asyncpg.Connection, rows: Sequence[Row]) -> lis
         raise NotAFirstDelivery from exc
     counts: dict[UUID, dict[str, int]] = {}
     for row in rows:
-        per_status = counts.setdefault(row[0], {})  # type: ignore[arg-type]
-        status = row[_STATUS]
-        per_status[status] = per_status.get(status, 0) + 1  # type: ignore[index]
+        per_status = counts.setdefault(row[0], {})  # COLUMNS: job_id
+        status = row[2]  # COLUMNS: status
+        per_status[status] = per_status.get(status, 0) + 1
     return [
         Tally(
             job_id,

@@ -6,25 +6,15 @@ from uuid import UUID
 
 import asyncpg
 
-from shared.events import CancelJob, JobCounts, JobStatus
+from shared.records import JobState
 from shared.stores.backlog import return_credits
 from shared.stores.result_rows import NotAFirstDelivery, Tally, insert_new, rows_of, upsert
 from shared.wire import WireBatchProcessed
-
-TERMINAL = [status.value for status in JobStatus if status.is_terminal]
+from sluice.contracts.events import TERMINAL_STATUSES, CancelJob, JobCounts, JobStatus
 
 AlsoInTransaction = Callable[[asyncpg.Connection, Sequence[WireBatchProcessed]], Awaitable[object]] | None
 """A further step run in the write's transaction after the results are stored (e.g. change detection)."""
 _JOB_STATE = "job_id, tenant, status, total_items, succeeded, failed, cancelled, timed_out, error"
-
-
-@dataclass(frozen=True)
-class JobState:
-    job_id: UUID
-    tenant: str
-    status: JobStatus
-    counts: JobCounts
-    error: str | None = None
 
 
 @dataclass(frozen=True)
@@ -103,7 +93,7 @@ async def _finish(
     """(the jobs this write finished, the state of every touched job)."""
     if not touched:
         return [], []
-    rows = await connection.fetch(_FINISH, touched, TERMINAL, recomputed)
+    rows = await connection.fetch(_FINISH, touched, TERMINAL_STATUSES, recomputed)
     return [row for row in rows if row["finishing"]], rows
 
 
@@ -176,7 +166,7 @@ class ResultStore:
                                         error = coalesce(error, 'cancelled by request')
                         WHERE job_id = ANY($1::uuid[]) AND status <> ALL($2::text[])
                         RETURNING {_JOB_STATE}""",
-                    cancel_ids, TERMINAL,
+                    cancel_ids, TERMINAL_STATUSES,
                 )  # fmt: skip
             touched = list(dict.fromkeys([t.job_id for t in tallies] + cancel_ids))
             finishing, states = await _finish(connection, touched, [t.job_id for t in tallies if t.replaced])
@@ -201,7 +191,7 @@ class ResultStore:
             f"""SELECT {_JOB_STATE} FROM jobs WHERE NOT lifecycle_announced AND status = ANY($1::text[])
                   AND ($3 = 0 OR finished_at IS NULL OR finished_at <= now() - make_interval(secs => $3))
                 ORDER BY finished_at LIMIT $2""",
-            TERMINAL, limit, finished_s_ago,
+            TERMINAL_STATUSES, limit, finished_s_ago,
         )  # fmt: skip
         return [_state(row) for row in rows]
 

@@ -4,20 +4,15 @@ Every method takes ``now`` (or a cutoff) from the caller, so tests drive it with
 """
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from uuid import UUID
 
 import asyncpg
-from pydantic import JsonValue
 
-from shared.events import ItemStatus
+from shared.records import PurgeOutcome, StalledJob, SweepOutcome, TimedOutJob
+from sluice.contracts.events import ItemStatus
 
 log = logging.getLogger(__name__)
 
-DEFAULT_JOB_TIMEOUT_S = 30 * 60.0
-MIN_JOB_TIMEOUT_S = 1
-MAX_JOB_TIMEOUT_S = 7 * 24 * 3600
 
 SWEEP_LOCK_ID = 0x51_1C_E0_03
 """Advisory lock key for one timeout-and-stall sweep: one replica sweeps at a time."""
@@ -30,20 +25,6 @@ SWEEP_LOCK_TIMEOUT = "500ms"
 _UNFINISHED = ["queued", "running"]
 
 
-def job_timeout_option(options: dict[str, JsonValue]) -> float | None:
-    """``options.job_timeout_s`` in seconds, if given; ValueError unless a number from 1 s to 7 days."""
-    value = options.get("job_timeout_s")
-    if value is None:
-        return None
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, int | float)
-        or not (MIN_JOB_TIMEOUT_S <= value <= MAX_JOB_TIMEOUT_S)
-    ):
-        raise ValueError(f"job_timeout_s must be a number of seconds from {MIN_JOB_TIMEOUT_S} to {MAX_JOB_TIMEOUT_S}")
-    return float(value)
-
-
 def timeout_error(timeout_s: float, unfinished: int) -> str:
     """The job's error once it timed out."""
     return f"timed out after {timeout_s:g} s: {unfinished} items unfinished"
@@ -51,40 +32,6 @@ def timeout_error(timeout_s: float, unfinished: int) -> str:
 
 def item_timeout_error(timeout_s: float) -> str:
     return f"job timed out after {timeout_s:g} s"
-
-
-@dataclass(frozen=True)
-class TimedOutJob:
-    job_id: UUID
-    tenant: str
-    status: str
-    unfinished: int
-    """Items that had no result and now have a timed_out one."""
-    error: str
-
-
-@dataclass(frozen=True)
-class StalledJob:
-    job_id: UUID
-    tenant: str
-    stalled_since: datetime
-    last_progress_at: datetime | None
-
-
-@dataclass(frozen=True)
-class SweepOutcome:
-    swept: bool
-    """False when another replica held the sweep lock (or the sweep gave way to a concurrent write)."""
-    deadlines_stamped: int = 0
-    timed_out: tuple[TimedOutJob, ...] = ()
-    newly_stalled: tuple[StalledJob, ...] = ()
-    unstalled: int = 0
-
-
-@dataclass(frozen=True)
-class PurgeOutcome:
-    results: int = 0
-    jobs: int = 0
 
 
 class SweepStore:

@@ -7,7 +7,7 @@ import asyncpg
 from pydantic import BaseModel, ConfigDict, JsonValue
 
 from shared.api_keys import IssuedKey, digest_matches, key_id_of, new_api_key
-from shared.errors import SluiceError
+from sluice.errors import SluiceError
 
 TENANT_NAME = re.compile(r"[A-Za-z0-9._:-]{1,200}")
 API_KEYS_CHANNEL = "sluice_api_keys"

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from shared.config import TopicNames
-from shared.devstack.broker import running_tansu
-from shared.devstack.pg_control import EmbeddedPostgres
-from shared.devstack.redis import running_embedded_redis
+from services.ops.devstack.broker import running_tansu
+from services.ops.devstack.pg_control import EmbeddedPostgres
+from services.ops.devstack.redis import running_embedded_redis
+from sluice.contracts.topics import TopicNames
 from tests.support.chaos import Recorder, Scale, ScenarioRecord, wait_for_assignment
 from tests.support.pipeline import Pipeline
 

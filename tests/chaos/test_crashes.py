@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from shared.config import TopicNames
+from sluice.contracts.topics import TopicNames
 from tests.support.chaos import (
     Scale,
     ScenarioRecord,

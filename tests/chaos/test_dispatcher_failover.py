@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from shared.devstack.ports import free_port
+from services.ops.devstack.ports import free_port
 from tests.support.chaos import (
     Scale,
     ScenarioRecord,

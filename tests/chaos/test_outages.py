@@ -7,10 +7,10 @@ from pathlib import Path
 import pytest
 
 from services.intake.settings import IntakeSettings
+from services.ops.devstack.pg_control import EmbeddedPostgres
+from services.ops.devstack.ports import free_port
+from services.ops.devstack.process import Paused, process_listening_on
 from shared.config import RedisSettings
-from shared.devstack.pg_control import EmbeddedPostgres
-from shared.devstack.ports import free_port
-from shared.devstack.process import Paused, process_listening_on
 from tests.support.chaos import (
     Scale,
     ScenarioRecord,

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from shared.config import TopicNames
 from shared.kafka import REASON_HEADER
+from sluice.contracts.topics import TopicNames
 from tests.support.chaos import Scale, ScenarioRecord, audit_job, existing_topics, follow, read_topics_until, submit
 from tests.support.kafka import produce
 from tests.support.pipeline import Pipeline

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from services.intake.app import build_app
 from services.intake.settings import IntakeSettings
-from shared.events import AnyEvent
+from sluice.contracts.events import AnyEvent
 
 SNAPSHOTS = Path(__file__).with_name("snapshots.json")
 

@@ -16,7 +16,7 @@ def test_the_demo_runs_on_embedded_infrastructure_scrapes_every_page_and_exits_0
     # Not pytest's tmp_path: the embedded PostgreSQL runs as its own user, which must be able to enter the folder.
     with tempfile.TemporaryDirectory(prefix="sluice-demo-test-") as data_dir:
         completed = subprocess.run(
-            [sys.executable, "-m", "services.cli", "demo", "--pages", "300", "--data-dir", data_dir],
+            [sys.executable, "-m", "sluice.cli", "demo", "--pages", "300", "--data-dir", data_dir],
             env=env,
             capture_output=True,
             text=True,

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from shared.devstack.ports import free_port
-from shared.devstack.testsite import TestSite, serving_test_site
+from services.ops.devstack.ports import free_port
+from services.ops.devstack.testsite import TestSite, serving_test_site
 from tests.support.pipeline import Pipeline, wait_for_status
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]

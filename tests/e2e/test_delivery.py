@@ -8,9 +8,9 @@ import uuid
 import asyncpg
 import pytest
 
-from shared.config import TopicNames
-from shared.events import BatchProcessed, ItemResult, ItemStatus, JobRequested
 from shared.kafka import REASON_HEADER
+from sluice.contracts.events import BatchProcessed, ItemResult, ItemStatus, JobRequested
+from sluice.contracts.topics import TopicNames
 from tests.support.kafka import committed_offset, produce, read_until
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually

@@ -10,8 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import asyncpg
 import pytest
 
-from shared.config import TopicNames
-from shared.events import JobCompleted, JobStatus, job_event
+from sluice.contracts.events import JobCompleted, JobStatus, job_event
+from sluice.contracts.topics import TopicNames
 from tests.support.kafka import produce, read_until
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually
@@ -65,7 +65,7 @@ def site() -> Iterator[FixableSite]:
 
 async def _sluice(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        sys.executable, "-m", "sluice.cli", *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
     )
     stdout, stderr = await asyncio.wait_for(process.communicate(), timeout=60)
     return process.returncode or 0, stdout.decode(), stderr.decode()

@@ -6,8 +6,8 @@ from pathlib import Path
 import httpx
 import pytest
 
-from shared.devstack.broker import running_tansu
-from shared.devstack.process import Paused, process_listening_on
+from services.ops.devstack.broker import running_tansu
+from services.ops.devstack.process import Paused, process_listening_on
 from tests.support.pipeline import Pipeline
 
 pytestmark = pytest.mark.e2e

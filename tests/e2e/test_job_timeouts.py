@@ -9,7 +9,7 @@ import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 
-from shared.config import TopicNames
+from sluice.contracts.topics import TopicNames
 from tests.support.kafka import committed_offset, read_until
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually

@@ -9,8 +9,8 @@ import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 
-from shared.config import TopicNames
-from shared.devstack.testsite import TestSite, expected_email, expected_title, serving_test_site
+from services.ops.devstack.testsite import TestSite, expected_email, expected_title, serving_test_site
+from sluice.contracts.topics import TopicNames
 from tests.support.kafka import read_until
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.tenants import issue_key

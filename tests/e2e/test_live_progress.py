@@ -10,9 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from shared.devstack.ports import free_port
-from shared.devstack.testsite import TestSite, serving_test_site
-from shared.webhooks import SIGNATURE_HEADER, verify
+from services.ops.devstack.ports import free_port
+from services.ops.devstack.testsite import TestSite, serving_test_site
+from shared.webhooks import verify
+from sluice.contracts.headers import SIGNATURE_HEADER
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually
 from tests.support.webhook_receiver import receiving_webhooks

@@ -15,17 +15,18 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.config import PostgresSettings, TopicNames
-from shared.devstack.postgres import create_database, drop_database
-from shared.devstack.testsite import TestSite, serving_test_site
-from shared.events import RescanTrigger
-from shared.failures import REASON_HEADER
+from services.ops.devstack.postgres import create_database, drop_database
+from services.ops.devstack.testsite import TestSite, serving_test_site
+from shared.config import PostgresSettings
 from shared.postgres import open_pool
 from shared.rescan_rules import adaptive_interval
+from sluice.contracts.events import TERMINAL_STATUSES, RescanTrigger
+from sluice.contracts.headers import REASON_HEADER
+from sluice.contracts.topics import TopicNames
 from tests.conftest import unique_name
 from tests.support.clock import FakeClock
 from tests.support.kafka import produce, read_until
-from tests.support.pipeline import TERMINAL, Pipeline, wait_for_status
+from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler]
@@ -143,7 +144,7 @@ def _finished(client: httpx.AsyncClient, job_id: str) -> Callable[[], Awaitable[
 
     async def probe() -> bool | None:
         response = await client.get(f"/v1/jobs/{job_id}")
-        return True if response.status_code == 200 and response.json()["status"] in TERMINAL else None
+        return True if response.status_code == 200 and response.json()["status"] in TERMINAL_STATUSES else None
 
     return probe
 

@@ -8,9 +8,9 @@ import asyncpg
 import pytest
 from aiokafka import ConsumerRecord
 
-from shared.config import TopicNames
-from shared.events import TaskBatch, TaskItem
 from shared.kinds.flaky import is_flaky
+from sluice.contracts.events import TaskBatch, TaskItem
+from sluice.contracts.topics import TopicNames
 from tests.support.kafka import produce, read_until
 from tests.support.pipeline import Pipeline, wait_for_status
 

@@ -19,10 +19,10 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from shared.config import TopicNames
-from shared.devstack.ports import free_port
-from shared.events import JobRequested
+from services.ops.devstack.ports import free_port
 from shared.kafka import REASON_HEADER
+from sluice.contracts.events import JobRequested
+from sluice.contracts.topics import TopicNames
 from tests.support.kafka import produce, read_until
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually
@@ -188,7 +188,7 @@ async def test_over_its_request_rate_a_tenant_gets_429_with_retry_after_on_any_i
 
 async def _sluice(env: dict[str, str], *args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "services.cli", *args,
+        sys.executable, "-m", "sluice.cli", *args,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
         env={**os.environ, "DATABASE_URL": env["DATABASE_URL"]},
     )  # fmt: skip

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from shared.devstack.testsite import TestSite, serving_test_site
+from services.ops.devstack.testsite import TestSite, serving_test_site
 from tests.support.otlp import ERROR_STATUS, ReceivedSpan, SpanSink, receiving_spans
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually

@@ -20,11 +20,11 @@ import asyncpg
 import httpx
 import pytest
 
-from services.cli.__main__ import main
 from shared.config import PostgresSettings
-from shared.events import JobCompleted
 from shared.postgres import open_pool
+from sluice.cli.__main__ import main
 from sluice.client import AsyncSluiceClient, JobRequestPublisher, JobView, SluiceClient, job_events_consumer
+from sluice.contracts.events import JobCompleted
 from tests.support.kafka import committed_offset
 from tests.support.pipeline import Pipeline
 from tests.support.poll import eventually
@@ -89,7 +89,7 @@ async def _sluice(tools: Pipeline, tenant: str, *args: str) -> subprocess.Comple
 
 async def _sluice_process(tools: Pipeline, tenant: str, *args: str, stdin: str) -> subprocess.CompletedProcess:
     """Run `sluice ARGS` as its own process, as a user's shell would."""
-    command = [sys.executable, "-m", "services.cli", *args, *_connection(tools, tenant)]
+    command = [sys.executable, "-m", "sluice.cli", *args, *_connection(tools, tenant)]
     env = {**os.environ, "SLUICE_CONFIG": "/nonexistent/sluice.toml"}
     return await asyncio.to_thread(
         subprocess.run, command, env=env, input=stdin, capture_output=True, text=True, timeout=120

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import asyncpg
 
-from shared.devstack.postgres import quote_ident, with_database
+from services.ops.devstack.postgres import quote_ident, with_database
 from tests.support import infra
 from tests.support.otlp import receiving_spans
 from tests.support.pipeline import Pipeline, wait_for_status

@@ -13,7 +13,8 @@ import httpx
 from aiokafka import AIOKafkaConsumer, ConsumerRecord
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.pipeline import TERMINAL, Pipeline
+from sluice.contracts.events import TERMINAL_STATUSES
+from tests.support.pipeline import Pipeline
 from tests.support.poll import eventually
 
 FULL_ENV = "SLUICE_CHAOS_FULL"
@@ -198,7 +199,7 @@ async def follow(
         job = await job_body(client, job_id)
         now = time.monotonic()
         timeline.samples.append((now - mark, done_of(job)))
-        if job["status"] in TERMINAL:
+        if job["status"] in TERMINAL_STATUSES:
             timeline.final = job
             return timeline
         guard.see(done_of(job), now)
@@ -214,7 +215,7 @@ async def progress_rate(
     while True:
         job = await job_body(client, job_id)
         now, done = time.monotonic(), done_of(job)
-        if done >= start + items or job["status"] in TERMINAL:
+        if done >= start + items or job["status"] in TERMINAL_STATUSES:
             return (done - start) / (now - start_at)
         guard.see(done, now)
         await asyncio.sleep(0.05)  # sampling interval; the deadline is on progress (StallGuard)

@@ -8,9 +8,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shared.devstack.broker import running_tansu
-from shared.devstack.postgres import postgres_reachable, running_postgres
-from shared.devstack.redis import redis_reachable, running_redis
+from services.ops.devstack.broker import running_tansu
+from services.ops.devstack.postgres import postgres_reachable, running_postgres
+from services.ops.devstack.redis import redis_reachable, running_redis
 
 log = logging.getLogger(__name__)
 

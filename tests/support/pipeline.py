@@ -3,19 +3,18 @@
 import os
 import signal
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import httpx
 
-from shared.devstack.ports import free_port
-from shared.devstack.supervisor import Supervisor, service_command
+from services.ops.devstack.ports import free_port
+from services.ops.devstack.supervisor import Supervisor, service_command
+from sluice.contracts.events import TERMINAL_STATUSES
 from tests.support.poll import eventually
 from tests.support.tenants import issue_key_sync
-
-TERMINAL = {"completed", "partially_failed", "failed", "cancelled"}
 
 
 class Pipeline:
@@ -96,7 +95,7 @@ class Pipeline:
 async def wait_for_status(
     client: httpx.AsyncClient,
     job_id: UUID | str,
-    statuses: set[str] = TERMINAL,
+    statuses: Collection[str] = TERMINAL_STATUSES,
     timeout: float = 120.0,
     *,
     appearing: bool = False,

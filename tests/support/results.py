@@ -2,8 +2,8 @@
 
 from typing import Any
 
-from shared.events import BatchProcessed
 from shared.wire import WireBatchProcessed, wire_batch_processed
+from sluice.contracts.events import BatchProcessed
 
 
 def results_message(**fields: Any) -> WireBatchProcessed:

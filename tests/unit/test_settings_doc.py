@@ -1,6 +1,6 @@
 """The settings table lists every variable the services read, and the README carries the current table.
 
-The expectation is derived independently of shared.settings_doc: each field of each instantiated settings
+The expectation is derived independently of services.ops.settings_doc: each field of each instantiated settings
 object is probed by setting a candidate variable and checking that the field changed.
 """
 
@@ -18,9 +18,7 @@ from pydantic_settings import BaseSettings
 
 from services.aggregator.settings import AggregatorSettings
 from services.intake.settings import IntakeSettings
-from services.processor.settings import ProcessorSettings
-from services.scheduler.settings import SchedulerSettings
-from shared.settings_doc import (
+from services.ops.settings_doc import (
     BEGIN_MARKER,
     DIRECT_VARIABLES,
     END_MARKER,
@@ -30,6 +28,8 @@ from shared.settings_doc import (
     required_env,
     settings_table,
 )
+from services.processor.settings import ProcessorSettings
+from services.scheduler.settings import SchedulerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES: dict[str, type[BaseSettings]] = {
@@ -179,7 +179,7 @@ def test_readme_embeds_the_current_settings_table():
     text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
     if BEGIN_MARKER not in text and END_MARKER not in text:
         pytest.skip("README.md has no settings markers yet; once it does, this test compares the table")
-    assert embedded_table(text) == settings_table(), "stale: run python -m shared.settings_doc --write README.md"
+    assert embedded_table(text) == settings_table(), "stale: run python -m services.ops.settings_doc --write README.md"
 
 
 def test_write_replaces_only_the_text_between_the_markers(tmp_path):
@@ -208,7 +208,7 @@ def test_write_fails_without_a_pair_of_markers_and_leaves_the_file_alone(tmp_pat
 
 def test_module_prints_the_table():
     result = subprocess.run(
-        [sys.executable, "-m", "shared.settings_doc"],
+        [sys.executable, "-m", "services.ops.settings_doc"],
         cwd=ROOT,
         capture_output=True,
         text=True,

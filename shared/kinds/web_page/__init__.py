@@ -10,7 +10,7 @@ from shared.kinds import ItemHandler, Kind
 from shared.kinds.settings import KindSettings
 from shared.kinds.web_page.fetch import PageFetcher, open_client
 from shared.kinds.web_page.guard import AllowList
-from shared.kinds.web_page.items import validate_item
+from shared.kinds.web_page.items import item_url, validate_item
 from shared.kinds.web_page.page import page_output
 
 
@@ -23,7 +23,7 @@ async def start(settings: KindSettings) -> AsyncIterator[ItemHandler]:
 
         async def on_item(item: JsonValue, options: Mapping[str, JsonValue]) -> JsonValue:
             try:
-                url = validate_item(item)["url"]
+                url = item_url(item)
             except ValueError as exc:
                 raise ItemFailed(f"invalid item: {exc}") from exc
             page = await fetcher.fetch(url)

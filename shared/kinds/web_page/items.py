@@ -9,8 +9,13 @@ MAX_URL_LENGTH = 2048
 ALLOWED_SCHEMES = frozenset({"http", "https"})
 
 
-def validate_item(item: JsonValue) -> dict[str, str]:
+def validate_item(item: JsonValue) -> dict[str, JsonValue]:
     """Returns {"url": url} for a valid item; raises ValueError naming what is wrong."""
+    return {"url": item_url(item)}
+
+
+def item_url(item: JsonValue) -> str:
+    """The URL of a valid item; raises ValueError naming what is wrong."""
     if isinstance(item, dict):
         extra = sorted(set(item) - {"url"})
         if extra:
@@ -20,7 +25,7 @@ def validate_item(item: JsonValue) -> dict[str, str]:
         item = item["url"]
     if not isinstance(item, str):
         raise ValueError(f"a web.page item is a URL string or {{'url': ...}}, not {type(item).__name__}")
-    return {"url": validate_url(item)}
+    return validate_url(item)
 
 
 def validate_url(raw: str) -> str:

@@ -19,14 +19,14 @@ import redis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from services.cli.__main__ import main as sluice
-from shared.devstack.broker import running_tansu
-from shared.devstack.errors import ServiceExited
-from shared.devstack.ports import free_port, port_accepts
-from shared.devstack.postgres import postgres_reachable, running_postgres
-from shared.devstack.redis import redis_reachable, running_redis
-from shared.devstack.stack import dev_stack
-from shared.devstack.supervisor import ServiceExit, Supervisor
+from services.ops.devstack.broker import running_tansu
+from services.ops.devstack.errors import ServiceExited
+from services.ops.devstack.ports import free_port, port_accepts
+from services.ops.devstack.postgres import postgres_reachable, running_postgres
+from services.ops.devstack.redis import redis_reachable, running_redis
+from services.ops.devstack.stack import dev_stack
+from services.ops.devstack.supervisor import ServiceExit, Supervisor
+from sluice.cli.__main__ import main as sluice
 
 UNREACHABLE_POSTGRES = "postgresql://postgres@127.0.0.1:1/sluice"
 UNREACHABLE_REDIS = "redis://127.0.0.1:1/0"

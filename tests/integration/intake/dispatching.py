@@ -9,14 +9,14 @@ import asyncpg
 from opentelemetry.sdk.trace import TracerProvider
 from pydantic import JsonValue
 
-from services.intake.dispatcher import LEADER_LOCK_ID, Dispatcher
+from services.intake.dispatch.dispatcher import LEADER_LOCK_ID, Dispatcher
 from shared.config import FlowSettings, KafkaSettings
-from shared.events import JobStatus
 from shared.kafka import ensure_topics, make_broker
 from shared.plans import TenancySettings
 from shared.stores.admission import AdmissionStore
 from shared.stores.tenants import TenantStore
 from shared.tenant_plans import TenantPlans
+from sluice.contracts.events import JobStatus
 from tests.integration.stores.conftest import new_job
 from tests.support.poll import eventually
 

@@ -6,12 +6,13 @@ import uuid
 
 import asyncpg
 
-from services.intake.admission import TenantLoad, admit
-from services.intake.admission_group import GroupedAdmissions
+from services.intake.submission.admission import TenantLoad, admit
+from services.intake.submission.group_commit import GroupedAdmissions
 from shared.errors import WaitingLineFull
 from shared.plans import PlanDefaults
+from shared.records import NewJob
 from shared.stores.admission import AdmissionLimits, AdmissionStore, GroupEntry
-from shared.stores.jobs import AlreadyExists, Created, NewJob
+from shared.stores.jobs import AlreadyExists, Created
 from tests.integration.stores.conftest import new_job
 
 ONE_AND_ONE = AdmissionLimits(max_active_jobs=1, max_waiting_jobs=1, retry_after_s=30)

@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import asyncpg
 import pytest
 
-from services.intake.key_cache import APPLICATION_NAME, KeyCache, listening_connection
+from services.intake.tenancy.keys import APPLICATION_NAME, KeyCache, listening_connection
 from shared.stores.tenants import TenantStore
 from tests.support.poll import eventually
 

@@ -7,7 +7,7 @@ from collections.abc import Callable
 import pytest
 import redis.asyncio as aioredis
 
-from services.intake.rate_limit import LEASE_S, LEASE_SHARE, RateLimiter, rate_limit_headers
+from services.intake.tenancy.rate_limit import LEASE_S, LEASE_SHARE, RateLimiter, rate_limit_headers
 from shared.config import RedisSettings
 from shared.redis import redis_breaker
 

@@ -4,7 +4,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from shared.devstack.testsite import (
+from services.ops.devstack.testsite import (
     TestSite,
     expected_email,
     expected_outbound_links,

@@ -3,7 +3,7 @@
 import asyncpg
 import httpx
 
-from shared.devstack.ports import free_port
+from services.ops.devstack.ports import free_port
 from shared.metrics import SluiceMetrics
 from shared.ops_server import serving_ops
 

@@ -14,12 +14,13 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from sluice.ops.errors import OpsError
-from sluice.ops.positions import committed_offsets, end_offsets, lag_by_partition, running
-from sluice.ops.reader import read_records
-from sluice.ops.replay import REPLAYED_FROM_HEADER, replay
-from sluice.ops.rewind import offsets_at_time, rewind_group
-from sluice.ops.selection import Selection
+from services.ops.streams.errors import OpsError
+from services.ops.streams.positions import committed_offsets, end_offsets, lag_by_partition, running
+from services.ops.streams.reader import read_records
+from services.ops.streams.replay import replay
+from services.ops.streams.rewind import offsets_at_time, rewind_group
+from services.ops.streams.selection import Selection
+from sluice.contracts.headers import REPLAYED_FROM_HEADER
 
 PARTITIONS = 2
 
@@ -122,7 +123,7 @@ async def test_an_unknown_topic_is_a_clear_error(kafka_address):
 
 
 def test_the_sluice_commands_replay_a_job_rewind_a_group_and_report_its_lag(kafka_address, monkeypatch, capsys):
-    from services.cli.__main__ import main
+    from sluice.cli.__main__ import main
 
     prefix = f"cli{uuid4().hex[:8]}"
     source, target = f"{prefix}.results", f"{prefix}.results-copy"
@@ -152,7 +153,7 @@ def test_the_sluice_commands_replay_a_job_rewind_a_group_and_report_its_lag(kafk
 
 
 def test_replaying_a_topic_into_itself_is_refused(kafka_address, capsys):
-    from services.cli.__main__ import main
+    from sluice.cli.__main__ import main
 
     assert main(["replay", "results", "--to", "sluice.results", "--kafka", kafka_address]) == 2
     assert "must differ" in capsys.readouterr().err

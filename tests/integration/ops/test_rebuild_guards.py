@@ -5,9 +5,9 @@ from uuid import uuid4
 import asyncpg
 import pytest
 
-from shared.config import TopicNames
-from sluice.ops.errors import OpsError
-from sluice.ops.rebuild import rebuild
+from services.ops.streams.errors import OpsError
+from services.ops.streams.rebuild import rebuild
+from sluice.contracts.topics import TopicNames
 
 UNREACHABLE_BROKER = "127.0.0.1:1"
 

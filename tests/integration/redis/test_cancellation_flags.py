@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from services.ops.devstack.process import Paused, process_listening_on
+from services.ops.devstack.redis import running_embedded_redis
 from shared.breaker import Outcome
 from shared.config import RedisSettings
-from shared.devstack.process import Paused, process_listening_on
-from shared.devstack.redis import running_embedded_redis
 from shared.errors import DependencyUnavailable
 from shared.redis import CancellationFlags, open_redis, redis_breaker
 

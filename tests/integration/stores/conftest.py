@@ -6,9 +6,10 @@ from uuid import UUID, uuid4
 import asyncpg
 import pytest
 
-from shared.events import Priority
-from shared.stores.jobs import Created, JobRecord, JobStore, NewJob
+from shared.records import JobRecord, NewJob
+from shared.stores.jobs import Created, JobStore
 from shared.stores.results import ResultStore
+from sluice.contracts.events import Priority
 
 MakeJob = Callable[..., Awaitable[JobRecord]]
 

@@ -3,14 +3,15 @@
 import asyncpg
 import pytest
 
-from services.intake.admission import TenantLoad, admit, promotions
+from services.intake.submission.admission import TenantLoad, admit, promotions
 from shared.errors import WaitingLineFull
-from shared.events import ItemResult, ItemStatus, JobStatus, Priority
 from shared.plans import PlanDefaults
+from shared.records import NewJob
 from shared.stores.admission import AdmissionStore, BacklogRow
 from shared.stores.backlog import BacklogStore
-from shared.stores.jobs import Created, NewJob
+from shared.stores.jobs import Created
 from shared.stores.results import ResultStore
+from sluice.contracts.events import ItemResult, ItemStatus, JobStatus, Priority
 from tests.integration.stores.conftest import new_job
 from tests.support.results import results_message
 

@@ -5,12 +5,12 @@ from uuid import UUID
 import asyncpg
 
 from services.aggregator.changes import ChangeStep, change_events
-from shared.events import ItemResult, ItemStatus
 from shared.kinds import load_kinds
 from shared.stores.changes import ChangeStore
 from shared.stores.jobs import JobStore
 from shared.stores.results import ResultStore
 from shared.wire import WireBatchProcessed
+from sluice.contracts.events import ItemResult, ItemStatus
 from tests.support.results import results_message
 
 STEP = ChangeStep(ChangeStore(load_kinds()))

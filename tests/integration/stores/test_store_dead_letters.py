@@ -8,14 +8,15 @@ import asyncpg
 import pytest
 
 from services.aggregator.dead_letters import dead_letter_from
-from shared.config import KafkaSettings, OtelSettings, TopicNames
-from shared.events import CancelJob, ItemResult, ItemStatus, JobStatus, TaskBatch, TaskItem
+from shared.config import KafkaSettings, OtelSettings
 from shared.kafka import SendWindow, ensure_topics, make_broker
 from shared.stores.dead_letters import DeadLetterFilter, DeadLetterStore, NewDeadLetter
 from shared.stores.jobs import JobStore
 from shared.stores.results import ResultStore
 from shared.telemetry import make_tracer_provider
 from shared.wire import WireBatchProcessed
+from sluice.contracts.events import CancelJob, ItemResult, ItemStatus, JobStatus, TaskBatch, TaskItem
+from sluice.contracts.topics import TopicNames
 from tests.support.kafka import read_until
 from tests.support.results import results_message
 

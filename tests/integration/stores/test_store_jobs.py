@@ -1,7 +1,7 @@
 from uuid import uuid4
 
-from shared.events import ItemResult, ItemStatus, JobStatus, Priority
 from shared.stores.jobs import AlreadyExists, Created
+from sluice.contracts.events import ItemResult, ItemStatus, JobStatus, Priority
 from tests.support.results import results_message
 
 

@@ -3,8 +3,8 @@ from uuid import UUID, uuid4
 
 import pytest
 
-from shared.events import CancelJob, ItemResult, ItemStatus, JobStatus
 from shared.stores.jobs import JobStore
+from sluice.contracts.events import CancelJob, ItemResult, ItemStatus, JobStatus
 from tests.support.results import results_message
 
 S, F, C = ItemStatus.SUCCEEDED, ItemStatus.FAILED, ItemStatus.CANCELLED

@@ -9,10 +9,11 @@ import pytest
 
 from services.scheduler.app import Sweeper
 from services.scheduler.logic import SweepPolicy
-from shared.events import ItemResult, ItemStatus, JobStatus
-from shared.stores.jobs import Created, JobRecord, JobStore
+from shared.records import JobRecord
+from shared.stores.jobs import Created, JobStore
 from shared.stores.results import ResultStore
 from shared.stores.sweeps import SweepStore
+from sluice.contracts.events import ItemResult, ItemStatus, JobStatus
 from tests.support.results import results_message
 
 S, F = ItemStatus.SUCCEEDED, ItemStatus.FAILED

@@ -4,9 +4,9 @@ from datetime import UTC, datetime
 from uuid import uuid4
 
 from services.aggregator.dead_letters import dead_letter_from
-from shared.config import TopicNames
-from shared.events import BatchProcessed, ItemResult, ItemStatus, TaskBatch, TaskItem
 from shared.stores.dead_letters import redriven_batch
+from sluice.contracts.events import BatchProcessed, ItemResult, ItemStatus, TaskBatch, TaskItem
+from sluice.contracts.topics import TopicNames
 
 TOPICS = TopicNames.for_prefix("t")
 FAILED_AT = datetime(2026, 1, 2, tzinfo=UTC)

@@ -3,14 +3,8 @@ from uuid import uuid4
 import pytest
 
 from services.aggregator.logic import backoff_delay, lifecycle_event, progress_event
-from shared.events import (
-    JobCancelled,
-    JobCompleted,
-    JobCounts,
-    JobFailed,
-    JobStatus,
-)
-from shared.stores.results import JobState
+from shared.records import JobState
+from sluice.contracts.events import JobCancelled, JobCompleted, JobCounts, JobFailed, JobStatus
 
 
 def _state(status: JobStatus, total=10, succeeded=0, failed=0, cancelled=0, error=None) -> JobState:

@@ -1,8 +1,8 @@
 from uuid import uuid4
 
 from services.aggregator.logic import ProgressThrottle
-from shared.events import JobCounts, JobStatus
-from shared.stores.results import JobState
+from shared.records import JobState
+from sluice.contracts.events import JobCounts, JobStatus
 
 
 def _state(job_id=None, status=JobStatus.RUNNING) -> JobState:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from services.cli.config import ConfigError, config_path, load, parse_file, resolve
+from sluice.cli.config import ConfigError, config_path, load, parse_file, resolve
 
 
 def test_flags_beat_env_which_beats_the_file_which_beats_defaults():

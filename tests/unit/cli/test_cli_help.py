@@ -2,7 +2,10 @@
 
 import pytest
 
-from services.cli.__main__ import SUBCOMMANDS, build_parser
+from sluice.cli.__main__ import COMMANDS, build_parser
+
+OPERATOR_COMMANDS = ("dev", "serve", "demo", "tenants", "topics", "replay", "rebuild", "groups")
+"""Shipped with the server, found through the sluice.commands entry points."""
 
 SCRIPTED = [
     ["submit"], ["jobs", "list"], ["jobs", "show"], ["jobs", "cancel"], ["jobs", "rerun"], ["results"],
@@ -10,7 +13,7 @@ SCRIPTED = [
 ]  # fmt: skip
 
 
-@pytest.mark.parametrize("command", [[name] for name in SUBCOMMANDS] + SCRIPTED, ids=" ".join)
+@pytest.mark.parametrize("command", [[name] for name in COMMANDS + OPERATOR_COMMANDS] + SCRIPTED, ids=" ".join)
 def test_help_prints_usage_and_exits_0(command, capsys):
     with pytest.raises(SystemExit) as exited:
         build_parser().parse_args([*command, "--help"])
@@ -26,7 +29,7 @@ def test_user_commands_offer_json_output(command, capsys):
 
 
 def test_an_unreachable_intake_is_one_line_on_stderr_and_exit_2(capsys):
-    from services.cli.__main__ import main
+    from sluice.cli.__main__ import main
 
     assert main(["jobs", "list", "--url", "http://127.0.0.1:9"]) == 2
     err = capsys.readouterr().err

@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from services.intake.settings import IntakeSettings
-from shared.settings_doc import all_env_vars, required_env
+from services.ops.settings_doc import all_env_vars, required_env
 
 ROOT = Path(__file__).resolve().parents[3]
 SERVICES = ("intake", "processor", "aggregator", "scheduler")

@@ -14,9 +14,9 @@ import pytest
 import yaml
 
 from services.intake.settings import IntakeSettings
+from services.ops.settings_doc import all_env_vars, required_env
 from services.processor.settings import ProcessorSettings
 from shared.config import KafkaSettings
-from shared.settings_doc import all_env_vars, required_env
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"

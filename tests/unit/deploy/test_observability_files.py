@@ -43,6 +43,7 @@ def _exported_names() -> dict[str, str]:
         metrics.e2e_latency.record(1.0, {"kind": "k"})
         metrics.set_tenant_load("t", in_flight=1, waiting=2)
         metrics.count_rate_limited("t", "submissions")
+        metrics.count_dependency_call("redis", "ok")
         metrics.watch_lag(lambda: [("topic", 0, "group", 3)])
         metrics.set_job_counts({"running": 1}, stalled=0)
         metrics.watch_sse_clients(lambda: 0)

@@ -2,10 +2,10 @@
 
 import pytest
 
-from services.intake.admission import Standing, TenantLoad, admit, promotions, queue_view
+from services.intake.submission.admission import Standing, TenantLoad, admit, promotions, queue_view
 from shared.errors import WaitingLineFull
-from shared.events import JobStatus
 from shared.plans import PlanDefaults
+from sluice.contracts.events import JobStatus
 
 PLAN = PlanDefaults().plan(max_active_jobs=2, max_waiting_jobs=1)
 

@@ -3,10 +3,10 @@
 import asyncio
 from uuid import uuid4
 
-from services.intake.admission_group import GroupedAdmissions
-from shared.events import Priority
+from services.intake.submission.group_commit import GroupedAdmissions
+from shared.records import NewJob
 from shared.stores.admission import AdmissionLimits, GroupEntry
-from shared.stores.jobs import NewJob
+from sluice.contracts.events import Priority
 from tests.support.poll import let_tasks_run
 
 LIMITS = AdmissionLimits(max_active_jobs=10, max_waiting_jobs=10, retry_after_s=30)

@@ -12,12 +12,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from services.intake.batches import encode_batches
-from services.intake.item_json import MAX_ITEM_DEPTH, encode_item
 from services.intake.logic import Fingerprint
-from services.intake.spool import spool_ndjson
-from shared.events import MAX_BATCH_SIZE, Priority, TaskBatch, task_batch
+from services.intake.submission.batches import encode_batches
+from services.intake.submission.item_json import MAX_ITEM_DEPTH, encode_item
+from services.intake.submission.spool import spool_ndjson
 from shared.wire import WireTaskBatch, value_of
+from sluice.contracts.events import MAX_BATCH_SIZE, Priority, TaskBatch, task_batch
 
 # What orjson.loads reads back as it was written (larger integers come back as floats).
 scalars = (

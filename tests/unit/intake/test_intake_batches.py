@@ -3,7 +3,7 @@ from uuid import uuid4
 import pytest
 
 from services.intake.logic import count_batches, split_into_batches
-from shared.events import Priority
+from sluice.contracts.events import Priority
 
 
 def _split(items, batch_size, **overrides):

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from services.intake.broker_check import BrokerCheck
+from services.intake.submission.broker_check import BrokerCheck
 from tests.support.poll import let_tasks_run
 
 

@@ -5,10 +5,10 @@ from collections import Counter
 
 import pytest
 
-from services.intake.dispatcher import kind_caps
-from services.intake.fair_share import FairShare, QueueKey, Snapshot, TenantLimits
-from shared.events import Priority
+from services.intake.dispatch.dispatcher import kind_caps
+from services.intake.dispatch.fair_share import FairShare, QueueKey, Snapshot, TenantLimits
 from shared.failures import InvalidRetryOverrides
+from sluice.contracts.events import Priority
 
 HIGH, NORMAL, BULK = Priority.HIGH, Priority.NORMAL, Priority.BULK
 

@@ -1,7 +1,7 @@
 import pytest
 
 from services.intake.logic import Fingerprint
-from shared.events import Priority
+from sluice.contracts.events import Priority
 
 BASE = dict(
     kind="bench.cpu",

@@ -2,10 +2,10 @@
 
 import pytest
 
-from services.intake.limits import batch_size_for, check_items, check_priority, naming_plan_limits
+from services.intake.submission.limits import batch_size_for, check_items, check_priority, naming_plan_limits
 from shared.errors import InvalidJob, LimitExceeded, PlanLimitExceeded
-from shared.events import Priority
 from shared.plans import PlanDefaults
+from sluice.contracts.events import Priority
 
 pytestmark = pytest.mark.fairness
 

@@ -2,9 +2,9 @@
 
 from uuid import uuid4
 
-from services.intake.live import CLIENT_QUEUE, JobEventHub, live_view
+from services.intake.live.hub import CLIENT_QUEUE, JobEventHub, live_view
 from shared.config import KafkaSettings
-from shared.events import JobCompleted, JobCounts, JobFailed, JobProgressed, JobStatus
+from sluice.contracts.events import JobCompleted, JobCounts, JobFailed, JobProgressed, JobStatus
 
 
 def test_a_progress_event_becomes_running_with_its_percent_and_a_terminal_one_its_status_at_100():

@@ -4,7 +4,7 @@ from collections import Counter
 
 import pytest
 
-from services.intake.placement import place
+from services.intake.dispatch.placement import place
 
 
 def test_equal_loads_share_a_release_evenly_in_turn():

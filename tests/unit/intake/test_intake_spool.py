@@ -3,11 +3,11 @@ from collections.abc import AsyncIterator, Iterable
 
 import pytest
 
-from services.intake.item_json import MAX_ITEM_DEPTH
 from services.intake.logic import Fingerprint
-from services.intake.spool import spool_ndjson
+from services.intake.submission.item_json import MAX_ITEM_DEPTH
+from services.intake.submission.spool import spool_ndjson
 from shared.errors import InvalidItem, InvalidJob, LimitExceeded
-from shared.events import Priority
+from sluice.contracts.events import Priority
 
 ITEMS = [{"url": "https://example.com/a"}, {"name": "Zoë — 東京 🚀"}, [1, 2, 3], "plain", 42, None]
 UPLOAD = b"".join(json.dumps(item, ensure_ascii=False).encode() + b"\n" for item in ITEMS)

@@ -4,8 +4,8 @@ from uuid import uuid4
 import pytest
 
 from services.intake.logic import status_view
-from shared.events import JobStatus, Priority
-from shared.stores.jobs import JobRecord
+from shared.records import JobRecord
+from sluice.contracts.events import JobStatus, Priority
 
 CREATED = datetime(2025, 1, 1, 12, 0, tzinfo=UTC)
 

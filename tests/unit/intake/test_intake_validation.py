@@ -2,8 +2,8 @@ from contextlib import asynccontextmanager
 
 import pytest
 
-from services.intake.item_json import MAX_ITEM_DEPTH
 from services.intake.logic import resolve_kind, validate_item, validate_options
+from services.intake.submission.item_json import MAX_ITEM_DEPTH
 from shared.errors import InvalidItem, InvalidJob, UnknownKind
 from shared.kinds import Kind
 

@@ -3,7 +3,7 @@
 import pytest
 from pydantic import ValidationError
 
-from services.intake.watch_models import RescanSpec
+from services.intake.watches.spec import RescanSpec
 
 
 @pytest.mark.parametrize(("given", "seconds"), [(90, 90), ("90s", 90), ("15m", 900), ("6h", 21_600), ("2d", 172_800)])

@@ -2,7 +2,7 @@ import hashlib
 
 import pytest
 
-from shared.devstack.testsite import (
+from services.ops.devstack.testsite import (
     expected_description,
     expected_email,
     expected_outbound_links,

@@ -5,11 +5,11 @@ from uuid import uuid4
 
 import pytest
 
-from shared.events import TaskBatch, TaskItem
-from sluice.ops.errors import OpsError
-from sluice.ops.positions import PartitionLag
-from sluice.ops.selection import Record, Selection
-from sluice.ops.sketch import add_batch
+from services.ops.streams.errors import OpsError
+from services.ops.streams.positions import PartitionLag
+from services.ops.streams.selection import Record, Selection
+from services.ops.streams.sketch import add_batch
+from sluice.contracts.events import TaskBatch, TaskItem
 
 T0 = datetime(2026, 11, 24, 8, 0, tzinfo=UTC)
 

@@ -8,11 +8,11 @@ from uuid import uuid4
 import pytest
 
 from services.processor.runner import FailurePolicy, KindRunner
-from shared.events import BatchProcessed, ItemStatus, TaskBatch, TaskItem
 from shared.fingerprints import generic_fingerprint
 from shared.kinds import Kind, load_kinds
 from shared.kinds.settings import KindSettings
 from shared.wire import WireTaskBatch, wire_task_batch
+from sluice.contracts.events import BatchProcessed, ItemStatus, TaskBatch, TaskItem
 
 
 def _batch(kind: str, items: list[object]) -> WireTaskBatch:

@@ -12,11 +12,11 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import StatusCode
 
 from services.processor.runner import FailurePolicy, KindRunner
-from shared.events import TaskBatch, TaskItem
 from shared.failures import RetryPolicy
 from shared.kinds import Kind
 from shared.kinds.settings import KindSettings
 from shared.wire import wire_task_batch
+from sluice.contracts.events import TaskBatch, TaskItem
 
 
 async def _handle(item, options: Mapping):

@@ -2,8 +2,8 @@ from uuid import uuid4
 
 from services.processor.logic import batch_result, cancelled, failed, succeeded
 from shared.errors import ItemFailed
-from shared.events import ItemStatus, TaskBatch, TaskItem
 from shared.wire import wire_result, wire_task_batch
+from sluice.contracts.events import ItemStatus, TaskBatch, TaskItem
 
 
 def _batch() -> TaskBatch:

@@ -10,11 +10,11 @@ import pytest
 
 from services.processor.runner import FailurePolicy, KindRunner
 from shared.errors import ItemFailed
-from shared.events import BatchProcessed, ItemStatus, TaskBatch, TaskItem
 from shared.failures import RetryPolicy
 from shared.kinds import Kind
 from shared.kinds.settings import KindSettings
 from shared.wire import WireTaskBatch, wire_task_batch
+from sluice.contracts.events import BatchProcessed, ItemStatus, TaskBatch, TaskItem
 
 DEADLINE_S = 5.0
 """Upper bound on any one runner call here, so a regression hangs no test."""

@@ -2,7 +2,7 @@
 
 import random
 
-from services.scheduler.simulate import DAY, adaptive, fixed_daily, make_items, measure, sampled, simulate
+from services.ops.simulate_rescans import DAY, adaptive, fixed_daily, make_items, measure, sampled, simulate
 
 
 def test_fixed_daily_scans_every_item_once_a_day_and_finds_changes_within_a_day() -> None:

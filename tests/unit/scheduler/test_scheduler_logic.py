@@ -10,18 +10,10 @@ from services.intake.logic import status_view, validate_options
 from services.scheduler.logic import retention_cutoff, sweep_summary
 from services.scheduler.settings import SchedulerSettings
 from shared.errors import InvalidJob
-from shared.events import JobStatus, Priority
 from shared.kinds.bench import BENCH_CPU
-from shared.stores.jobs import JobRecord
-from shared.stores.sweeps import (
-    PurgeOutcome,
-    StalledJob,
-    SweepOutcome,
-    TimedOutJob,
-    item_timeout_error,
-    job_timeout_option,
-    timeout_error,
-)
+from shared.records import JobRecord, PurgeOutcome, StalledJob, SweepOutcome, TimedOutJob, job_timeout_option
+from shared.stores.sweeps import item_timeout_error, timeout_error
+from sluice.contracts.events import JobStatus, Priority
 
 NOW = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 

@@ -39,7 +39,7 @@ def _service_subscriptions() -> dict[str, set[str]]:
 
 
 def test_every_topic_a_service_consumes_has_a_contract_and_sluice_topics_knows_its_group():
-    from sluice.ops.groups import groups_by_topic
+    from services.ops.streams.groups import groups_by_topic
 
     settings = KafkaSettings()
     contracts = {contract.topic for contract in topic_contracts(settings)}

@@ -5,7 +5,7 @@ from uuid import uuid4
 import pytest
 from pydantic import ValidationError
 
-from shared.events import (
+from sluice.contracts.events import (
     BatchProcessed,
     CancelJob,
     ItemResult,

@@ -3,8 +3,6 @@
 from opentelemetry.sdk.trace import TracerProvider
 
 from shared.tracing import (
-    JOB_TRACE_HEADER,
-    SUBMITTED_AT_HEADER,
     carried,
     current_traceparent,
     links_to,
@@ -13,6 +11,7 @@ from shared.tracing import (
     span_context_of,
     target_host,
 )
+from sluice.contracts.headers import JOB_TRACE_HEADER, SUBMITTED_AT_HEADER
 
 
 def test_the_target_host_is_the_items_url_host_or_its_url_field_else_none():

@@ -12,16 +12,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from shared.events import (
-    BatchProcessed,
-    CancelJob,
-    ItemResult,
-    ItemStatus,
-    TaskBatch,
-    TaskItem,
-    results_topic_message,
-    task_batch,
-)
 from shared.wire import (
     WireBatchProcessed,
     WireTaskBatch,
@@ -30,6 +20,16 @@ from shared.wire import (
     encode,
     wire_batch_processed,
     wire_task_batch,
+)
+from sluice.contracts.events import (
+    BatchProcessed,
+    CancelJob,
+    ItemResult,
+    ItemStatus,
+    TaskBatch,
+    TaskItem,
+    results_topic_message,
+    task_batch,
 )
 
 json_values = st.recursive(

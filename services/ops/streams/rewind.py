@@ -1,0 +1,45 @@
+"""Rewinding (or forwarding) a consumer group: commit chosen offsets for it, found by offset or by time."""
+
+from datetime import datetime
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from services.ops.streams.positions import end_offsets, partitions_of, running
+from services.ops.streams.reader import read_records
+from services.ops.streams.selection import Selection
+
+
+async def offsets_at_time(bootstrap_servers: str, topic: str, moment: datetime) -> dict[int, int]:
+    """Per partition, the first offset whose message timestamp is at or after ``moment`` (the end if none).
+
+    Found by reading timestamps (from the start of the partition), not by offsets_for_times.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, enable_auto_commit=False)
+    async with running(consumer):
+        ends = await end_offsets(consumer, await partitions_of(consumer, topic))
+    found = {tp.partition: end for tp, end in ends.items()}
+    seen: set[int] = set()
+    async for record in read_records(bootstrap_servers, topic, Selection(since=moment)):
+        if record.partition not in seen:
+            seen.add(record.partition)
+            found[record.partition] = record.offset
+    return found
+
+
+async def rewind_group(bootstrap_servers: str, group_id: str, topic: str, offsets: dict[int, int]) -> dict[int, int]:
+    """Commit ``offsets`` (partition -> next offset to read) for ``group_id``; returns what is now committed.
+
+    The group's consumers must be stopped: a live group rejects commits from outside it (real Kafka), or
+    overwrites them with its own next commit.
+    """
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False)
+    async with running(consumer):
+        partitions = [tp for tp in await partitions_of(consumer, topic) if tp.partition in offsets]
+        consumer.assign(partitions)
+        await consumer.commit({tp: OffsetAndMetadata(offsets[tp.partition], "") for tp in partitions})
+        return {tp.partition: await consumer.committed(tp) for tp in partitions}
+
+
+def uniform_offsets(partitions: list[TopicPartition], offset: int) -> dict[int, int]:
+    return {tp.partition: offset for tp in partitions}

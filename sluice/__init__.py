@@ -1,1 +1,0 @@
-"""Sluice's public Python surface for users: the client SDK lives in ``sluice.client``."""

@@ -1,7 +1,0 @@
-"""Errors of the operator tools."""
-
-from shared.errors import SluiceError
-
-
-class OpsError(SluiceError):
-    """An operator command cannot go on (unknown topic, a non-empty database, a bad range)."""
