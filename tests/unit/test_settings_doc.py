@@ -1,9 +1,10 @@
-"""The settings table lists every variable the services read, and the README carries the current table.
+"""The settings table lists every variable the services read, and docs/configuration.md carries the current table.
 
 The expectation is derived independently of services.ops.settings_doc: each field of each instantiated settings
 object is probed by setting a candidate variable and checking that the field changed.
 """
 
+import html
 import os
 import re
 import subprocess
@@ -20,6 +21,7 @@ from services.aggregator.settings import AggregatorSettings
 from services.intake.settings import IntakeSettings
 from services.ops.settings_doc import (
     BEGIN_MARKER,
+    CONFIGURATION_PAGE,
     DIRECT_VARIABLES,
     END_MARKER,
     all_env_vars,
@@ -30,6 +32,7 @@ from services.ops.settings_doc import (
 )
 from services.processor.settings import ProcessorSettings
 from services.scheduler.settings import SchedulerSettings
+from sluice.client.kafka_auth import InvalidKafkaAuth
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES: dict[str, type[BaseSettings]] = {
@@ -69,9 +72,33 @@ def _candidate_names(cls: type[BaseSettings], name: str) -> list[str]:
     return [f"{cls.model_config.get('env_prefix', '')}{name}".upper()]
 
 
+KAFKA_SECURITY = {
+    "KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+    "KAFKA_SASL_MECHANISM": "PLAIN",
+    "KAFKA_SASL_USERNAME": "user",
+    "KAFKA_SASL_PASSWORD": "secret",
+    "KAFKA_SSL_CAFILE": "ca.pem",
+    "KAFKA_SSL_CERTFILE": "client.pem",
+    "KAFKA_SSL_KEYFILE": "client.key",
+}
+"""A complete secured configuration: the Kafka security settings are valid only together, so each is probed with
+the others set (KafkaAuth refuses SASL credentials without a SASL protocol, a certificate without its key...)."""
+
+
+def _companions(env: str) -> dict[str, str]:
+    """What must be set with ``env`` (itself included, at a valid value the probe then changes) for the settings
+    to be valid: the whole secured configuration, ``env`` standing in for its own field's conventional name."""
+    conventional = env.removeprefix("SLUICE_")
+    if conventional not in KAFKA_SECURITY or conventional == "KAFKA_SECURITY_PROTOCOL":
+        return {}
+    return {(env if name == conventional else name): value for name, value in KAFKA_SECURITY.items()}
+
+
 def _candidate_values(annotation: object, value: object) -> list[str]:
     if get_origin(annotation) is Literal:
         return [str(choice) for choice in get_args(annotation) if choice != value]
+    if literal := next((arg for arg in get_args(annotation) if get_origin(arg) is Literal), None):
+        return [str(choice) for choice in get_args(literal) if choice != value]
     if isinstance(value, bool):
         return [str(not value).lower()]
     if isinstance(value, int):
@@ -80,6 +107,8 @@ def _candidate_values(annotation: object, value: object) -> list[str]:
         return [str(value / 2), str(value * 2), "0.5"]
     if isinstance(value, list):
         return ['["probe.example"]', "[1]"]
+    if value is None and int in get_args(annotation):
+        return ["1"]
     return [f"{value}-probe" if value else "probe", "probe"]
 
 
@@ -91,14 +120,15 @@ def _get(settings: BaseSettings, path: FieldPath) -> object:
 
 
 def _configures(monkeypatch: pytest.MonkeyPatch, cls: type[BaseSettings], path: FieldPath, env: str, raw: str) -> bool:
-    baseline = _get(cls(), path)
-    monkeypatch.setenv(env, raw)
-    try:
-        return _get(cls(), path) != baseline
-    except ValidationError:
-        return False
-    finally:
-        monkeypatch.delenv(env)
+    with monkeypatch.context() as probe:
+        for name, value in _companions(env).items():
+            probe.setenv(name, value)
+        baseline = _get(cls(), path)
+        probe.setenv(env, raw)
+        try:
+            return _get(cls(), path) != baseline
+        except (ValidationError, InvalidKafkaAuth):
+            return False
 
 
 def _variables_each_service_reads(monkeypatch: pytest.MonkeyPatch) -> dict[str, set[str]]:
@@ -119,7 +149,7 @@ def _rows() -> dict[str, list[str]]:
     rows = {}
     for line in settings_table().splitlines()[2:]:
         cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
-        rows[cells[0].strip("`")] = cells
+        rows[cells[0].strip("`")] = [html.unescape(cell) for cell in cells]
     return rows
 
 
@@ -174,36 +204,43 @@ def test_required_env_names_the_connection_strings_each_service_needs():
     assert required_env("scheduler") == {"KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL"}
 
 
-def test_readme_embeds_the_current_settings_table():
-    readme = ROOT / "README.md"
-    text = readme.read_text(encoding="utf-8") if readme.is_file() else ""
-    if BEGIN_MARKER not in text and END_MARKER not in text:
-        pytest.skip("README.md has no settings markers yet; once it does, this test compares the table")
-    assert embedded_table(text) == settings_table(), "stale: run python -m services.ops.settings_doc --write README.md"
+def test_configuration_page_embeds_the_current_settings_table():
+    text = (ROOT / CONFIGURATION_PAGE).read_text(encoding="utf-8")
+    assert embedded_table(text) == settings_table(), (
+        f"stale: run python -m services.ops.settings_doc --write {CONFIGURATION_PAGE}"
+    )
+
+
+def test_the_table_lives_only_on_the_configuration_page():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert BEGIN_MARKER not in readme and END_MARKER not in readme
+    assert str(CONFIGURATION_PAGE) in readme, "the README links to the configuration page"
 
 
 def test_write_replaces_only_the_text_between_the_markers(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"# Sluice\n\nBefore.\n\n{BEGIN_MARKER}\n| old |\n{END_MARKER}\n\nAfter.\n", encoding="utf-8")
-    assert main(["--write", str(readme)]) == 0
-    written = readme.read_text(encoding="utf-8")
-    assert written.startswith(f"# Sluice\n\nBefore.\n\n{BEGIN_MARKER}\n")
+    page = tmp_path / "configuration.md"
+    page.write_text(
+        f"# Configuration\n\nBefore.\n\n{BEGIN_MARKER}\n| old |\n{END_MARKER}\n\nAfter.\n", encoding="utf-8"
+    )
+    assert main(["--write", str(page)]) == 0
+    written = page.read_text(encoding="utf-8")
+    assert written.startswith(f"# Configuration\n\nBefore.\n\n{BEGIN_MARKER}\n")
     assert written.endswith(f"\n{END_MARKER}\n\nAfter.\n")
     assert embedded_table(written) == settings_table()
-    assert main(["--write", str(readme)]) == 0
-    assert readme.read_text(encoding="utf-8") == written
+    assert main(["--write", str(page)]) == 0
+    assert page.read_text(encoding="utf-8") == written
 
 
 @pytest.mark.parametrize(
-    "content", ["# Sluice\n", f"# Sluice\n{BEGIN_MARKER}\n", f"{END_MARKER}\n{BEGIN_MARKER}\n", None]
+    "content", ["# Configuration\n", f"# Configuration\n{BEGIN_MARKER}\n", f"{END_MARKER}\n{BEGIN_MARKER}\n", None]
 )
 def test_write_fails_without_a_pair_of_markers_and_leaves_the_file_alone(tmp_path, capsys, content):
-    readme = tmp_path / "README.md"
+    page = tmp_path / "configuration.md"
     if content is not None:
-        readme.write_text(content, encoding="utf-8")
-    assert main(["--write", str(readme)]) == 1
-    assert str(readme) in capsys.readouterr().err
-    assert (readme.read_text(encoding="utf-8") if content is not None else None) == content
+        page.write_text(content, encoding="utf-8")
+    assert main(["--write", str(page)]) == 1
+    assert str(page) in capsys.readouterr().err
+    assert (page.read_text(encoding="utf-8") if content is not None else None) == content
 
 
 def test_module_prints_the_table():
