@@ -1,10 +1,10 @@
 """BucketHistogram: a Prometheus histogram for per-item hot paths, with a weighted record.
 
-The OpenTelemetry SDK's ``Histogram.record`` costs ~20 µs (attribute hashing, exemplar sampling, locks); at
-one call per item that was a quarter of the processor's and of the aggregator's CPU time in `make bench`.
+The OpenTelemetry SDK's ``Histogram.record`` is expensive (attribute hashing, exemplar sampling, locks); at
+one call per item it was a large share of the processor's and of the aggregator's CPU time in `make bench`.
 This keeps cumulative bucket counts per label set in plain dicts (one bisect and three additions per call,
-or per *batch* with ``record_many``) and renders them as the same Prometheus histogram family the exporter
-rendered before (same name, labels, buckets, ``_bucket``/``_count``/``_sum``).
+or per *batch* with ``record_many``, which prometheus-client's ``Histogram.observe`` has no form of) and renders
+them as a plain Prometheus histogram family (``_bucket``/``_count``/``_sum``, no ``_created``).
 """
 
 import threading
@@ -25,7 +25,7 @@ class BucketHistogram(Collector):
         self._lock = threading.Lock()  # render may run on another thread than the recording event loop
 
     def record(self, value: float, attributes: Mapping[str, object]) -> None:
-        """One observation (the OpenTelemetry ``Histogram.record`` signature)."""
+        """One observation."""
         self.record_many(value, 1, attributes)
 
     def record_many(self, value: float, count: int, attributes: Mapping[str, object]) -> None:

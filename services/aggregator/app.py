@@ -54,7 +54,7 @@ class Runtime:
     dead_letters: DeadLetterIndexer | None = None
     webhooks: WebhookEnqueuer | None = None
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
-    metrics: SluiceMetrics = field(default_factory=lambda: SluiceMetrics("aggregator"))
+    metrics: SluiceMetrics = field(default_factory=SluiceMetrics)
 
 
 def build_app(settings: AggregatorSettings) -> FastStream:
@@ -157,7 +157,6 @@ async def _lifespan(
             task.cancel()
         await asyncio.gather(*runtime.tasks, return_exceptions=True)
         await pool.close()
-        runtime.metrics.shutdown()
 
 
 async def _postgres_ok(pool: asyncpg.Pool) -> bool:

@@ -219,7 +219,7 @@ class Runtime:
     work: BatchWork | None = None
     windows: dict[str, SendWindow] = field(default_factory=dict)
     """One send window per subscriber: each flushes only its own sends before its offsets commit."""
-    metrics: SluiceMetrics = field(default_factory=lambda: SluiceMetrics("processor"))
+    metrics: SluiceMetrics = field(default_factory=SluiceMetrics)
     tracer: Tracer | None = None
     """None when tracing is off: no batch or item spans are made at all."""
 
@@ -310,7 +310,6 @@ async def _lifespan(
     finally:
         await runner.close()
         await redis_client.aclose()
-        runtime.metrics.shutdown()
 
 
 async def _redis_ok(client: object) -> bool:

@@ -2,6 +2,7 @@
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from faststream.kafka import KafkaBroker
 
 from services.scheduler.app_rescans import TriggerSlot, register_trigger_handler, start_rescans
 from services.scheduler.logic import SweepPolicy, retention_cutoff, sweep_summary
+from services.scheduler.metrics import FleetGauges
 from services.scheduler.settings import SchedulerSettings
 from shared.heap import freeze_startup_objects
 from shared.kafka import ensure_topics, make_broker
@@ -21,7 +23,6 @@ from shared.ops_server import serving_ops
 from shared.postgres import CONNECTION_ERRORS, apply_migrations, open_pool
 from shared.readiness import wait_for
 from shared.records import PurgeOutcome, SweepOutcome
-from shared.stores.job_stats import JobStats
 from shared.stores.sweeps import SweepStore
 from shared.telemetry import make_tracer_provider
 from sluice.contracts.events import utc_now
@@ -79,13 +80,17 @@ async def _lifespan(settings: SchedulerSettings, broker: KafkaBroker, triggers: 
     pool = await wait_for("postgres", lambda: open_pool(settings.postgres), settings.startup)
     sweeps: asyncio.Task[None] | None = None
     rescans: asyncio.Task[None] | None = None
-    metrics = SluiceMetrics("scheduler")
+    exporting: asyncio.Task[None] | None = None
+    metrics = SluiceMetrics()
     try:
         await apply_migrations(pool)
         sweeper = Sweeper(SweepStore(pool), policy_from(settings))
-        sweeps = asyncio.create_task(_sweep_forever(sweeper, settings.sweep_interval_s, JobStats(pool), metrics))
-        sweeps.add_done_callback(_report_crash)
-        rescans = start_rescans(settings, broker, pool, triggers)
+        sweeps = asyncio.create_task(_sweep_forever(sweeper, settings.sweep_interval_s))
+        sweeps.add_done_callback(functools.partial(_report_crash, "the sweep loop"))
+        gauges = FleetGauges(pool, metrics, settings.sweep_interval_s)
+        exporting = asyncio.create_task(gauges.run_forever())
+        exporting.add_done_callback(functools.partial(_report_crash, "the fleet-wide gauges' loop"))
+        rescans = start_rescans(settings, broker, pool, triggers, gauges)
         log.info(
             "scheduler ready; sweeping every %.1fs (default job timeout %.0fs, stall window %.0fs, retention %g days)",
             settings.sweep_interval_s, settings.job_timeout_s, settings.stall_window_s,
@@ -96,30 +101,27 @@ async def _lifespan(settings: SchedulerSettings, broker: KafkaBroker, triggers: 
             freeze_startup_objects()
             yield
     finally:
-        for task in (sweeps, rescans):
+        for task in (sweeps, rescans, exporting):
             if task is not None:
                 task.cancel()
                 await asyncio.gather(task, return_exceptions=True)
         await pool.close()
-        metrics.shutdown()
 
 
 async def _postgres_ok(pool: asyncpg.Pool) -> bool:
     return await pool.fetchval("SELECT 1", timeout=2) == 1
 
 
-async def _sweep_forever(sweeper: Sweeper, interval_s: float, stats: JobStats, metrics: SluiceMetrics) -> None:
-    """Sweep and refresh the job gauges, then wait; a database error skips one sweep (each is idempotent),
-    anything else ends the loop."""
+async def _sweep_forever(sweeper: Sweeper, interval_s: float) -> None:
+    """Sweep, then wait; a database error skips one sweep (each is idempotent), anything else ends the loop."""
     while True:
         try:
             await sweeper.run_once(utc_now())
-            metrics.set_job_counts(await stats.by_status(), await stats.stalled())
         except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
             log.warning("sweep failed, retrying in %.1fs: %s: %s", interval_s, type(exc).__name__, exc)
         await asyncio.sleep(interval_s)
 
 
-def _report_crash(task: asyncio.Task[None]) -> None:
+def _report_crash(loop: str, task: asyncio.Task[None]) -> None:
     if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error("the sweep loop stopped; restart the scheduler", exc_info=exc)
+        log.error("%s stopped; restart the scheduler", loop, exc_info=exc)

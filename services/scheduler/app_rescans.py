@@ -10,7 +10,7 @@ from faststream.kafka import KafkaBroker
 from faststream.kafka.annotations import KafkaMessage
 
 from services.scheduler.clock import ClockUnreadable, clock_from
-from services.scheduler.metrics import RescanGauges, readers_from
+from services.scheduler.metrics import FleetGauges
 from services.scheduler.rescans import RescanScheduler, TriggerHandler
 from services.scheduler.settings import SchedulerSettings
 from shared.errors import BrokerUnavailable
@@ -44,19 +44,17 @@ def register_trigger_handler(broker: KafkaBroker, settings: SchedulerSettings, s
 
 
 def start_rescans(
-    settings: SchedulerSettings, broker: KafkaBroker, pool: asyncpg.Pool, slot: TriggerSlot
+    settings: SchedulerSettings, broker: KafkaBroker, pool: asyncpg.Pool, slot: TriggerSlot, gauges: FleetGauges
 ) -> "asyncio.Task[None]":
     clock = clock_from(settings.rescan.clock_file)
     store = RescanStore(pool)
     topics = settings.kafka.topics
     slot.handler = TriggerHandler(store, broker, topics, clock)
-    gauges = RescanGauges(readers_from(settings.otel))
     scheduler = RescanScheduler(
         store, WatchStatsStore(pool), broker, topics, clock, settings.rescan, settings.kafka.publish_window, gauges
     )
     task = asyncio.create_task(_rescan_forever(scheduler, broker, settings.rescan.tick_s))
     task.add_done_callback(_report_crash)
-    task.add_done_callback(lambda _: gauges.shutdown())
     return task
 
 

@@ -1,62 +1,88 @@
-"""The scheduler's rescan metrics: per-tenant OpenTelemetry gauges over its latest statistics.
+"""The scheduler's fleet-wide gauges: jobs by status, stalled jobs and the per-tenant rescan statistics.
 
-Exported over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set (as traces are); otherwise recorded nowhere.
+Every replica sweeps (each sweep under its own transaction lock) and plans rescans, but these gauges count rows
+every replica sees alike: exported by both, a sum over pods would count each job twice. So one replica exports
+them, the holder of a session advisory lock (the intake dispatcher's election): it takes the lock on a pooled
+connection and, every sweep interval, refreshes the job counts and checks that connection still answers. When it
+does not (crash, network, database restart) or the scheduler stops, the replica clears the gauges (absent, not
+frozen at their last values) and a stand-by, trying every sweep interval, takes over.
 """
 
-import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import asyncio
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from opentelemetry.metrics import CallbackOptions, Observation
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
-from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+import asyncpg
 
-from shared.config import OtelSettings
+from shared.metrics import SluiceMetrics
+from shared.postgres import CONNECTION_ERRORS
+from shared.stores.job_stats import JobStats
 
-GAUGES = {
-    "sluice.rescan.watched_items": ("watched_items", "Items watched by the tenant"),
-    "sluice.rescan.due_next_hour": ("due_next_hour", "Rescans due within the next hour"),
-    "sluice.rescan.due_next_day": ("due_next_day", "Rescans due within the next day"),
-    "sluice.rescan.scans_issued": ("scans_issued", "Item rescans issued so far"),
-    "sluice.rescan.scans_saved": ("scans_saved", "Item rescans saved against a fixed daily rescan"),
-}
+log = logging.getLogger(__name__)
+
+GAUGES_LOCK_ID = 0x51_1C_E0_08
+"""Session advisory lock whose holder exports the scheduler's fleet-wide gauges."""
 
 
-def readers_from(settings: OtelSettings) -> list[MetricReader]:
-    if settings.otel_sdk_disabled or not settings.otel_exporter_otlp_endpoint:
-        return []
-    from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
+def rescan_stats(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, int]]:
+    """Per tenant, the values of the sluice_rescan_* gauges from the scheduler's statistics rows."""
+    stats = {}
+    for row in rows:
+        values = {name: int(row[name]) for name in ("watched_items", "due_next_hour", "due_next_day", "scans_issued")}
+        values["scans_saved"] = int(row["daily_equivalent"]) - values["scans_issued"]
+        stats[str(row["tenant"])] = values
+    return stats
 
-    return [PeriodicExportingMetricReader(OTLPMetricExporter())]
 
+@dataclass
+class FleetGauges:
+    """Exports the fleet-wide gauges while this replica holds GAUGES_LOCK_ID (see the module docstring)."""
 
-class RescanGauges:
-    """Holds the latest statistics per tenant and reports them whenever a reader collects."""
+    pool: asyncpg.Pool
+    metrics: SluiceMetrics
+    interval_s: float
+    _rescan_stats: dict[str, dict[str, int]] = field(default_factory=dict, init=False)
+    _leading: bool = field(default=False, init=False)
 
-    def __init__(self, readers: Sequence[MetricReader]) -> None:
-        resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", "sluice-scheduler")})
-        self.provider = MeterProvider(metric_readers=list(readers), resource=resource)
-        self._latest: dict[str, dict[str, int]] = {}
-        meter = self.provider.get_meter("sluice.scheduler")
-        for name, (field, description) in GAUGES.items():
-            meter.create_observable_gauge(name, callbacks=[self._observer(field)], description=description)
+    def update_rescan_stats(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """The rescan loop's latest statistics: every replica computes them, only the leader exports them."""
+        self._rescan_stats = rescan_stats(rows)
+        if self._leading:
+            self.metrics.set_rescan_stats(self._rescan_stats)
 
-    def update(self, rows: Iterable[Mapping[str, Any]]) -> None:
-        """Replace the statistics with the scheduler's latest (a tenant without watches drops out)."""
-        latest = {}
-        for row in rows:
-            values = {field: int(row[field]) for field in ("watched_items", "due_next_hour", "due_next_day")}
-            values["scans_issued"] = int(row["scans_issued"])
-            values["scans_saved"] = int(row["daily_equivalent"]) - values["scans_issued"]
-            latest[str(row["tenant"])] = values
-        self._latest = latest
+    async def run_forever(self) -> None:
+        """Lead when the lock is free; on a database error, stop exporting and try again after the interval."""
+        while True:
+            try:
+                async with self.pool.acquire() as connection:
+                    if await connection.fetchval("SELECT pg_try_advisory_lock($1)", GAUGES_LOCK_ID):
+                        log.info("this scheduler now exports the fleet-wide gauges (jobs by status, rescan stats)")
+                        try:
+                            await self._lead(connection)
+                        finally:
+                            self._step_down()
+                            if not connection.is_closed():
+                                # The pool does not reset connections (shared/postgres.py): the lock goes here.
+                                await connection.reset()
+            except (asyncpg.PostgresError, *CONNECTION_ERRORS) as exc:
+                log.warning("stopped exporting the fleet-wide gauges, retrying in %.1fs: %s: %s",
+                            self.interval_s, type(exc).__name__, exc)  # fmt: skip
+            await asyncio.sleep(self.interval_s)
 
-    def _observer(self, field: str) -> Callable[[CallbackOptions], Iterable[Observation]]:
-        def observe(options: CallbackOptions) -> Iterable[Observation]:
-            return [Observation(values[field], {"tenant": tenant}) for tenant, values in self._latest.items()]
+    async def _lead(self, connection: asyncpg.Connection) -> None:
+        stats = JobStats(self.pool)
+        while True:
+            counts, stalled = await stats.by_status(), await stats.stalled()
+            await connection.fetchval("SELECT 1")  # the lock's connection answers: this replica still holds it
+            self.metrics.set_job_counts(counts, stalled)
+            if not self._leading:
+                self._leading = True
+                self.metrics.set_rescan_stats(self._rescan_stats)
+            await asyncio.sleep(self.interval_s)
 
-        return observe
-
-    def shutdown(self) -> None:
-        self.provider.shutdown()
+    def _step_down(self) -> None:
+        self._leading = False
+        self.metrics.clear_job_counts()
+        self.metrics.clear_rescan_stats()

@@ -13,7 +13,7 @@ from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 
 from services.scheduler.clock import Clock
-from services.scheduler.metrics import RescanGauges
+from services.scheduler.metrics import FleetGauges
 from services.scheduler.settings import RescanSettings
 from shared.kafka import SendWindow, error_headers
 from shared.stores.rescans import PendingRescan, RescanStore
@@ -47,7 +47,7 @@ class RescanScheduler:
     clock: Clock
     settings: RescanSettings
     publish_window: int = 256
-    gauges: RescanGauges | None = None
+    gauges: FleetGauges | None = None
     _last_stats: float = field(default=float("-inf"), init=False)
     _logged_stats: dict[str, tuple[object, ...]] = field(default_factory=dict, init=False)
 
@@ -74,7 +74,7 @@ class RescanScheduler:
             self._last_stats = time.monotonic()
             rows = await self.stats.refresh(now, timedelta(days=self.settings.history_days))
             if self.gauges is not None:
-                self.gauges.update(rows)
+                self.gauges.update_rescan_stats(rows)
             for row in rows:
                 summary = tuple(row)
                 if self._logged_stats.get(row["tenant"]) == summary[1:-1]:

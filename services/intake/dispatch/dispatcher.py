@@ -30,7 +30,7 @@ from shared.metrics import SluiceMetrics
 from shared.plans import Plan
 from shared.postgres import CONNECTION_ERRORS
 from shared.stores.admission import AdmissionStore
-from shared.stores.backlog import BACKLOG_CHANNEL, BacklogStore, ReleasedBatch
+from shared.stores.backlog import BACKLOG_CHANNEL, BacklogCounts, BacklogStore, ReleasedBatch
 from shared.tenant_plans import TenantPlans
 from shared.tracing import span_context_of
 from sluice.contracts.events import Priority
@@ -86,6 +86,10 @@ class Dispatcher:
                         try:
                             await self._lead(connection)
                         finally:
+                            if self.metrics is not None:  # the next leader exports these: absent here, not frozen
+                                self.metrics.clear_backlog()
+                                self.metrics.clear_tenant_load()
+                            self._reported_tenants = set()
                             if not connection.is_closed():
                                 # The pool does not reset what a connection holds (shared/postgres.py): the
                                 # leader lock and the LISTEN go here, or the connection is not given back.
@@ -130,6 +134,8 @@ class Dispatcher:
         with their partitions. A crash between 4 and 5 releases them again (at least once: the processors and
         the aggregator take duplicates)."""
         counts = await self._backlog.counts(connection)
+        if self.metrics is not None:
+            self.metrics.set_backlog(backlog_by_priority(counts))
         if not counts.queued:
             return 0
         tenants = {tenant for tenant, _, _ in counts.queued} | {tenant for tenant, _ in counts.in_flight}
@@ -238,6 +244,14 @@ class Dispatcher:
         for tenant in tenants | self._reported_tenants:
             metrics.set_tenant_load(tenant, in_flight=in_flight.get(tenant, 0), waiting=waiting.get(tenant, 0))
         self._reported_tenants = tenants
+
+
+def backlog_by_priority(counts: BacklogCounts) -> dict[str, int]:
+    """Batches queued for release per priority, every priority listed (the sluice_backlog_batches gauge)."""
+    batches = dict.fromkeys((priority.value for priority in PRIORITY_ORDER), 0)
+    for (_tenant, priority, _kind), n in counts.queued.items():
+        batches[priority.value] += n
+    return batches
 
 
 def _class_rank(key: QueueKey) -> int:

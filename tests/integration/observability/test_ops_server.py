@@ -11,7 +11,7 @@ from shared.ops_server import serving_ops
 async def test_readiness_names_the_dependency_that_is_down_while_health_and_metrics_still_answer(
     postgres_server_url: str,
 ) -> None:
-    metrics = SluiceMetrics("test")
+    metrics = SluiceMetrics()
     metrics.items_processed.add(2, {"kind": "bench.noop", "status": "succeeded"})
     closed_port = free_port()
 
@@ -37,9 +37,8 @@ async def test_readiness_names_the_dependency_that_is_down_while_health_and_metr
     assert health.status_code == 200
     assert 'sluice_items_processed_total{kind="bench.noop",status="succeeded"} 2.0' in scraped.text
     assert missing.status_code == 404
-    metrics.shutdown()
 
 
 async def test_port_zero_serves_nothing() -> None:
-    async with serving_ops("127.0.0.1", 0, SluiceMetrics("test"), {}) as port:
+    async with serving_ops("127.0.0.1", 0, SluiceMetrics(), {}) as port:
         assert port is None

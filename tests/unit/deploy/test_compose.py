@@ -1,12 +1,14 @@
-"""docker-compose.yml, deploy/Dockerfile and the collector config agree with each other and with the settings.
+"""docker-compose.yml, deploy/Dockerfile and the collector and Grafana configs agree with each other and with the
+settings.
 
 No Docker engine runs where these tests run, so they read the files: every claim compose makes about a
 service (its image, command, variables, dependencies) is checked against what the code actually reads.
 """
 
+import json
 import re
 import shlex
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -227,6 +229,59 @@ def test_third_party_images_are_pinned(compose):
     for name, service in compose["services"].items():
         if "image" in service:
             assert _pinned(service["image"]), f"{name} runs an unpinned image {service['image']}"
+
+
+# --- Prometheus and Grafana ----------------------------------------------------------------------
+
+GRAFANA_PROVISIONING = PurePosixPath("/etc/grafana/provisioning")
+
+
+def _mounts(service: dict[str, Any]) -> dict[PurePosixPath, Path]:
+    """Container path -> the repository file bind-mounted there (read-only, as every config mount must be)."""
+    mounts = {}
+    for volume in service.get("volumes", []):
+        source, target, *options = volume.split(":")
+        assert options == ["ro"], f"{volume} is not mounted read-only"
+        mounts[PurePosixPath(target)] = (ROOT / source).resolve()
+    return mounts
+
+
+def _provisioned(grafana: dict[str, Any], kind: str) -> dict[str, Any]:
+    """The one provisioning file of ``kind`` (datasources, dashboards) compose mounts, parsed."""
+    files = [source for target, source in _mounts(grafana).items() if target.parent == GRAFANA_PROVISIONING / kind]
+    assert len(files) == 1, f"expected one {kind} provisioning file, found {files}"
+    assert files[0].is_relative_to(ROOT / "deploy" / "grafana") and files[0].is_file()
+    return yaml.safe_load(files[0].read_text(encoding="utf-8"))
+
+
+def _listen_port(prometheus: dict[str, Any]) -> int:
+    flags = [arg for arg in _command(prometheus) if arg.startswith("--web.listen-address=")]
+    return int(flags[-1].rpartition(":")[2]) if flags else 9090
+
+
+def test_grafana_queries_the_compose_prometheus_as_its_default_datasource(compose):
+    grafana = compose["services"][_service_with_image(compose, "grafana/grafana:")]
+    prometheus_name = _service_with_image(compose, "prom/prometheus:")
+    prometheus_port = _listen_port(compose["services"][prometheus_name])
+    [datasource] = _provisioned(grafana, "datasources")["datasources"]
+    url = urlsplit(datasource["url"])
+    assert datasource["type"] == "prometheus" and datasource["isDefault"] is True
+    assert (url.scheme, url.hostname, url.port) == ("http", prometheus_name, prometheus_port)
+    assert prometheus_name in _depends_on(grafana)
+
+
+def test_grafana_loads_the_repository_dashboard_from_the_folder_compose_mounts_it_in(compose):
+    grafana = compose["services"][_service_with_image(compose, "grafana/grafana:")]
+    [provider] = _provisioned(grafana, "dashboards")["providers"]
+    folder = PurePosixPath(provider["options"]["path"])
+    dashboards = {target: source for target, source in _mounts(grafana).items() if target.parent == folder}
+    assert provider["type"] == "file"
+    assert list(dashboards.values()) == [ROOT / "deploy" / "grafana-dashboard.json"]
+    assert PurePosixPath(_env(grafana)["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]) in dashboards
+    dashboard = json.loads((ROOT / "deploy" / "grafana-dashboard.json").read_text(encoding="utf-8"))
+    variables = {variable["name"]: variable for variable in dashboard["templating"]["list"]}
+    assert variables["datasource"]["query"] == "prometheus", "the panels pick the provisioned datasource's type"
+    assert _published(grafana).get(3000) == 3000
 
 
 # --- deploy/Dockerfile and .dockerignore ---------------------------------------------------------

@@ -2,21 +2,27 @@
 
 No cluster runs where these tests run, so they read the manifests: every Deployment runs the one image
 with its service's module, gets every variable compose gives it (and only variables it reads), has
-probes and resource requests and limits, a disruption budget, and the processors scale on the tasks
-topic's lag up to one replica per task partition.
+probes and resource requests and limits, a disruption budget and scrape annotations, and the processors scale
+on each of their consumer groups' lag and on the PostgreSQL backlog, up to one replica per task partition.
 """
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 import yaml
+from faststream.kafka import KafkaBroker
 
 from services.intake.settings import IntakeSettings
 from services.ops.settings_doc import all_env_vars, required_env
+from services.processor.app import Runtime, register_handlers
 from services.processor.settings import ProcessorSettings
 from shared.config import KafkaSettings
+from shared.kafka import topic_specs
+from shared.metrics import PROMETHEUS_NAMES
 
 ROOT = Path(__file__).resolve().parents[3]
 K8S = ROOT / "deploy" / "k8s"
@@ -172,23 +178,68 @@ def test_workers_are_probed_on_the_metrics_port_they_are_told_to_open(manifests,
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "metrics"}
 
 
-def test_processors_scale_on_task_lag_up_to_one_replica_per_task_partition(manifests):
-    scaled = _one(manifests, "ScaledObject", "processor")["spec"]
-    env = _env(manifests, "processor")
-    kafka = KafkaSettings(
-        topic_prefix=env.get("SLUICE_KAFKA_TOPIC_PREFIX", "sluice"),
-        task_partitions=int(
-            env.get("SLUICE_KAFKA_TASK_PARTITIONS", KafkaSettings.model_fields["task_partitions"].default)
-        ),
-    )
+def _processor_kafka(env: dict[str, str]) -> KafkaSettings:
+    """The processors' Kafka settings as the manifests set them."""
+    fields = KafkaSettings.model_fields
+    return KafkaSettings(
+        topic_prefix=env.get("SLUICE_KAFKA_TOPIC_PREFIX", fields["topic_prefix"].default),
+        task_partitions=int(env.get("SLUICE_KAFKA_TASK_PARTITIONS", fields["task_partitions"].default)),
+        retry_tiers_s=json.loads(env["SLUICE_KAFKA_RETRY_TIERS_S"]) if "SLUICE_KAFKA_RETRY_TIERS_S" in env
+        else fields["retry_tiers_s"].get_default(call_default_factory=True),
+    )  # fmt: skip
+
+
+def _subscriptions(env: dict[str, str]) -> set[tuple[str, str]]:
+    """(topic, consumer group) of every subscriber the processor registers with these settings."""
     group = env.get("SLUICE_PROCESSOR_GROUP_ID", ProcessorSettings.model_fields["group_id"].default)
+    settings = ProcessorSettings(kafka=_processor_kafka(env), group_id=group)
+    broker = KafkaBroker()
+    register_handlers(broker, settings, Runtime())
+    return {(topic, subscriber.group_id) for subscriber in broker.subscribers for topic in subscriber.topic_names}
+
+
+def _triggers(manifests: list[dict[str, Any]], kind: str) -> list[dict[str, str]]:
+    triggers = _one(manifests, "ScaledObject", "processor")["spec"]["triggers"]
+    return [trigger["metadata"] for trigger in triggers if trigger["type"] == kind]
+
+
+def test_processors_scale_up_to_one_replica_per_partition_of_the_topics_they_read(manifests):
+    scaled = _one(manifests, "ScaledObject", "processor")["spec"]
+    kafka = _processor_kafka(_env(manifests, "processor"))
+    partitions = {spec.name: spec.num_partitions for spec in topic_specs(kafka)}
     assert scaled["scaleTargetRef"]["name"] == "processor"
+    assert {partitions[topic] for topic, _ in _subscriptions(_env(manifests, "processor"))} == {kafka.task_partitions}
     assert scaled["maxReplicaCount"] == kafka.task_partitions
     assert 1 <= scaled["minReplicaCount"] <= scaled["maxReplicaCount"]
-    [trigger] = scaled["triggers"]
-    assert trigger["type"] == "kafka"
-    metadata = trigger["metadata"]
-    assert metadata["topic"] == kafka.topics.tasks
-    assert metadata["consumerGroup"] == group
-    assert metadata["bootstrapServers"] == env["KAFKA_BOOTSTRAP_SERVERS"]
-    assert int(metadata["lagThreshold"]) >= 1
+    assert {trigger["type"] for trigger in scaled["triggers"]} == {"kafka", "prometheus"}
+
+
+def test_each_processor_group_scales_on_the_lag_of_its_own_topic(manifests):
+    env = _env(manifests, "processor")
+    triggers = _triggers(manifests, "kafka")
+    assert {(trigger["topic"], trigger["consumerGroup"]) for trigger in triggers} == _subscriptions(env)
+    assert len(triggers) == len(_subscriptions(env)), "one trigger per group"
+    for trigger in triggers:
+        assert trigger["bootstrapServers"] == env["KAFKA_BOOTSTRAP_SERVERS"]
+        assert int(trigger["lagThreshold"]) >= 1
+        assert trigger["allowIdleConsumers"] == "false"
+        assert trigger["offsetResetPolicy"] == "earliest"  # the subscribers' auto_offset_reset
+
+
+def test_processors_scale_on_the_backlog_the_leading_intake_exports(manifests):
+    [trigger] = _triggers(manifests, "prometheus")
+    assert set(re.findall(r"\bsluice_[a-z0-9_]+", trigger["query"])) == {"sluice_backlog_batches"}
+    assert PROMETHEUS_NAMES["sluice_backlog_batches"] == "gauge"
+    assert trigger["query"].replace(" ", "").startswith("sum("), "one value: the backlog over every priority"
+    assert urlsplit(trigger["serverAddress"]).scheme in ("http", "https")
+    assert float(trigger["threshold"]) >= 1
+
+
+@pytest.mark.parametrize("name", SERVICES)
+def test_each_service_asks_to_be_scraped_on_the_port_that_serves_its_metrics(manifests, name):
+    annotations = _one(manifests, "Deployment", name)["spec"]["template"]["metadata"]["annotations"]
+    ports = {p["name"]: p["containerPort"] for p in _container(manifests, name)["ports"]}
+    served_on = ports["http"] if name == "intake" else ports["metrics"]  # intake's app serves /metrics itself
+    assert annotations["prometheus.io/scrape"] == "true"
+    assert annotations["prometheus.io/port"] == str(served_on)
+    assert annotations["prometheus.io/path"] == "/metrics"

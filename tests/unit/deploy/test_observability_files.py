@@ -8,7 +8,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from shared.metrics import PROMETHEUS_NAMES, SluiceMetrics
+from shared.metrics import PROMETHEUS_NAMES, RESCAN_STATS, SluiceMetrics
 
 ROOT = Path(__file__).resolve().parents[3]
 METRIC = re.compile(r"\bsluice_[a-z0-9_]+")
@@ -34,22 +34,23 @@ def _family(series: str) -> str:
 
 def _exported_names() -> dict[str, str]:
     """Every instrument fed once and rendered, as Prometheus sees it: name → type."""
-    metrics = SluiceMetrics("test")
-    try:
-        for counter in (metrics.items_processed, metrics.items_retried, metrics.jobs_finished, metrics.dead_letters,
-                        metrics.webhook_deliveries):  # fmt: skip
-            counter.add(1, {"kind": "k"})
-        metrics.handler_duration.record(0.1, {"kind": "k"})
-        metrics.e2e_latency.record(1.0, {"kind": "k"})
-        metrics.set_tenant_load("t", in_flight=1, waiting=2)
-        metrics.count_rate_limited("t", "submissions")
-        metrics.count_dependency_call("redis", "ok")
-        metrics.watch_lag(lambda: [("topic", 0, "group", 3)])
-        metrics.set_job_counts({"running": 1}, stalled=0)
-        metrics.watch_sse_clients(lambda: 0)
-        text = metrics.render().decode()
-    finally:
-        metrics.shutdown()
+    metrics = SluiceMetrics()
+    metrics.items_processed.add(1, {"kind": "k", "status": "succeeded"})
+    metrics.items_retried.add(1, {"kind": "k"})
+    metrics.jobs_finished.add(1, {"status": "completed"})
+    metrics.dead_letters.add(1, {"topic": "t", "error_type": "E"})
+    metrics.webhook_deliveries.add(1, {"outcome": "delivered"})
+    metrics.handler_duration.record(0.1, {"kind": "k"})
+    metrics.e2e_latency.record(1.0, {"kind": "k"})
+    metrics.set_tenant_load("t", in_flight=1, waiting=2)
+    metrics.count_rate_limited("t", "submissions")
+    metrics.count_dependency_call("redis", "ok")
+    metrics.watch_lag(lambda: [("topic", 0, "group", 3)])
+    metrics.set_job_counts({"running": 1}, stalled=0)
+    metrics.watch_sse_clients(lambda: 0)
+    metrics.set_backlog({"normal": 2})
+    metrics.set_rescan_stats({"t": dict.fromkeys(RESCAN_STATS, 1)})
+    text = metrics.render().decode()
     names = {}
     for family in text_string_to_metric_families(text):
         name = family.name + "_total" if family.type == "counter" else family.name
