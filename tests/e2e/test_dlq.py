@@ -72,15 +72,14 @@ async def _sluice(*args: str) -> tuple[int, str, str]:
 
 
 async def test_failed_items_redriven_after_the_cause_is_fixed_complete_the_job_with_one_row_per_item(
-    pipeline: Pipeline, site: FixableSite, db: asyncpg.Pool, kafka_address: str, topic_prefix: str
+    stack: Pipeline, site: FixableSite, stack_db: asyncpg.Pool, kafka_address: str, stack_topics: TopicNames
 ) -> None:
-    topics = TopicNames.for_prefix(topic_prefix)
-    await produce(kafka_address, topics.results, b"{garbage", key=b"poison")
-    async with pipeline.client("acme") as client:
+    await produce(kafka_address, stack_topics.results, b"{garbage", key=b"poison")
+    async with stack.client("acme") as client:
         urls = [site.url(number) for number in range(6)]
         job_id = (await client.post("/v1/jobs", json={"kind": "web.page", "items": urls})).json()["job_id"]
         ended = await wait_for_status(client, job_id)
-        assert (ended["status"], ended["counts"]["failed"]) == ("partially_failed", 2), pipeline.logs()
+        assert (ended["status"], ended["counts"]["failed"]) == ("partially_failed", 2), stack.logs()
 
         async def dead_letters() -> list[dict] | None:
             answer = (await client.get("/v1/admin/dlq", params={"job_id": job_id})).json()
@@ -88,7 +87,7 @@ async def test_failed_items_redriven_after_the_cause_is_fixed_complete_the_job_w
 
         listed = await eventually(dead_letters, timeout=30)
         shown = (await client.get(f"/v1/admin/dlq/{listed[0]['id']}")).json()
-        async with pipeline.client("x") as other:
+        async with stack.client("x") as other:
             other_tenant = await other.get("/v1/admin/dlq", params={"job_id": job_id})
         site.fixed.set()
         redrive = await client.post("/v1/admin/dlq/redrive", json={"job_id": job_id})
@@ -103,7 +102,7 @@ async def test_failed_items_redriven_after_the_cause_is_fixed_complete_the_job_w
     assert final["counts"] | {"pending": 0} == {
         "total": 6, "succeeded": 6, "failed": 0, "cancelled": 0, "timed_out": 0, "pending": 0
     }  # fmt: skip
-    rows = await db.fetch("SELECT item_index, status, generation FROM item_results WHERE job_id = $1", job_id)
+    rows = await stack_db.fetch("SELECT item_index, status, generation FROM item_results WHERE job_id = $1", job_id)
     assert sorted((r["item_index"], r["status"], r["generation"]) for r in rows) == [
         (n, "succeeded", 1 if n in MISSING else 0) for n in range(6)
     ]
@@ -116,17 +115,17 @@ async def test_failed_items_redriven_after_the_cause_is_fixed_complete_the_job_w
         changes = [status for n, status in enumerate(statuses) if n == 0 or status != statuses[n - 1]]
         return changes == [JobStatus.PARTIALLY_FAILED, JobStatus.COMPLETED]
 
-    await read_until(kafka_address, topics.job_events, completed_twice, timeout=30)
+    await read_until(kafka_address, stack_topics.job_events, completed_twice, timeout=30)
     undecodable = await eventually(
-        lambda: db.fetchrow(
-            "SELECT reason, payload, raw_excerpt FROM dead_letters WHERE topic = $1", topics.results_dlq
+        lambda: stack_db.fetchrow(
+            "SELECT reason, payload, raw_excerpt FROM dead_letters WHERE topic = $1", stack_topics.results_dlq
         )
     )
     assert undecodable["reason"].startswith("not a results-topic event") and undecodable["payload"] is None
     assert undecodable["raw_excerpt"] == "{garbage"
 
     code, out, err = await _sluice(
-        "dlq", "list", "--json", "--url", pipeline.url, "--api-key", pipeline.api_key("acme"), "--job", job_id
+        "dlq", "list", "--json", "--url", stack.url, "--api-key", stack.api_key("acme"), "--job", job_id
     )
     assert code == 0, err
     listed_by_cli = json.loads(out)["dead_letters"]
@@ -134,16 +133,18 @@ async def test_failed_items_redriven_after_the_cause_is_fixed_complete_the_job_w
         (n, 1, True) for n in sorted(MISSING)
     ]
     redrive_again = await _sluice(
-        "dlq", "redrive", "--json", "--url", pipeline.url, "--api-key", pipeline.api_key("acme"), "--job", job_id
+        "dlq", "redrive", "--json", "--url", stack.url, "--api-key", stack.api_key("acme"), "--job", job_id
     )
-    unfiltered = await _sluice("dlq", "redrive", "--url", pipeline.url, "--api-key", pipeline.api_key("acme"))
+    unfiltered = await _sluice("dlq", "redrive", "--url", stack.url, "--api-key", stack.api_key("acme"))
     assert redrive_again[:2] == (0, '{"redriven": 0}\n'), redrive_again[2]
-    assert unfiltered[0] == 2 and unfiltered[2].startswith("sluice: intake answered 422: ") and "all" in unfiltered[2]
+    assert (
+        unfiltered[0] == 2 and unfiltered[2].startswith("sluice: say which dead letters") and "--all" in unfiltered[2]
+    )
 
 
 async def test_sluice_dlq_says_in_one_line_when_intake_is_unreachable() -> None:
     code, out, err = await _sluice("dlq", "list", "--url", "http://127.0.0.1:9", "--api-key", "sk_any")
 
-    assert code == 2
+    assert code == 3
     assert err.startswith("sluice: cannot reach intake at http://127.0.0.1:9") and err.count("\n") == 1
     assert "Traceback" not in err and out == ""

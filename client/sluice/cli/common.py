@@ -38,6 +38,7 @@ def config(args: argparse.Namespace) -> CliConfig:
 
 
 def client(args: argparse.Namespace) -> SluiceClient:
+    """The SDK's client for the command's URL and key, retrying as the SDK does by default."""
     cfg = config(args)
     return SluiceClient(cfg.url, api_key=cfg.api_key)
 
@@ -48,6 +49,10 @@ def say(text: str) -> None:
 
 def emit_json(value: Any) -> None:
     sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+class UsageError(SluiceError):
+    """The command cannot run as given: an unreadable input file, a missing key or extra, a topic that is not there."""
 
 
 class KafkaTrouble(SluiceError):

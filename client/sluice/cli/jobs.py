@@ -6,10 +6,10 @@ from collections.abc import Iterator
 
 from pydantic import JsonValue
 
-from sluice.cli.common import client, connection_options, emit_json, say
-from sluice.cli.submit import add_watch_option, watch
+from sluice.cli.common import UsageError, client, connection_options, emit_json, say
+from sluice.cli.watching import add_watch_options, watch
 from sluice.client import JobView, SluiceClient
-from sluice.errors import SluiceError
+from sluice.contracts.events import JobStatus
 
 COLUMNS = ("job_id", "kind", "status", "total", "succeeded", "failed", "created_at")
 RERUN_STATUSES = {"failed", "timed_out", "cancelled"}
@@ -22,16 +22,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     common = connection_options()
 
     listing = actions.add_parser("list", parents=[common], help="the tenant's jobs, newest first")
-    listing.add_argument("--status", choices=("queued", "running", "completed", "partially_failed", "failed",
-                                              "cancelled"))  # fmt: skip
+    listing.add_argument("--status", choices=[status.value for status in JobStatus])
     listing.add_argument("--kind")
-    listing.add_argument("--limit", type=int, default=50, help="jobs per page (default 50)")
+    listing.add_argument("--limit", type=int, default=50, help="jobs per page, 1-500 (default 50)")
     listing.add_argument("--cursor", help="continue after a previous page")
+    listing.add_argument("--all", action="store_true", help="every page, not just one (JSON: one document per job)")
     listing.set_defaults(run=run_list)
 
     show = actions.add_parser("show", parents=[common], help="one job's status and counts")
     show.add_argument("job")
-    add_watch_option(show)
+    add_watch_options(show)
     show.set_defaults(run=run_show)
 
     cancel = actions.add_parser("cancel", parents=[common], help="cancel a job (unprocessed items end cancelled)")
@@ -45,7 +45,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )  # fmt: skip
     rerun.add_argument("job")
     rerun.add_argument("--failed-only", action="store_true", help="only items that failed, timed out or were cancelled")
-    add_watch_option(rerun)
+    add_watch_options(rerun)
     rerun.set_defaults(run=run_rerun)
 
 
@@ -56,6 +56,8 @@ def _row(view: JobView) -> str:
 
 
 def run_list(args: argparse.Namespace) -> int:
+    if args.all:
+        return _list_all(args)
     with client(args) as sluice:
         page = sluice.list_jobs(status=args.status, kind=args.kind, limit=args.limit, cursor=args.cursor)
     if args.json:
@@ -66,6 +68,16 @@ def run_list(args: argparse.Namespace) -> int:
         say(_row(view))
     if page.next_cursor:
         say(f"more: --cursor {page.next_cursor}")
+    return 0
+
+
+def _list_all(args: argparse.Namespace) -> int:
+    """Every page, printed as it arrives (JSON lines with --json)."""
+    with client(args) as sluice:
+        if not args.json:
+            say("\t".join(COLUMNS))
+        for view in sluice.iter_jobs(status=args.status, kind=args.kind, page_size=args.limit):
+            say(view.model_dump_json() if args.json else _row(view))
     return 0
 
 
@@ -84,7 +96,7 @@ def _show(view: JobView, as_json: bool) -> None:
 def run_show(args: argparse.Namespace) -> int:
     with client(args) as sluice:
         if args.watch:
-            return watch(sluice, args.job, args.json)
+            return watch(sluice, args.job, args.json, args.timeout)
         _show(sluice.status(args.job), args.json)
     return 0
 
@@ -101,7 +113,7 @@ def rerun_items(sluice: SluiceClient, job_id: str, failed_only: bool) -> Iterato
     chosen = (r.input for r in results if not failed_only or r.status.value in RERUN_STATUSES)
     first = next(chosen, _NONE)
     if first is _NONE:
-        raise SluiceError(f"job {job_id} has no {'failed ' if failed_only else ''}results to rerun")
+        raise UsageError(f"job {job_id} has no {'failed ' if failed_only else ''}results to rerun")
     return itertools.chain([first], chosen)  # type: ignore[list-item]
 
 
@@ -113,7 +125,7 @@ def run_rerun(args: argparse.Namespace) -> int:
         if args.watch:
             if not args.json:
                 say(f"job {accepted.job_id} accepted: {accepted.total_items} items (rerun of {args.job})")
-            return watch(sluice, accepted.job_id, args.json)
+            return watch(sluice, accepted.job_id, args.json, args.timeout)
     if args.json:
         emit_json(accepted.model_dump(mode="json") | {"rerun_of": args.job})
     else:

@@ -1,4 +1,5 @@
-"""A one-line progress bar for a job's status, with rate and ETA (pure: status in, text out)."""
+"""A job's progress as text, pure (status in, text out): a one-line bar with rate and ETA for a terminal, and a
+plain line for a pipe or a log."""
 
 from typing import Any
 
@@ -17,4 +18,16 @@ def render_progress(status: dict[str, Any], elapsed_s: float) -> str:
         f"[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] {status.get('percent', 0.0):5.1f}%  "
         f"{done}/{total}  ok {counts.get('succeeded', 0)}  failed {counts.get('failed', 0)}  "
         f"{rate:6.0f} items/s  ETA {eta_text}  {status.get('status', '')}   "
+    )
+
+
+def render_line(status: dict[str, Any]) -> str:
+    """One line per change, for output that is not a terminal: no bar, no carriage return."""
+    counts = status.get("counts", {})
+    total = int(counts.get("total", 0))
+    done = total - int(counts.get("pending", total))
+    return (
+        f"job {status.get('job_id', '')} {status.get('status', '')} {status.get('percent', 0.0):.1f}% "
+        f"({done}/{total}) ok {counts.get('succeeded', 0)} failed {counts.get('failed', 0)} "
+        f"timed out {counts.get('timed_out', 0)} cancelled {counts.get('cancelled', 0)}"
     )

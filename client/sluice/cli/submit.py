@@ -3,14 +3,12 @@
 import argparse
 import json
 import sys
-import time
 from typing import TextIO
 
-from sluice.cli.common import client, connection_options, emit_json, say
-from sluice.cli.progress import render_progress
-from sluice.client import JobAccepted, JobView, SluiceClient
+from sluice.cli.common import UsageError, client, connection_options, emit_json, say
+from sluice.cli.watching import add_watch_options, watch
+from sluice.client import JobAccepted, SluiceClient
 from sluice.client.items import FORMATS, read_items
-from sluice.errors import SluiceError
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -26,8 +24,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--format", choices=FORMATS, help="the input's format (default: from the suffix; stdin: lines)")
     parser.add_argument("--options", type=json_object, default=None, help="the job's options as a JSON object")
     parser.add_argument("--priority", choices=("high", "normal", "bulk"))
-    parser.add_argument("--idempotency-key", help="a retry with the same key returns the same job")
-    add_watch_option(parser)
+    parser.add_argument(
+        "--idempotency-key",
+        help="a submission with the same key returns the same job (default: a new one per run, kept on its retries)",
+    )
+    add_watch_options(parser)
     parser.set_defaults(run=run_submit)
 
 
@@ -42,10 +43,6 @@ def json_object(text: str) -> dict:
     return value
 
 
-def add_watch_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--watch", action="store_true", help="follow the job with a progress bar until it ends")
-
-
 def run_submit(args: argparse.Namespace) -> int:
     with client(args) as sluice:
         if args.file == "-":
@@ -55,7 +52,7 @@ def run_submit(args: argparse.Namespace) -> int:
                 with open(args.file, encoding="utf-8", newline="") as stream:
                     accepted = _submit(sluice, args, stream, args.format or args.file)
             except OSError as exc:
-                raise SluiceError(f"cannot read {args.file}: {exc.strerror}") from exc
+                raise UsageError(f"cannot read {args.file}: {exc.strerror}") from exc
         if not args.watch:
             if args.json:
                 emit_json(accepted.model_dump(mode="json"))
@@ -64,7 +61,7 @@ def run_submit(args: argparse.Namespace) -> int:
             return 0
         if not args.json:
             say(f"job {accepted.job_id} accepted: {accepted.total_items} items")
-        return watch(sluice, accepted.job_id, args.json)
+        return watch(sluice, accepted.job_id, args.json, args.timeout)
 
 
 def _submit(sluice: SluiceClient, args: argparse.Namespace, stream: TextIO, fmt: str) -> JobAccepted:
@@ -72,22 +69,3 @@ def _submit(sluice: SluiceClient, args: argparse.Namespace, stream: TextIO, fmt:
         args.kind, read_items(stream, fmt), options=args.options, priority=args.priority,
         idempotency_key=args.idempotency_key,
     )  # fmt: skip
-
-
-def watch(sluice: SluiceClient, job_id: object, as_json: bool) -> int:
-    """Follow the job to its end (a progress bar on stderr); exit 0 when completed, 1 otherwise."""
-    started = time.monotonic()
-
-    def show(view: JobView) -> None:
-        if not as_json:
-            sys.stderr.write("\r" + render_progress(view.model_dump(mode="json"), time.monotonic() - started))
-            sys.stderr.flush()
-
-    final = sluice.wait(job_id, on_progress=show)
-    if as_json:
-        emit_json(final.model_dump(mode="json"))
-    else:
-        sys.stderr.write("\n")
-        say(f"job {final.job_id} {final.status.value}: {final.counts.succeeded} ok, {final.counts.failed} failed, "
-            f"{final.counts.timed_out} timed out, {final.counts.cancelled} cancelled")  # fmt: skip
-    return 0 if final.status.value == "completed" else 1

@@ -7,6 +7,9 @@ with SluiceClient("http://127.0.0.1:8000", api_key="...") as sluice:
     sluice.wait(job.job_id, on_progress=lambda view: print(view.percent))
     for result in sluice.iter_results(job.job_id):
         ...
+
+``wait`` and ``watch`` follow the job's event stream (SSE); every call is retried on 429 and 503 (after their
+Retry-After) and on lost answers where that is safe, as ``RetryPolicy`` says; ``submit`` sends an Idempotency-Key.
 """
 
 from sluice.client.aio import AsyncSluiceClient
@@ -14,14 +17,28 @@ from sluice.client.auth import auth_headers
 from sluice.client.errors import (
     ApiError,
     ClientError,
+    EventStreamBroken,
     IntakeUnreachable,
     NotAuthorized,
     NotFound,
+    RateLimited,
     ServiceUnavailable,
     WaitTimedOut,
 )
 from sluice.client.items import ItemsUnreadable, read_items
-from sluice.client.models import ItemResult, JobAccepted, JobCountsView, JobsPage, JobView, ResultsPage
+from sluice.client.models import (
+    Dashboard,
+    DeadLetter,
+    DeadLettersPage,
+    ItemResult,
+    JobAccepted,
+    JobCountsView,
+    JobsPage,
+    JobView,
+    Readiness,
+    ResultsPage,
+)
+from sluice.client.retries import RetryPolicy
 from sluice.client.sync import SluiceClient
 
 _KAFKA_NAMES = ("EventConsumer", "JobRequestPublisher", "job_events_consumer", "results_consumer")
@@ -40,7 +57,11 @@ __all__ = [
     "ApiError",
     "AsyncSluiceClient",
     "ClientError",
+    "Dashboard",
+    "DeadLetter",
+    "DeadLettersPage",
     "EventConsumer",
+    "EventStreamBroken",
     "IntakeUnreachable",
     "ItemResult",
     "ItemsUnreadable",
@@ -51,7 +72,10 @@ __all__ = [
     "JobsPage",
     "NotAuthorized",
     "NotFound",
+    "RateLimited",
+    "Readiness",
     "ResultsPage",
+    "RetryPolicy",
     "ServiceUnavailable",
     "SluiceClient",
     "WaitTimedOut",

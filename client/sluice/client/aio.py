@@ -1,43 +1,42 @@
-"""AsyncSluiceClient: intake's REST API from asyncio code (same operations as SluiceClient)."""
+"""AsyncSluiceClient: intake's REST API from asyncio code (the operations of SluiceClient, awaitable)."""
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, NoReturn
 
 import httpx
 from pydantic import JsonValue
 
-from sluice.client import protocol
+from sluice.client import live, protocol
 from sluice.client.auth import auth_headers
-from sluice.client.errors import IntakeUnreachable, WaitTimedOut
+from sluice.client.body import AsyncReplayableBody
+from sluice.client.errors import EventStreamBroken, IntakeUnreachable
 from sluice.client.items import read_items
-from sluice.client.models import ItemResult, JobAccepted, JobsPage, JobView, ResultsPage
-from sluice.client.protocol import Call, Submission
+from sluice.client.live import JobFollower, StreamEnd
+from sluice.client.models import (
+    Dashboard,
+    DeadLetter,
+    DeadLettersPage,
+    ItemResult,
+    JobAccepted,
+    JobsPage,
+    JobView,
+    Readiness,
+    ResultsPage,
+)
+from sluice.client.protocol import Call, Submission, new_idempotency_key
+from sluice.client.retries import NO_RETRIES, Attempts, RetryPolicy
 from sluice.client.sync import DEFAULT_URL
 
 ProgressCallback = Callable[[JobView], Awaitable[None] | None]
 
 
-async def _chunks(items: Iterable[JsonValue] | AsyncIterable[JsonValue]) -> AsyncIterator[bytes]:
-    if isinstance(items, AsyncIterable):
-        batch: list[JsonValue] = []
-        async for item in items:
-            batch.append(item)
-            if len(batch) >= protocol.JSON_ITEMS_MAX:
-                for chunk in protocol.ndjson_chunks(batch):
-                    yield chunk
-                batch.clear()
-        for chunk in protocol.ndjson_chunks(batch):
-            yield chunk
-        return
-    for chunk in protocol.ndjson_chunks(items):
-        yield chunk
-
-
 class AsyncSluiceClient:
-    """Like SluiceClient, awaitable; ``submit`` also takes an async iterable of items."""
+    """Like SluiceClient, awaitable (``watch``, ``iter_*`` are async iterators); ``submit`` also takes an async
+    iterable of items. Retries as ``retry`` says, like SluiceClient."""
 
     def __init__(
         self,
@@ -45,6 +44,7 @@ class AsyncSluiceClient:
         *,
         api_key: str | None = None,
         timeout_s: float = 60.0,
+        retry: RetryPolicy | None = None,
         http: httpx.AsyncClient | None = None,
     ) -> None:
         self._owns_http = http is None
@@ -52,6 +52,7 @@ class AsyncSluiceClient:
             base_url=url, headers=auth_headers(api_key), timeout=timeout_s, trust_env=False
         )
         self.url = str(self._http.base_url)
+        self.retry = retry or RetryPolicy()
 
     async def __aenter__(self) -> "AsyncSluiceClient":
         return self
@@ -63,13 +64,22 @@ class AsyncSluiceClient:
         if self._owns_http:
             await self._http.aclose()
 
-    async def _send(self, call: Call, content: AsyncIterable[bytes] | None = None) -> httpx.Response:
-        try:
-            return await self._http.request(
-                call.method, call.path, params=call.params, json=call.json, headers=call.headers, content=content
-            )
-        except httpx.TransportError as exc:
-            raise IntakeUnreachable(self.url, str(exc) or type(exc).__name__) from exc
+    async def _send(
+        self, call: Call, content: AsyncIterable[bytes] | None = None, retry: RetryPolicy | None = None
+    ) -> httpx.Response:
+        attempts = Attempts(retry or self.retry, call.repeatable, time.monotonic())
+        while True:
+            try:
+                response = await self._http.request(
+                    call.method, call.path, params=call.params, json=call.json, headers=call.headers, content=content
+                )
+            except httpx.TransportError as exc:
+                if (wait := attempts.next_wait(exc, time.monotonic())) is None:
+                    raise IntakeUnreachable(self.url, str(exc) or type(exc).__name__) from exc
+            else:
+                if (wait := attempts.next_wait(response, time.monotonic())) is None:
+                    return response
+            await asyncio.sleep(wait)  # Retry-After or backoff before the next try
 
     async def submit(
         self,
@@ -81,11 +91,17 @@ class AsyncSluiceClient:
         callback_url: str | None = None,
         idempotency_key: str | None = None,
     ) -> JobAccepted:
-        """Submit a job: a short list goes as JSON, anything longer or lazier streams as NDJSON."""
-        submission = Submission(kind, options, priority, callback_url, idempotency_key)
+        """Submit a job: a short list goes as JSON, anything longer or lazier streams as NDJSON; retried with the
+        same ``Idempotency-Key`` on every try, as SluiceClient.submit."""
+        key = idempotency_key or new_idempotency_key()
+        submission = Submission(kind, options, priority, callback_url, idempotency_key=key)
         if protocol.sends_as_json(items):
             return protocol.parse(JobAccepted, await self._send(submission.json_call(list(items))))  # type: ignore[arg-type]
-        return protocol.parse(JobAccepted, await self._send(submission.ndjson_call(), _chunks(items)))
+        body = AsyncReplayableBody(protocol.ndjson_chunks_of(items))
+        try:
+            return protocol.parse(JobAccepted, await self._send(submission.ndjson_call(), body))
+        finally:
+            body.close()
 
     async def submit_file(
         self, kind: str, path: str | Path, *, fmt: str | None = None, **submit_args: Any
@@ -96,27 +112,108 @@ class AsyncSluiceClient:
             return await self.submit(kind, read_items(stream, fmt or str(path)), **submit_args)
 
     async def status(self, job_id: object) -> JobView:
-        return protocol.parse(JobView, await self._send(Call("GET", f"/v1/jobs/{job_id}")))
+        return protocol.parse(JobView, await self._send(protocol.job_call(job_id)))
+
+    async def watch(
+        self, job_id: object, *, timeout_s: float | None = None, poll_interval_s: float = live.POLL_INTERVAL_S
+    ) -> AsyncIterator[JobView]:
+        """The job's status each time it changes, until it ends (the last one is terminal), as SluiceClient.watch;
+        WaitTimedOut at ``timeout_s``."""
+        follower = JobFollower(str(job_id), self.retry, timeout_s, time.monotonic())
+        while True:
+            async with contextlib.aclosing(self._follow(follower)) as views:
+                async for view in views:
+                    yield view
+            end, outcome = follower.end, follower.outcome
+            if end is StreamEnd.TERMINAL:
+                final = await self.status(follower.job_id)
+                yield final if final.is_terminal or follower.view is None else follower.view
+                return
+            if end is StreamEnd.UNSUPPORTED:
+                async with contextlib.aclosing(self._poll(follower, poll_interval_s)) as polled:
+                    async for view in polled:
+                        yield view
+                return
+            if end is StreamEnd.DROPPED and outcome is not None:
+                if (wait := follower.reconnect_wait(outcome, time.monotonic())) is None:
+                    self._give_up(outcome)
+                await asyncio.sleep(wait)  # the reconnection's backoff
+            follower.check_deadline(time.monotonic())
+
+    async def _follow(self, follower: JobFollower) -> AsyncGenerator[JobView, None]:
+        """One connection to the job's event stream: the views it brings; how it ended is left in ``follower``.
+        Every wait is bounded by the deadline."""
+        call, base = follower.call(), self._http.timeout
+        read = follower.read_timeout(time.monotonic())
+        timeout = httpx.Timeout(connect=base.connect, read=read, write=base.write, pool=base.pool)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                async with asyncio.timeout(follower.remaining(time.monotonic())):
+                    opening = self._http.stream(call.method, call.path, headers=call.headers, timeout=timeout)
+                    response = await stack.enter_async_context(opening)
+                    if not live.is_event_stream(response):
+                        await response.aread()
+                if not live.is_event_stream(response):
+                    follower.ended(live.refusal(response), response)
+                    if follower.end is StreamEnd.UNSUPPORTED and response.status_code == 404:
+                        await self.status(follower.job_id)  # NotFound when the job itself is unknown
+                    return
+                decoder = follower.opened(time.monotonic())
+                lines = response.aiter_lines()
+                while True:
+                    async with asyncio.timeout(follower.remaining(time.monotonic())):
+                        line = await anext(lines, None)
+                    if line is None:
+                        return
+                    event = decoder.feed(line)
+                    if event is not None and (view := follower.apply(event)) is not None:
+                        if view.is_terminal:
+                            follower.ended(StreamEnd.TERMINAL)
+                            return
+                        yield view
+                    if follower.stale(time.monotonic()):
+                        follower.ended(StreamEnd.REFRESH)
+                        return
+        except TimeoutError as exc:  # only the deadline's asyncio.timeout raises it here
+            raise follower.timed_out() from exc
+        except httpx.TransportError as exc:
+            follower.check_deadline(time.monotonic())
+            follower.ended(StreamEnd.DROPPED, exc)
+
+    async def _poll(self, follower: JobFollower, interval_s: float) -> AsyncGenerator[JobView, None]:
+        while True:
+            view = await self.status(follower.job_id)
+            if view != follower.view:
+                follower.view = view
+                yield view
+            if view.is_terminal:
+                return
+            follower.check_deadline(time.monotonic())
+            remaining = follower.remaining(time.monotonic())
+            await asyncio.sleep(interval_s if remaining is None else min(interval_s, remaining))  # the poll interval
+
+    def _give_up(self, outcome: httpx.Response | Exception) -> NoReturn:
+        if isinstance(outcome, httpx.Response):
+            protocol.check(outcome)
+        raise IntakeUnreachable(self.url, str(outcome) or type(outcome).__name__)
 
     async def wait(
         self,
         job_id: object,
         *,
         on_progress: ProgressCallback | None = None,
-        poll_interval_s: float = 0.5,
+        poll_interval_s: float = live.POLL_INTERVAL_S,
         timeout_s: float | None = None,
     ) -> JobView:
-        """Poll until the job is terminal, calling ``on_progress`` (sync or async) with each status."""
-        deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        while True:
-            view = await self.status(job_id)
-            if on_progress and (awaitable := on_progress(view)) is not None:
+        """Follow the job (``watch``) until it ends and return its final status; ``on_progress`` (sync or async)
+        gets every status on the way, the final one included. WaitTimedOut at ``timeout_s``."""
+        final: JobView | None = None
+        async for final in self.watch(job_id, timeout_s=timeout_s, poll_interval_s=poll_interval_s):
+            if on_progress and (awaitable := on_progress(final)) is not None:
                 await awaitable
-            if view.is_terminal:
-                return view
-            if deadline is not None and time.monotonic() >= deadline:
-                raise WaitTimedOut(str(job_id), timeout_s or 0, view.status.value)
-            await asyncio.sleep(poll_interval_s)  # the poll interval of a status watch, not synchronisation
+        if final is None:
+            raise EventStreamBroken(f"job {job_id}'s watch ended without a status")
+        return final
 
     async def results_page(self, job_id: object, cursor: str | None = None, limit: int = 1000) -> ResultsPage:
         return protocol.parse(ResultsPage, await self._send(protocol.results_call(str(job_id), cursor, limit)))
@@ -132,26 +229,86 @@ class AsyncSluiceClient:
                 return
 
     async def export(self, job_id: object, destination: IO[bytes], fmt: str = "jsonl") -> int:
-        """Stream the job's results as ``csv`` or ``jsonl`` into ``destination``; returns the bytes written."""
+        """Stream the job's results as ``csv`` or ``jsonl`` into ``destination``; returns the bytes written. Retried
+        until the first byte arrives, not after."""
         path = protocol.export_path(str(job_id), fmt)
+        attempts = Attempts(self.retry, True, time.monotonic())
         written = 0
         try:
-            async with self._http.stream("GET", path) as response:
-                if not response.is_success:
-                    await response.aread()
-                    protocol.check(response)
-                async for chunk in response.aiter_bytes():
-                    destination.write(chunk)
-                    written += len(chunk)
+            while True:
+                async with self._http.stream("GET", path) as response:
+                    if not response.is_success:
+                        await response.aread()
+                        if (wait := attempts.next_wait(response, time.monotonic())) is None:
+                            protocol.check(response)
+                        await asyncio.sleep(wait or 0)  # Retry-After or backoff before the next try
+                        continue
+                    async for chunk in response.aiter_bytes():
+                        destination.write(chunk)
+                        written += len(chunk)
+                    return written
         except httpx.TransportError as exc:
             raise IntakeUnreachable(self.url, str(exc) or type(exc).__name__) from exc
-        return written
 
     async def cancel(self, job_id: object) -> JobView:
-        return protocol.parse(JobView, await self._send(Call("DELETE", f"/v1/jobs/{job_id}")))
+        return protocol.parse(JobView, await self._send(protocol.cancel_call(job_id)))
 
     async def list_jobs(
         self, *, status: str | None = None, kind: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> JobsPage:
-        """One page of the tenant's jobs, newest first."""
+        """One page of the tenant's jobs, newest first (``limit`` 1-500)."""
         return protocol.parse(JobsPage, await self._send(protocol.list_jobs_call(status, kind, limit, cursor)))
+
+    async def iter_jobs(
+        self, *, status: str | None = None, kind: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[JobView]:
+        """Every job of the tenant (of ``status``, of ``kind``), newest first, page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_jobs(status=status, kind=kind, limit=page_size, cursor=cursor)
+            for view in page.jobs:
+                yield view
+            if not (cursor := page.next_cursor):
+                return
+
+    async def list_dead_letters(
+        self, *, job_id: object | None = None, kind: str | None = None, error: str | None = None, limit: int = 100,
+        cursor: str | None = None,
+    ) -> DeadLettersPage:  # fmt: skip
+        """One page of the tenant's dead letters, oldest first; ``error``: reason or error type contains it."""
+        call = protocol.dead_letters_call(job_id, kind, error, limit, cursor)
+        return protocol.parse(DeadLettersPage, await self._send(call))
+
+    async def iter_dead_letters(
+        self, *, job_id: object | None = None, kind: str | None = None, error: str | None = None, page_size: int = 100
+    ) -> AsyncIterator[DeadLetter]:
+        """Every dead letter of the tenant that matches, oldest first, page by page."""
+        cursor: str | None = None
+        while True:
+            page = await self.list_dead_letters(job_id=job_id, kind=kind, error=error, limit=page_size, cursor=cursor)
+            for letter in page.dead_letters:
+                yield letter
+            if not (cursor := page.next_cursor):
+                return
+
+    async def dead_letter(self, letter_id: int) -> DeadLetter:
+        """One dead letter with its headers and payload."""
+        return protocol.parse(DeadLetter, await self._send(protocol.dead_letter_call(letter_id)))
+
+    async def redrive_dead_letters(
+        self, *, job_id: object | None = None, kind: str | None = None, error: str | None = None,
+        ids: Sequence[int] = (), all: bool = False, again: bool = False, limit: int = 1000,
+    ) -> int:  # fmt: skip
+        """Put the matching dead-lettered items back on the tasks topic; returns how many (as SluiceClient's)."""
+        call = protocol.redrive_call(
+            job_id=job_id, kind=kind, error=error, ids=ids, every=all, again=again, limit=limit
+        )
+        return int(protocol.check(await self._send(call)).json()["redriven"])
+
+    async def readiness(self) -> Readiness:
+        """Whether intake and what it depends on are up (asked once: no retries)."""
+        return protocol.parse_readiness(await self._send(protocol.readiness_call(), retry=NO_RETRIES))
+
+    async def dashboard(self) -> Dashboard:
+        """The tenant's overview: recent jobs, throughput, latest dead letters, consumer lag and backlog."""
+        return protocol.parse(Dashboard, await self._send(protocol.dashboard_call()))

@@ -8,7 +8,7 @@ class ClientError(SluiceError):
 
 
 class IntakeUnreachable(ClientError):
-    """No answer from intake at the configured URL (wrong URL, intake down, network)."""
+    """No answer from intake at the configured URL (wrong URL, intake down, network), after the retries."""
 
     def __init__(self, url: str, detail: str) -> None:
         super().__init__(f"cannot reach intake at {url}: {detail}")
@@ -29,19 +29,33 @@ class NotAuthorized(ApiError):
 
 
 class NotFound(ApiError):
-    """404: no such job for this tenant."""
+    """404: no such job (or dead letter) for this tenant."""
 
 
 class ServiceUnavailable(ApiError):
-    """503: intake's broker or database is down (a submission was not accepted); retry after ``retry_after_s``."""
+    """503: intake's broker or database is down (a submission was not accepted), still so after the retries;
+    try again after ``retry_after_s``."""
 
     def __init__(self, status: int, code: str, message: str, field: str | None = None, retry_after_s: float = 5.0):
         super().__init__(status, code, message, field)
         self.retry_after_s = retry_after_s
 
 
+class RateLimited(ApiError):
+    """429: over the plan's request rate or waiting-job limit, still so after the retries (or the Retry-After was
+    beyond the retry deadline); try again after ``retry_after_s``."""
+
+    def __init__(self, status: int, code: str, message: str, field: str | None = None, retry_after_s: float = 5.0):
+        super().__init__(status, code, message, field)
+        self.retry_after_s = retry_after_s
+
+
+class EventStreamBroken(ClientError):
+    """The job's event stream (SSE) sent something that is not a Sluice job event."""
+
+
 class WaitTimedOut(ClientError):
-    """``wait`` gave up before the job reached a terminal status."""
+    """``wait`` (or ``watch``) gave up before the job reached a terminal status."""
 
     def __init__(self, job_id: str, timeout_s: float, last_status: str) -> None:
         super().__init__(f"job {job_id} still {last_status} after {timeout_s:g}s")

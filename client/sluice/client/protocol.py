@@ -4,20 +4,26 @@ Pure (no I/O), so the sync and the async client share every rule and differ only
 """
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any, TypeVar
+from uuid import uuid4
 
 import httpx
 from pydantic import BaseModel, JsonValue
 
-from sluice.client.errors import ApiError, NotAuthorized, NotFound, ServiceUnavailable
+from sluice.client.errors import ApiError, NotAuthorized, NotFound, RateLimited, ServiceUnavailable
+from sluice.client.models import Readiness
+from sluice.client.retries import retry_after_s
 from sluice.contracts.events import Priority
+from sluice.contracts.headers import IDEMPOTENCY_KEY
 
 NDJSON = "application/x-ndjson"
 JSON_ITEMS_MAX = 1000
 """Lists up to this many items go as one JSON body; longer ones and any other iterable stream as NDJSON."""
 NDJSON_CHUNK_BYTES = 64 * 1024
+REPEATABLE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -29,6 +35,17 @@ class Call:
     params: dict[str, Any] = field(default_factory=dict)
     json: Any = None
     headers: dict[str, str] = field(default_factory=dict)
+    idempotent: bool | None = None
+    """Safe to send again after a lost answer; None: as the method says (GET, PUT, DELETE are)."""
+
+    @property
+    def repeatable(self) -> bool:
+        return self.method in REPEATABLE_METHODS if self.idempotent is None else self.idempotent
+
+
+def new_idempotency_key() -> str:
+    """One per submit call, sent on each of its retries: intake accepts the submission once."""
+    return str(uuid4())
 
 
 @dataclass(frozen=True)
@@ -37,10 +54,10 @@ class Submission:
     options: dict[str, JsonValue] | None = None
     priority: Priority | str | None = None
     callback_url: str | None = None
-    idempotency_key: str | None = None
+    idempotency_key: str = field(default_factory=new_idempotency_key)
 
     def headers(self) -> dict[str, str]:
-        return {"Idempotency-Key": self.idempotency_key} if self.idempotency_key else {}
+        return {IDEMPOTENCY_KEY: self.idempotency_key}
 
     def json_call(self, items: list[JsonValue]) -> Call:
         body: dict[str, Any] = {"kind": self.kind, "items": items}
@@ -50,7 +67,7 @@ class Submission:
             body["priority"] = str(Priority(self.priority))
         if self.callback_url:
             body["callback_url"] = self.callback_url
-        return Call("POST", "/v1/jobs", json=body, headers=self.headers())
+        return Call("POST", "/v1/jobs", json=body, headers=self.headers(), idempotent=True)
 
     def ndjson_call(self) -> Call:
         params: dict[str, Any] = {"kind": self.kind}
@@ -60,7 +77,8 @@ class Submission:
             params["priority"] = str(Priority(self.priority))
         if self.callback_url:
             params["callback_url"] = self.callback_url
-        return Call("POST", "/v1/jobs", params=params, headers=self.headers() | {"Content-Type": NDJSON})
+        headers = self.headers() | {"Content-Type": NDJSON}
+        return Call("POST", "/v1/jobs", params=params, headers=headers, idempotent=True)
 
 
 def sends_as_json(items: object) -> bool:
@@ -80,9 +98,38 @@ def ndjson_chunks(items: Iterable[JsonValue]) -> Iterator[bytes]:
         yield bytes(buffer)
 
 
+async def ndjson_chunks_of(items: Iterable[JsonValue] | AsyncIterable[JsonValue]) -> AsyncIterator[bytes]:
+    """``ndjson_chunks`` of a sync or an async iterable, for the async client (JSON_ITEMS_MAX items at a time)."""
+    if not isinstance(items, AsyncIterable):
+        for chunk in ndjson_chunks(items):
+            yield chunk
+        return
+    batch: list[JsonValue] = []
+    async for item in items:
+        batch.append(item)
+        if len(batch) >= JSON_ITEMS_MAX:
+            for chunk in ndjson_chunks(batch):
+                yield chunk
+            batch.clear()
+    for chunk in ndjson_chunks(batch):
+        yield chunk
+
+
+def _present(**params: Any) -> dict[str, Any]:
+    return {name: value for name, value in params.items() if value is not None}
+
+
+def job_call(job_id: object) -> Call:
+    return Call("GET", f"/v1/jobs/{job_id}")
+
+
+def cancel_call(job_id: object) -> Call:
+    return Call("DELETE", f"/v1/jobs/{job_id}")
+
+
 def list_jobs_call(status: str | None, kind: str | None, limit: int, cursor: str | None) -> Call:
-    params = {"status": status, "kind": kind, "limit": limit, "cursor": cursor}
-    return Call("GET", "/v1/jobs", params={k: v for k, v in params.items() if v is not None})
+    """GET /v1/jobs: newest first, filtered by status and kind, in keyset pages (``limit`` 1-500)."""
+    return Call("GET", "/v1/jobs", params=_present(status=status, kind=kind, limit=limit, cursor=cursor or None))
 
 
 def results_call(job_id: str, cursor: str | None, limit: int) -> Call:
@@ -95,6 +142,36 @@ def export_path(job_id: str, fmt: str) -> str:
     if fmt not in ("csv", "jsonl"):
         raise ValueError(f"export format must be csv or jsonl, not {fmt!r}")
     return f"/v1/jobs/{job_id}/results.{'csv' if fmt == 'csv' else 'ndjson'}"
+
+
+def dead_letters_call(
+    job_id: object | None, kind: str | None, error: str | None, limit: int, cursor: str | None
+) -> Call:
+    """GET /v1/admin/dlq: the tenant's dead letters, oldest first (``limit`` 1-1000; ``error`` a substring)."""
+    params = _present(job_id=None if job_id is None else str(job_id), kind=kind, error=error, limit=limit)
+    return Call("GET", "/v1/admin/dlq", params=params | ({"cursor": cursor} if cursor else {}))
+
+
+def dead_letter_call(letter_id: int) -> Call:
+    return Call("GET", f"/v1/admin/dlq/{letter_id}")
+
+
+def redrive_call(
+    *, job_id: object | None, kind: str | None, error: str | None, ids: Sequence[int], every: bool, again: bool,
+    limit: int,
+) -> Call:  # fmt: skip
+    """POST /v1/admin/dlq/redrive: not repeatable (a lost answer is not retried; a 429 is)."""
+    body = _present(job_id=None if job_id is None else str(job_id), kind=kind, error=error)
+    body |= {"ids": list(ids), "all": every, "again": again, "limit": limit}
+    return Call("POST", "/v1/admin/dlq/redrive", json=body)
+
+
+def readiness_call() -> Call:
+    return Call("GET", "/readyz")
+
+
+def dashboard_call() -> Call:
+    return Call("GET", "/v1/dashboard")
 
 
 def check(response: httpx.Response) -> httpx.Response:
@@ -111,18 +188,24 @@ def check(response: httpx.Response) -> httpx.Response:
         except (ValueError, KeyError, TypeError):
             pass
     status = response.status_code
-    if status == 503:
-        raise ServiceUnavailable(status, code, message, fld, _retry_after(response))
-    error_type = NotAuthorized if status in (401, 403) else NotFound if status == 404 else ApiError
-    raise error_type(status, code, message, fld)
-
-
-def _retry_after(response: httpx.Response) -> float:
-    try:
-        return max(float(response.headers.get("Retry-After", "5")), 0.0)
-    except ValueError:  # an HTTP date instead of seconds: fall back to the default
-        return 5.0
+    if status in (429, 503):
+        wait = retry_after_s(response.headers.get("Retry-After"), datetime.now(UTC))
+        error_type = RateLimited if status == 429 else ServiceUnavailable
+        raise error_type(status, code, message, fld, 5.0 if wait is None else wait)
+    plain = NotAuthorized if status in (401, 403) else NotFound if status == 404 else ApiError
+    raise plain(status, code, message, fld)
 
 
 def parse(model: type[M], response: httpx.Response) -> M:
     return model.model_validate(check(response).json())
+
+
+def parse_readiness(response: httpx.Response) -> Readiness:
+    """/readyz answers 200 when ready and 503 when not, both with the checks."""
+    if response.status_code in (200, 503):
+        try:
+            return Readiness.model_validate(response.json())
+        except ValueError:
+            pass
+    check(response)
+    raise ApiError(response.status_code, "unexpected", f"/readyz answered {response.text[:200]!r}")

@@ -28,10 +28,10 @@ def test_user_commands_offer_json_output(command, capsys):
     assert "--json" in capsys.readouterr().out
 
 
-def test_an_unreachable_intake_is_one_line_on_stderr_and_exit_2(capsys):
+def test_an_unreachable_intake_is_one_line_on_stderr_and_exit_3(capsys):
     from sluice.cli.__main__ import main
 
-    assert main(["jobs", "list", "--url", "http://127.0.0.1:9"]) == 2
+    assert main(["jobs", "list", "--url", "http://127.0.0.1:9"]) == 3
     err = capsys.readouterr().err
     assert err.startswith("sluice: cannot reach intake at http://127.0.0.1:9")
     assert "Traceback" not in err
