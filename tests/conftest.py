@@ -1,16 +1,24 @@
-"""Suite-wide infrastructure: one broker, Postgres server and Redis per run; names unique per test."""
+"""Suite-wide infrastructure (one broker, Postgres server and Redis per run) and the e2e stack family.
 
-import asyncio
-import uuid
+A stack is the services running as processes against that infrastructure, with a database, topics and consumer
+groups of their own (`stack_env`). Start-up takes seconds, so each module shares one (`stack`); its tests use
+their own jobs and tenants. A module asks for settings or services of its own by overriding `stack_overrides`
+or `stack_services` (module-scoped). A test that breaks or restarts a service, or asserts something stack-wide,
+starts its own through `fresh_stack`, which builds the same environment with the module's settings.
+"""
+
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 
-from services.ops.devstack.postgres import create_database, drop_database
+from services.ops.devstack.broker import running_tansu
+from services.ops.devstack.postgres import drop_database
+from sluice.contracts.topics import TopicNames
 from tests.support import infra
 from tests.support.pipeline import Pipeline
+from tests.support.stack import DATA_PATH, FreshStacks, build_stack_env, new_database, schema_pool
 
 
 @pytest.fixture(scope="session")
@@ -36,112 +44,79 @@ def redis_url(infra_dir: Path) -> Iterator[str]:
         yield url
 
 
-def unique_name(prefix: str) -> str:
-    return f"{prefix}{uuid.uuid4().hex[:10]}"
+@pytest.fixture(scope="module")
+def stack_overrides() -> dict[str, str]:
+    """Settings of this module's stacks on top of the suite's; a module overrides it (module scope)."""
+    return {}
 
 
-@pytest.fixture
-def topic_prefix() -> str:
-    return unique_name("t")
+@pytest.fixture(scope="module")
+def stack_services() -> tuple[str, ...]:
+    """The services this module's stacks run (a name twice: two processes); a module overrides it."""
+    return DATA_PATH
 
 
-@pytest.fixture
-async def database_url(postgres_server_url: str) -> AsyncIterator[str]:
-    """A fresh, empty database for one test, dropped afterwards."""
-    name = unique_name("sluice_t_")
-    url = await create_database(postgres_server_url, name)
+@pytest.fixture(scope="module")
+async def stack_database_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """The module's own database, dropped after the module."""
+    name, url = await new_database(postgres_server_url, "sluice_m_")
     yield url
     await drop_database(postgres_server_url, name)
 
 
-@pytest.fixture
-async def db(database_url: str) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the test's database with Sluice's schema applied."""
-    from shared.config import PostgresSettings
-    from shared.postgres import apply_migrations, open_pool
-
-    pool = await open_pool(PostgresSettings(url=database_url))
-    await apply_migrations(pool)
-    yield pool
-    await pool.close()
+@pytest.fixture(scope="module")
+def stack_env(
+    kafka_address: str, stack_database_url: str, redis_url: str, stack_overrides: dict[str, str]
+) -> dict[str, str]:
+    """The environment of the module's stack: its database, topics and groups, and its settings."""
+    return build_stack_env(kafka_address, stack_database_url, redis_url, stack_overrides)
 
 
-@pytest.fixture
-def service_env(kafka_address: str, database_url: str, redis_url: str, topic_prefix: str) -> dict[str, str]:
-    """Environment that points every service at this test's topics and database."""
-    return stack_env(kafka_address, database_url, redis_url, topic_prefix)
-
-
-def stack_env(kafka_address: str, database_url: str, redis_url: str, topic_prefix: str) -> dict[str, str]:
-    """Environment that points every service at these topics and this database, with groups of their own."""
-    return {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_address,
-        "DATABASE_URL": database_url,
-        "REDIS_URL": redis_url,
-        "SLUICE_KAFKA_TOPIC_PREFIX": topic_prefix,
-        "SLUICE_KAFKA_TASK_PARTITIONS": "4",
-        "SLUICE_KAFKA_RESULT_PARTITIONS": "4",
-        "SLUICE_PROCESSOR_GROUP_ID": unique_name("processor-"),
-        "SLUICE_AGGREGATOR_GROUP_ID": unique_name("aggregator-"),
-        "SLUICE_INTAKE_REQUESTS_GROUP_ID": unique_name("intake-"),
-        "SLUICE_KINDS_WEB_ALLOW_NETWORKS": '["127.0.0.0/8"]',
-        "SLUICE_AGGREGATOR_PROGRESS_INTERVAL_S": "0.2",
-        # The shortest allowed: a killed member's partitions move on after 3 s, and a consumer joins its group in
-        # about a heartbeat (a third of this) plus a second; the production default is 10 s.
-        "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "3000",
-    }
-
-
-@pytest.fixture
-def pipeline(service_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
-    """The three data-path services, started and ready; stopped (and their logs kept) after the test."""
-    running = Pipeline(service_env, tmp_path / "services.log")
+@pytest.fixture(scope="module")
+def stack(
+    stack_env: dict[str, str], stack_services: tuple[str, ...], tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Pipeline]:
+    """The module's stack, started and ready; stopped (its log kept) after the module."""
+    running = Pipeline(stack_env, tmp_path_factory.mktemp("stack") / "services.log")
     try:
-        running.start()
+        running.start(stack_services)
         yield running
     finally:
         running.stop()
 
 
 @pytest.fixture(scope="module")
-async def module_database_url(postgres_server_url: str) -> AsyncIterator[str]:
-    """A fresh, empty database shared by one module's tests, dropped afterwards."""
-    name = unique_name("sluice_m_")
-    url = await create_database(postgres_server_url, name)
-    yield url
-    await drop_database(postgres_server_url, name)
-
-
-@pytest.fixture(scope="module")
-def module_service_env(kafka_address: str, module_database_url: str, redis_url: str) -> dict[str, str]:
-    """Like service_env, for a stack one module's tests share: its own topics, groups and database."""
-    return stack_env(kafka_address, module_database_url, redis_url, unique_name("t"))
-
-
-@pytest.fixture(scope="module")
-def module_pipeline(module_service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    """The three data-path services shared by one module's tests (a start-up takes seconds): tests that neither
-    break a service nor need settings of their own use it, each with its own jobs (and tenant where it counts)."""
-    running = Pipeline(module_service_env, tmp_path_factory.mktemp("module") / "services.log")
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-async def module_db(module_service_env: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
-    """A pool on the module's database with Sluice's schema applied."""
-    from shared.config import PostgresSettings
-    from shared.postgres import apply_migrations, open_pool
-
-    pool = await open_pool(PostgresSettings(url=module_service_env["DATABASE_URL"]))
-    await apply_migrations(pool)
+async def stack_db(stack_env: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
+    """A pool on the module stack's database, with Sluice's schema applied."""
+    pool = await schema_pool(stack_env["DATABASE_URL"])
     yield pool
     await pool.close()
 
 
-@pytest.fixture(scope="session")
-def event_loop_policy() -> asyncio.AbstractEventLoopPolicy:
-    return asyncio.DefaultEventLoopPolicy()
+@pytest.fixture(scope="module")
+def stack_topics(stack_env: dict[str, str]) -> TopicNames:
+    return TopicNames.for_prefix(stack_env["SLUICE_KAFKA_TOPIC_PREFIX"])
+
+
+@pytest.fixture
+async def fresh_stack(
+    kafka_address: str,
+    postgres_server_url: str,
+    redis_url: str,
+    stack_overrides: dict[str, str],
+    stack_services: tuple[str, ...],
+    tmp_path: Path,
+) -> AsyncIterator[FreshStacks]:
+    """Starts stacks of this test's own (`await fresh_stack.start(overrides)`), stopped when it ends."""
+    stacks = FreshStacks((kafka_address, postgres_server_url, redis_url), stack_overrides, stack_services, tmp_path)
+    try:
+        yield stacks
+    finally:
+        await stacks.close()
+
+
+@pytest.fixture
+def own_broker(tmp_path: Path) -> Iterator[str]:
+    """A broker only this test uses, so pausing it disturbs no other test."""
+    with running_tansu(log_path=tmp_path / "tansu.log") as address:
+        yield address

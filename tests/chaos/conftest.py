@@ -1,4 +1,5 @@
-"""Chaos fixtures: the scale, a recorder of every scenario's figures, and dedicated infrastructure to break."""
+"""Chaos fixtures: the scale, each scenario's own stack, a recorder of every scenario's figures, and dedicated
+infrastructure to break."""
 
 import json
 import shutil
@@ -8,12 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from services.ops.devstack.broker import running_tansu
 from services.ops.devstack.pg_control import EmbeddedPostgres
 from services.ops.devstack.redis import running_embedded_redis
-from sluice.contracts.topics import TopicNames
 from tests.support.chaos import Recorder, Scale, ScenarioRecord, wait_for_assignment
 from tests.support.pipeline import Pipeline
+from tests.support.stack import FreshStacks
 
 RECORDER = pytest.StashKey[Recorder]()
 
@@ -46,28 +46,28 @@ def pytest_unconfigure(config: pytest.Config) -> None:
     reporter.write_line(json.dumps(recorder.summary(), sort_keys=False))
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def scale() -> Scale:
     return Scale.from_env()
 
 
-@pytest.fixture
-def service_env(service_env: dict[str, str], scale: Scale) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def stack_overrides(scale: Scale) -> dict[str, str]:
     """One task batch per processor poll, so results (and progress) come batch by batch and a break lands while
     a job is visibly part done, however fast this machine runs. Quick runs keep one retry tier: each tier is one
     more consumer group a processor joins at start."""
-    env = {**service_env, "SLUICE_PROCESSOR_BATCHES_PER_POLL": "1"}
-    return env if scale.full else {**env, "SLUICE_KAFKA_RETRY_TIERS_S": "[2]"}
+    overrides = {"SLUICE_PROCESSOR_BATCHES_PER_POLL": "1"}
+    return overrides if scale.full else {**overrides, "SLUICE_KAFKA_RETRY_TIERS_S": "[2]"}
 
 
 @pytest.fixture
-async def pipeline(pipeline: Pipeline, topic_prefix: str) -> Pipeline:
-    """The data path with its processor and aggregator in their groups: a quick job's progress is then seen as it
-    happens, so a scenario can break something while the job is partly done."""
-    topics = TopicNames.for_prefix(topic_prefix)
-    await wait_for_assignment(pipeline, "processor", topics.tasks)
-    await wait_for_assignment(pipeline, "aggregator", topics.results)
-    return pipeline
+async def pipeline(fresh_stack: FreshStacks) -> Pipeline:
+    """This scenario's own stack, with its processor and aggregator in their groups: a quick job's progress is
+    then seen as it happens, so a scenario can break something while the job is partly done."""
+    running = await fresh_stack.start()
+    await wait_for_assignment(running, "processor", running.topics.tasks)
+    await wait_for_assignment(running, "aggregator", running.topics.results)
+    return running
 
 
 @pytest.fixture
@@ -91,13 +91,6 @@ def own_postgres() -> Iterator[EmbeddedPostgres]:
     finally:
         server.stop()
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[str]:
-    """A broker only this scenario uses, so pausing it disturbs no other test."""
-    with running_tansu(log_path=tmp_path / "tansu.log") as address:
-        yield address
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ import time
 
 import pytest
 
-from sluice.contracts.topics import TopicNames
 from tests.support.chaos import (
     Scale,
     ScenarioRecord,
@@ -21,11 +20,11 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 
 async def test_one_of_two_processors_killed_mid_job_loses_no_item_and_results_flow_again(
-    pipeline: Pipeline, database_url: str, topic_prefix: str, scale: Scale, scenario: ScenarioRecord
+    pipeline: Pipeline, scale: Scale, scenario: ScenarioRecord
 ) -> None:
     survivor = pipeline.start_service("processor")
     # Both in the group before the job starts, so the kill measures a takeover, not a late join.
-    await wait_for_assignment(pipeline, survivor, TopicNames.for_prefix(topic_prefix).tasks)
+    await wait_for_assignment(pipeline, survivor, pipeline.topics.tasks)
     async with pipeline.client() as client:
         # Four times the work per item: the victim must still hold unprocessed tasks when it dies.
         job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds * 4})
@@ -35,7 +34,7 @@ async def test_one_of_two_processors_killed_mid_job_loses_no_item_and_results_fl
         scenario.kills += 1
         timeline = await follow(client, job_id, killed_at)
 
-    audit = await audit_job(database_url, timeline.final, scale.items)
+    audit = await audit_job(pipeline.database_url, timeline.final, scale.items)
     scenario.add(audit)
     scenario.measured["recovery_s"] = round(timeline.first_progress_after_mark() or -1.0, 3)
     scenario.measured["longest_stall_s"] = round(timeline.longest_stall(), 3)
@@ -48,7 +47,7 @@ async def test_one_of_two_processors_killed_mid_job_loses_no_item_and_results_fl
 
 
 async def test_the_aggregator_killed_mid_job_and_restarted_loses_no_item_and_counts_each_once(
-    pipeline: Pipeline, database_url: str, scale: Scale, scenario: ScenarioRecord
+    pipeline: Pipeline, scale: Scale, scenario: ScenarioRecord
 ) -> None:
     async with pipeline.client() as client:
         # bench.cpu, not bench.noop: a noop job of this size is done before a poll can catch it half-way.
@@ -60,7 +59,7 @@ async def test_the_aggregator_killed_mid_job_and_restarted_loses_no_item_and_cou
         pipeline.start_service("aggregator")
         timeline = await follow(client, job_id, killed_at)
 
-    audit = await audit_job(database_url, timeline.final, scale.items * 2)
+    audit = await audit_job(pipeline.database_url, timeline.final, scale.items * 2)
     scenario.add(audit)
     scenario.measured["recovery_s"] = round(timeline.first_progress_after_mark() or -1.0, 3)
     assert audit.status == "completed", pipeline.logs()

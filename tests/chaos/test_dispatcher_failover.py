@@ -24,10 +24,10 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e, pytest.mark.fairness]
 LEADING = "this intake now runs the dispatcher"
 
 
-@pytest.fixture
-def service_env(service_env: dict[str, str]) -> dict[str, str]:
+@pytest.fixture(scope="module")
+def stack_overrides(stack_overrides: dict[str, str]) -> dict[str, str]:
     """A small window and small batches, so most of the job is still in the backlog when the leader dies."""
-    return {**service_env, "SLUICE_FLOW_WINDOW_BATCHES": "4", "SLUICE_INTAKE_BATCH_SIZE": "10"}
+    return {**stack_overrides, "SLUICE_FLOW_WINDOW_BATCHES": "4", "SLUICE_INTAKE_BATCH_SIZE": "10"}
 
 
 def _logged(pipeline: Pipeline, label: str, text: str) -> bool | None:
@@ -35,7 +35,7 @@ def _logged(pipeline: Pipeline, label: str, text: str) -> bool | None:
 
 
 async def test_the_dispatching_intake_killed_mid_job_hands_the_backlog_to_a_standby_and_nothing_is_lost(
-    pipeline: Pipeline, database_url: str, scale: Scale, scenario: ScenarioRecord
+    pipeline: Pipeline, scale: Scale, scenario: ScenarioRecord
 ) -> None:
     standby = pipeline.start_service("intake", {"SLUICE_INTAKE_PORT": str(free_port())})
 
@@ -55,7 +55,7 @@ async def test_the_dispatching_intake_killed_mid_job_hands_the_backlog_to_a_stan
         await wait_until_ready(pipeline)
         timeline = await follow(client, job_id, killed_at)
 
-    audit = await audit_job(database_url, timeline.final, scale.items // 2)
+    audit = await audit_job(pipeline.database_url, timeline.final, scale.items // 2)
     scenario.add(audit)
     scenario.measured["takeover_s"] = round(takeover_s, 3)
     assert audit.status == "completed", pipeline.logs()

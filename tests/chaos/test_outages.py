@@ -2,7 +2,6 @@
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
@@ -24,7 +23,8 @@ from tests.support.chaos import (
     submit,
     wait_until_partly_done,
 )
-from tests.support.pipeline import Pipeline, wait_for_status
+from tests.support.pipeline import wait_for_status
+from tests.support.stack import FreshStacks
 
 pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
@@ -32,27 +32,23 @@ STALL_TIMEOUT_S = 2
 
 
 async def test_postgres_stopped_mid_job_gives_503_with_retry_after_and_the_job_completes_once_it_is_back(
-    own_postgres: EmbeddedPostgres, service_env: dict[str, str], tmp_path: Path, scale: Scale, scenario: ScenarioRecord
+    own_postgres: EmbeddedPostgres, fresh_stack: FreshStacks, scale: Scale, scenario: ScenarioRecord
 ) -> None:
-    pipeline = Pipeline({**service_env, "DATABASE_URL": own_postgres.url}, tmp_path / "services.log")
-    try:
-        pipeline.start()
-        async with pipeline.client() as client:
-            job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
-            await wait_until_partly_done(client, job_id)
-            own_postgres.stop()
-            scenario.kills += 1
-            try:
-                during = await outage_probes(
-                    client, [f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/results"], scale.postgres_outage_s
-                )
-            finally:
-                own_postgres.start()
-            back_at = time.monotonic()
-            timeline = await follow(client, job_id, back_at)
-        audit = await audit_job(own_postgres.url, timeline.final, scale.items)
-    finally:
-        pipeline.stop()
+    pipeline = await fresh_stack.start({"DATABASE_URL": own_postgres.url})
+    async with pipeline.client() as client:
+        job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
+        await wait_until_partly_done(client, job_id)
+        own_postgres.stop()
+        scenario.kills += 1
+        try:
+            during = await outage_probes(
+                client, [f"/v1/jobs/{job_id}", f"/v1/jobs/{job_id}/results"], scale.postgres_outage_s
+            )
+        finally:
+            own_postgres.start()
+        back_at = time.monotonic()
+        timeline = await follow(client, job_id, back_at)
+    audit = await audit_job(own_postgres.url, timeline.final, scale.items)
 
     scenario.add(audit)
     scenario.measured["recovery_after_restart_s"] = round(timeline.samples[-1][0], 3)
@@ -64,45 +60,39 @@ async def test_postgres_stopped_mid_job_gives_503_with_retry_after_and_the_job_c
 
 
 async def test_with_redis_hung_mid_job_processing_goes_on_at_its_pace_and_a_cancel_still_ends_the_job_cancelled(
-    own_redis: str, service_env: dict[str, str], database_url: str, tmp_path: Path, scale: Scale,
-    scenario: ScenarioRecord,
-) -> None:  # fmt: skip
+    own_redis: str, fresh_stack: FreshStacks, scale: Scale, scenario: ScenarioRecord
+) -> None:
     """Degraded without Redis: processors cannot read cancellation flags, so a cancelled job's batches already
     released still run, but those released after the cancel say so themselves and are skipped, and the aggregator
     (told through the topic) ends the job cancelled. The processor pays Redis's timeout once per back-off period
     (its circuit breaker), not once per poll, so its pace holds."""
     metrics_url = f"http://127.0.0.1:{(metrics_port := free_port())}/metrics"
-    env = {
-        **service_env,
+    overrides = {
         "REDIS_URL": own_redis,
         "SLUICE_PROCESSOR_METRICS_PORT": str(metrics_port),
         # A few batches in flight: the second job waits in the backlog, so most of it is released after the cancel.
         "SLUICE_PLAN_MAX_IN_FLIGHT_BATCHES": "8",
     }
-    pipeline = Pipeline(env, tmp_path / "services.log")
     port = int(own_redis.rsplit(":", 1)[1].split("/")[0])
-    try:
-        pipeline.start()
-        async with pipeline.client() as client:
-            options = {"rounds": scale.cpu_rounds}
-            job_id = await submit(client, "bench.cpu", scale.items, options)
-            doomed_id = await submit(client, "bench.cpu", scale.items, options)
-            await wait_until_partly_done(client, job_id)
-            # The processor's pace over a quarter of the job with Redis up, then over the next quarter with it hung.
-            up = await processor_pace(metrics_url, progress_rate(client, job_id, scale.items // 4))
-            with Paused(process_listening_on(port)):
-                scenario.kills += 1
-                hung_at = time.monotonic()
-                hung = await processor_pace(metrics_url, progress_rate(client, job_id, scale.items // 4))
-                cancel = await client.delete(f"/v1/jobs/{doomed_id}")
-                timeline = await follow(client, job_id, hung_at)
-                calls = await metric_by_label(metrics_url, "sluice_dependency_calls_total", "outcome")
-                hung_s = time.monotonic() - hung_at
-                doomed = await wait_for_status(client, doomed_id)
-                doomed_rows = await item_statuses(database_url, doomed_id, scale.items)
-        audit = await audit_job(database_url, timeline.final, scale.items)
-    finally:
-        pipeline.stop()
+    pipeline = await fresh_stack.start(overrides)
+    async with pipeline.client() as client:
+        options = {"rounds": scale.cpu_rounds}
+        job_id = await submit(client, "bench.cpu", scale.items, options)
+        doomed_id = await submit(client, "bench.cpu", scale.items, options)
+        await wait_until_partly_done(client, job_id)
+        # The processor's pace over a quarter of the job with Redis up, then over the next quarter with it hung.
+        up = await processor_pace(metrics_url, progress_rate(client, job_id, scale.items // 4))
+        with Paused(process_listening_on(port)):
+            scenario.kills += 1
+            hung_at = time.monotonic()
+            hung = await processor_pace(metrics_url, progress_rate(client, job_id, scale.items // 4))
+            cancel = await client.delete(f"/v1/jobs/{doomed_id}")
+            timeline = await follow(client, job_id, hung_at)
+            calls = await metric_by_label(metrics_url, "sluice_dependency_calls_total", "outcome")
+            hung_s = time.monotonic() - hung_at
+            doomed = await wait_for_status(client, doomed_id)
+            doomed_rows = await item_statuses(pipeline.database_url, doomed_id, scale.items)
+    audit = await audit_job(pipeline.database_url, timeline.final, scale.items)
 
     scenario.add(audit)
     scenario.measured.update(
@@ -126,38 +116,29 @@ async def test_with_redis_hung_mid_job_processing_goes_on_at_its_pace_and_a_canc
 
 
 async def test_a_paused_broker_gives_503_never_202_and_the_services_reconnect_and_complete_the_job(
-    own_broker: str, service_env: dict[str, str], database_url: str, tmp_path: Path, scale: Scale,
-    scenario: ScenarioRecord,
-) -> None:  # fmt: skip
-    env = {
-        **service_env,
-        "KAFKA_BOOTSTRAP_SERVERS": own_broker,
-        "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": str(STALL_TIMEOUT_S),
-    }
-    pipeline = Pipeline(env, tmp_path / "services.log")
-    try:
-        pipeline.start()
-        async with pipeline.client() as client:
-            job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
-            await wait_until_partly_done(client, job_id)
-            with Paused(process_listening_on(int(own_broker.rsplit(":", 1)[1]))):
-                scenario.kills += 1
-                paused_at = time.monotonic()
-                during = []
-                while time.monotonic() - paused_at < scale.broker_pause_s:
-                    sent_after_s = time.monotonic() - paused_at
-                    answer = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2, 3]})
-                    during.append((sent_after_s, answer))
-                    await asyncio.sleep(0.2)  # pacing inside a fixed-length outage
-            timeline = await follow(client, job_id, time.monotonic())
-            after = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2, 3]})
-            # A submit in the first moments of the outage may still be accepted (intake trusts a successful
-            # broker ping for BROKER_CHECK_TTL_S): it is stored in the backlog, so it must complete all the same.
-            accepted_during = [answer.json()["job_id"] for _, answer in during if answer.status_code == 202]
-            finals = [await wait_for_status(client, accepted) for accepted in accepted_during]
-        audit = await audit_job(database_url, timeline.final, scale.items)
-    finally:
-        pipeline.stop()
+    own_broker: str, fresh_stack: FreshStacks, scale: Scale, scenario: ScenarioRecord
+) -> None:
+    overrides = {"KAFKA_BOOTSTRAP_SERVERS": own_broker, "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": str(STALL_TIMEOUT_S)}
+    pipeline = await fresh_stack.start(overrides)
+    async with pipeline.client() as client:
+        job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
+        await wait_until_partly_done(client, job_id)
+        with Paused(process_listening_on(int(own_broker.rsplit(":", 1)[1]))):
+            scenario.kills += 1
+            paused_at = time.monotonic()
+            during = []
+            while time.monotonic() - paused_at < scale.broker_pause_s:
+                sent_after_s = time.monotonic() - paused_at
+                answer = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2, 3]})
+                during.append((sent_after_s, answer))
+                await asyncio.sleep(0.2)  # pacing inside a fixed-length outage
+        timeline = await follow(client, job_id, time.monotonic())
+        after = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2, 3]})
+        # A submit in the first moments of the outage may still be accepted (intake trusts a successful
+        # broker ping for BROKER_CHECK_TTL_S): it is stored in the backlog, so it must complete all the same.
+        accepted_during = [answer.json()["job_id"] for _, answer in during if answer.status_code == 202]
+        finals = [await wait_for_status(client, accepted) for accepted in accepted_during]
+    audit = await audit_job(pipeline.database_url, timeline.final, scale.items)
 
     scenario.add(audit)
     scenario.measured["completion_after_resume_s"] = round(timeline.samples[-1][0], 3)

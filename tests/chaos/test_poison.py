@@ -5,7 +5,6 @@ import time
 import pytest
 
 from shared.kafka import REASON_HEADER
-from sluice.contracts.topics import TopicNames
 from tests.support.chaos import Scale, ScenarioRecord, audit_job, existing_topics, follow, read_topics_until, submit
 from tests.support.kafka import produce
 from tests.support.pipeline import Pipeline
@@ -14,10 +13,9 @@ pytestmark = [pytest.mark.chaos, pytest.mark.e2e]
 
 
 async def test_a_poison_message_on_every_consumed_topic_is_set_aside_with_a_reason_and_the_job_completes(
-    pipeline: Pipeline, kafka_address: str, topic_prefix: str, database_url: str, scale: Scale,
-    scenario: ScenarioRecord,
-) -> None:  # fmt: skip
-    topics = TopicNames.for_prefix(topic_prefix)
+    pipeline: Pipeline, kafka_address: str, scale: Scale, scenario: ScenarioRecord
+) -> None:
+    topics = pipeline.topics
     present = await existing_topics(kafka_address)
     retry_topics = sorted(topic for topic in present if topic.startswith(f"{topics.tasks}.retry-"))
     consumed = [topics.requests, topics.tasks, topics.tasks_high, topics.results, *retry_topics]
@@ -33,7 +31,7 @@ async def test_a_poison_message_on_every_consumed_topic_is_set_aside_with_a_reas
         kafka_address, set_aside, lambda seen: set(poison.values()) <= {record.value for record in seen}
     )
     reasons = {record.value: dict(record.headers).get(REASON_HEADER, b"") for record in records}
-    audit = await audit_job(database_url, timeline.final, scale.items)
+    audit = await audit_job(pipeline.database_url, timeline.final, scale.items)
     scenario.add(audit)
     assert all(reasons[value] for value in poison.values()), reasons
     assert audit.status == "completed", pipeline.logs()

@@ -25,7 +25,7 @@ SHUTDOWN_BOUND_S = 20.0
 
 
 async def test_every_service_exits_within_bound_on_sigterm_mid_job_and_after_a_restart_nothing_is_lost(
-    pipeline: Pipeline, database_url: str, scale: Scale, scenario: ScenarioRecord
+    pipeline: Pipeline, scale: Scale, scenario: ScenarioRecord
 ) -> None:
     async with pipeline.client() as client:
         job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
@@ -43,7 +43,7 @@ async def test_every_service_exits_within_bound_on_sigterm_mid_job_and_after_a_r
         await wait_until_ready(pipeline)
         timeline = await follow(client, job_id, time.monotonic())
 
-    audit = await audit_job(database_url, timeline.final, scale.items)
+    audit = await audit_job(pipeline.database_url, timeline.final, scale.items)
     scenario.add(audit)
     exits = dict(zip(SERVICES, exit_after, strict=True))
     scenario.measured.update({f"{name}_exit_s": round(after, 3) for name, after in exits.items()})

@@ -17,8 +17,21 @@ from sluice.contracts.events import AnyEvent
 SNAPSHOTS = Path(__file__).with_name("snapshots.json")
 
 
+PROSE = frozenset({"description", "summary"})
+"""Keys that only explain: a reworded docstring changes no contract, so they are left out of the digest."""
+
+
 def _digest(value: Any) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return hashlib.sha256(json.dumps(_shape(value), sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _shape(value: Any) -> Any:
+    """The value without its prose, at every depth (a field that is itself named "description" is kept)."""
+    if isinstance(value, dict):
+        return {key: _shape(item) for key, item in value.items() if not (key in PROSE and isinstance(item, str))}
+    if isinstance(value, list):
+        return [_shape(item) for item in value]
+    return value
 
 
 def event_models() -> list[type[BaseModel]]:

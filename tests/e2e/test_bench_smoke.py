@@ -16,7 +16,7 @@ SMOKE_ARGS = [
     "--items", "20000", "--warmup-items", "1000", "--redis-hung-items", "5000",
     "--latency-s", "2", "--latency-items-per-s", "300", "--latency-job-items", "10",
     "--cpu-items", "240", "--cpu-rounds", "200", "--cpu-batch-size", "40", "--cpu-repeats", "2",
-    "--quiet-timeout-s", "5",
+    "--fair-batches", "800", "--quiet-timeout-s", "5",
 ]  # fmt: skip
 
 
@@ -48,6 +48,10 @@ def test_a_small_bench_run_ends_with_the_summary_line_and_every_item_stored(
     assert len(scale_out["machine_speedups"]) == 2 and min(scale_out["machine_speedups"]) > 0
     assert scale_out["share_of_machine"] > 0
     assert results["machine"]["cpus"] >= 1
+    # two tenants backlogged at once, weights 1:1 then 1:2: a share of what the dispatcher released (not asserted)
+    shares = results["fair_share"]
+    assert [(share["weights"], share["batches"]) for share in shares] == [([1, 1], 800), ([1, 2], 800)]
+    assert all(0 <= share["b_share"] <= 1 for share in shares if share["releases"])
 
 
 def _inherited() -> dict[str, str]:

@@ -3,13 +3,13 @@ key, a running job's bar moves, and a finished job shows completed."""
 
 import shutil
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from services.ops.devstack.ports import free_port
 from services.ops.devstack.testsite import TestSite, serving_test_site
 from tests.support.pipeline import Pipeline, wait_for_status
+from tests.support.stack import unique_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.browser]
 
@@ -26,32 +26,28 @@ def site() -> Iterator[TestSite]:
         yield running
 
 
-@pytest.fixture
-def slow_pipeline(service_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
+@pytest.fixture(scope="module")
+def stack_overrides() -> dict[str, str]:
+    """One item per batch and one at a time, so a job's bar moves in steps; the dashboard reads the processor's
+    metrics for partition lag."""
     processor_metrics = free_port()
-    env = {
-        **service_env,
+    return {
         "SLUICE_INTAKE_BATCH_SIZE": "1",
         "SLUICE_PROCESSOR_MAX_IN_FLIGHT": "1",
         "SLUICE_PROCESSOR_METRICS_PORT": str(processor_metrics),
         "SLUICE_INTAKE_DASHBOARD_METRICS_URLS": f'["http://127.0.0.1:{processor_metrics}/metrics"]',
     }
-    running = Pipeline(env, tmp_path / "services.log")
-    try:
-        yield running.start()
-    finally:
-        running.stop()
 
 
 async def test_the_dashboard_shows_a_running_jobs_bar_moving_and_a_finished_job_completed(
-    slow_pipeline: Pipeline, site: TestSite
+    stack: Pipeline, site: TestSite
 ) -> None:
     if shutil.which(CHROMIUM) is None:
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs it (apt-get install -y chromium)")
     from playwright.async_api import async_playwright
 
-    tenant = "dash-tenant"
-    async with slow_pipeline.client(tenant=tenant) as client:
+    tenant = unique_name("dash-")
+    async with stack.client(tenant=tenant) as client:
         quick = (await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2]})).json()["job_id"]
         await wait_for_status(client, quick, timeout=60)
 
@@ -59,8 +55,8 @@ async def test_the_dashboard_shows_a_running_jobs_bar_moving_and_a_finished_job_
             browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
             try:
                 page = await browser.new_page()
-                await page.goto(f"{slow_pipeline.url}/dashboard")
-                await page.fill("#key", slow_pipeline.api_key(tenant))
+                await page.goto(f"{stack.url}/dashboard")
+                await page.fill("#key", stack.api_key(tenant))
                 await page.click("button[type=submit]")
                 finished = page.locator(f'tr[data-job-id="{quick}"] .status')
                 await finished.wait_for(timeout=15_000)

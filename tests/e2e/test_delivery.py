@@ -7,6 +7,7 @@ import uuid
 
 import asyncpg
 import pytest
+from aiokafka import ConsumerRecord
 
 from shared.kafka import REASON_HEADER
 from sluice.contracts.events import BatchProcessed, ItemResult, ItemStatus, JobRequested
@@ -18,39 +19,21 @@ from tests.support.poll import eventually
 pytestmark = pytest.mark.e2e
 
 
-@pytest.fixture(scope="module")
-def pipeline(module_pipeline: Pipeline) -> Pipeline:
-    """One stack for the module; each test reads only its own job's rows and records."""
-    return module_pipeline
-
-
-@pytest.fixture
-def db(module_db: asyncpg.Pool) -> asyncpg.Pool:
-    return module_db
-
-
-@pytest.fixture
-def service_env(module_service_env: dict[str, str]) -> dict[str, str]:
-    return module_service_env
-
-
-@pytest.fixture
-def topic_prefix(module_service_env: dict[str, str]) -> str:
-    return module_service_env["SLUICE_KAFKA_TOPIC_PREFIX"]
-
-
 async def test_a_malformed_job_request_lands_in_the_rejected_topic_and_the_next_valid_one_runs(
-    pipeline: Pipeline, kafka_address: str, topic_prefix: str
+    stack: Pipeline, kafka_address: str, stack_topics: TopicNames
 ) -> None:
-    topics = TopicNames.for_prefix(topic_prefix)
+    key = uuid.uuid4().bytes  # one key: one partition, so the requests are read in the order sent
     valid = JobRequested(tenant="acme", job_id=uuid.uuid4(), kind="bench.noop", items=[1, 2, 3])
     unknown_kind = JobRequested(tenant="acme", job_id=uuid.uuid4(), kind="no.such.kind", items=[1])
-    await produce(kafka_address, topics.requests, b"{not json", key=b"same")
-    await produce(kafka_address, topics.requests, unknown_kind.model_dump_json().encode(), key=b"same")
-    await produce(kafka_address, topics.requests, valid.model_dump_json().encode(), key=b"same")
+    await produce(kafka_address, stack_topics.requests, b"{not json", key=key)
+    await produce(kafka_address, stack_topics.requests, unknown_kind.model_dump_json().encode(), key=key)
+    await produce(kafka_address, stack_topics.requests, valid.model_dump_json().encode(), key=key)
 
-    rejected = await read_until(kafka_address, topics.rejected, lambda records: len(records) >= 2)
-    async with pipeline.client("acme") as client:
+    def ours(records: list[ConsumerRecord]) -> list[ConsumerRecord]:
+        return [record for record in records if record.key == key]
+
+    rejected = ours(await read_until(kafka_address, stack_topics.rejected, lambda records: len(ours(records)) >= 2))
+    async with stack.client("acme") as client:
         final = await wait_for_status(client, valid.job_id)
 
     reasons = [dict(record.headers)[REASON_HEADER].decode() for record in rejected]
@@ -62,15 +45,14 @@ async def test_a_malformed_job_request_lands_in_the_rejected_topic_and_the_next_
 
 
 async def test_results_redelivered_to_the_aggregator_make_no_duplicate_rows_and_no_double_counts(
-    pipeline: Pipeline, kafka_address: str, topic_prefix: str, service_env: dict[str, str], db: asyncpg.Pool
+    stack: Pipeline, kafka_address: str, stack_topics: TopicNames, stack_db: asyncpg.Pool
 ) -> None:
-    topics = TopicNames.for_prefix(topic_prefix)
-    async with pipeline.client() as client:
+    async with stack.client() as client:
         job_id = (await client.post("/v1/jobs", json={"kind": "bench.noop", "items": list(range(120))})).json()[
             "job_id"
         ]
         before = await wait_for_status(client, job_id)
-        rows = await db.fetch("SELECT item_index, input FROM item_results WHERE job_id = $1 ORDER BY 1", job_id)
+        rows = await stack_db.fetch("SELECT item_index, input FROM item_results WHERE job_id = $1 ORDER BY 1", job_id)
         replay = BatchProcessed(
             tenant="default",
             job_id=job_id,
@@ -82,14 +64,14 @@ async def test_results_redelivered_to_the_aggregator_make_no_duplicate_rows_and_
             ],
         )
         sent = [
-            await produce(kafka_address, topics.results, replay.model_dump_json().encode(), key=job_id.encode())
+            await produce(kafka_address, stack_topics.results, replay.model_dump_json().encode(), key=job_id.encode())
             for _ in range(3)
         ]
         last = sent[-1]
 
         async def aggregator_committed_past_the_replays() -> int | None:
-            group = service_env["SLUICE_AGGREGATOR_GROUP_ID"]
-            offset = await committed_offset(kafka_address, group, topics.results, last.partition)
+            group = stack.env["SLUICE_AGGREGATOR_GROUP_ID"]
+            offset = await committed_offset(kafka_address, group, stack_topics.results, last.partition)
             return offset if offset is not None and offset > last.offset else None
 
         await eventually(aggregator_committed_past_the_replays, timeout=60)
@@ -98,5 +80,5 @@ async def test_results_redelivered_to_the_aggregator_make_no_duplicate_rows_and_
     assert after["counts"] == before["counts"] == {
         "total": 120, "succeeded": 120, "failed": 0, "cancelled": 0, "timed_out": 0, "pending": 0
     }  # fmt: skip
-    stored = await db.fetch("SELECT status FROM item_results WHERE job_id = $1", job_id)
+    stored = await stack_db.fetch("SELECT status FROM item_results WHERE job_id = $1", job_id)
     assert [row["status"] for row in stored] == ["succeeded"] * 120

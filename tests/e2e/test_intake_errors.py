@@ -1,29 +1,21 @@
 """What a caller sees when a request is wrong or the broker is away: clear 4xx bodies, 503 with Retry-After."""
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import httpx
 import pytest
 
-from services.ops.devstack.broker import running_tansu
 from services.ops.devstack.process import Paused, process_listening_on
 from tests.support.pipeline import Pipeline
+from tests.support.stack import FreshStacks
 
 pytestmark = pytest.mark.e2e
 
 
 @pytest.fixture(params=[("httptools", "uvloop"), ("h11", "asyncio")], ids=["httptools-uvloop", "h11-asyncio"])
-def intake(request: pytest.FixtureRequest, service_env: dict[str, str], tmp_path: Path) -> Iterator[Pipeline]:
+async def intake(request: pytest.FixtureRequest, fresh_stack: FreshStacks) -> Pipeline:
     """Intake alone: it judges every request itself, so no processor or aggregator need run. Once per HTTP
-    server setting: the fallback answers the same."""
+    server setting (a stack of its own each): the fallback answers the same."""
     http, loop = request.param
-    env = {**service_env, "SLUICE_INTAKE_HTTP": http, "SLUICE_INTAKE_LOOP": loop}
-    running = Pipeline(env, tmp_path / "intake.log")
-    try:
-        yield running.start(["intake"])
-    finally:
-        running.stop()
+    return await fresh_stack.start({"SLUICE_INTAKE_HTTP": http, "SLUICE_INTAKE_LOOP": loop}, ["intake"])
 
 
 async def test_bad_requests_get_a_4xx_with_a_json_body_naming_the_problem(intake: Pipeline) -> None:
@@ -71,27 +63,16 @@ async def test_bad_requests_get_a_4xx_with_a_json_body_naming_the_problem(intake
     assert not_a_uuid.status_code == 422
 
 
-@pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[str]:
-    """A broker only this test uses, so pausing it disturbs no other test."""
-    with running_tansu(log_path=tmp_path / "tansu.log") as address:
-        yield address
-
-
 async def test_while_the_broker_is_unreachable_intake_answers_503_with_retry_after_and_never_202(
-    own_broker: str, service_env: dict[str, str], tmp_path: Path
+    own_broker: str, fresh_stack: FreshStacks
 ) -> None:
-    env = {**service_env, "KAFKA_BOOTSTRAP_SERVERS": own_broker, "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": "2"}
-    intake = Pipeline(env, tmp_path / "intake.log")
+    overrides = {"KAFKA_BOOTSTRAP_SERVERS": own_broker, "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": "2"}
+    intake = await fresh_stack.start(overrides, ["intake"])
     broker = process_listening_on(int(own_broker.rsplit(":", 1)[1]))
-    try:
-        intake.start(["intake"])
-        async with intake.client() as client:
-            with Paused(broker):
-                during = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": list(range(200))})
-            after = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1]})
-    finally:
-        intake.stop()
+    async with intake.client() as client:
+        with Paused(broker):
+            during = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": list(range(200))})
+        after = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1]})
 
     assert during.status_code == 503, during.text
     assert during.headers["Retry-After"].isdigit()

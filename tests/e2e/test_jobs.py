@@ -13,25 +13,10 @@ from services.ops.devstack.testsite import TestSite, expected_email, expected_ti
 from sluice.contracts.topics import TopicNames
 from tests.support.kafka import read_until
 from tests.support.pipeline import Pipeline, wait_for_status
+from tests.support.poll import eventually
 from tests.support.tenants import issue_key
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture(scope="module")
-def pipeline(module_pipeline: Pipeline) -> Pipeline:
-    """One stack for the module: every test waits for its own jobs, so none sees another's work."""
-    return module_pipeline
-
-
-@pytest.fixture
-def db(module_db: asyncpg.Pool) -> asyncpg.Pool:
-    return module_db
-
-
-@pytest.fixture
-def topic_prefix(module_service_env: dict[str, str]) -> str:
-    return module_service_env["SLUICE_KAFKA_TOPIC_PREFIX"]
 
 
 @pytest.fixture(scope="module")
@@ -41,10 +26,10 @@ def site() -> Iterator[TestSite]:
 
 
 async def test_web_page_job_of_2000_pages_completes_with_one_correct_row_per_item(
-    pipeline: Pipeline, site: TestSite, db: asyncpg.Pool
+    stack: Pipeline, site: TestSite, stack_db: asyncpg.Pool
 ) -> None:
     urls = [site.page_url(i) for i in range(2000)]
-    async with pipeline.client() as client:
+    async with stack.client() as client:
         response = await client.post("/v1/jobs", json={"kind": "web.page", "items": urls})
         assert response.status_code == 202, response.text
         accepted = response.json()
@@ -53,11 +38,11 @@ async def test_web_page_job_of_2000_pages_completes_with_one_correct_row_per_ite
 
         final = await wait_for_status(client, accepted["job_id"], timeout=180)
 
-    assert final["status"] == "completed", pipeline.logs()
+    assert final["status"] == "completed", stack.logs()
     counts = final["counts"]
     assert counts == {"total": 2000, "succeeded": 2000, "failed": 0, "cancelled": 0, "timed_out": 0, "pending": 0}
     assert final["percent"] == 100.0
-    rows = await db.fetch(
+    rows = await stack_db.fetch(
         "SELECT item_index, status, output FROM item_results WHERE job_id = $1 ORDER BY item_index",
         accepted["job_id"],
     )
@@ -70,11 +55,11 @@ async def test_web_page_job_of_2000_pages_completes_with_one_correct_row_per_ite
 
 
 async def test_ndjson_upload_of_100000_items_completes_with_100000_rows_and_announces_it_downstream(
-    pipeline: Pipeline, db: asyncpg.Pool, kafka_address: str, topic_prefix: str
+    stack: Pipeline, stack_db: asyncpg.Pool, kafka_address: str, stack_topics: TopicNames
 ) -> None:
     body = b"".join(json.dumps({"n": n}).encode() + b"\n" for n in range(100_000))
-    await issue_key(pipeline.env["DATABASE_URL"], "bulk-uploader", {"max_batch_size": 1000})  # the plan allows 1,000
-    async with pipeline.client("bulk-uploader") as client:
+    await issue_key(stack.env["DATABASE_URL"], "bulk-uploader", {"max_batch_size": 1000})  # the plan allows 1,000
+    async with stack.client("bulk-uploader") as client:
         response = await client.post(
             "/v1/jobs", params={"kind": "bench.noop"}, content=body, headers={"Content-Type": "application/x-ndjson"}
         )
@@ -85,17 +70,19 @@ async def test_ndjson_upload_of_100000_items_completes_with_100000_rows_and_anno
 
         final = await wait_for_status(client, job_id, timeout=240)
 
-    assert final["status"] == "completed", pipeline.logs()
+    assert final["status"] == "completed", stack.logs()
     assert final["counts"]["succeeded"] == 100_000
-    stored = await db.fetchval("SELECT count(*) FROM item_results WHERE job_id = $1", job_id)
+    stored = await stack_db.fetchval("SELECT count(*) FROM item_results WHERE job_id = $1", job_id)
     assert stored == 100_000
-    sample = await db.fetchrow("SELECT input, output FROM item_results WHERE job_id = $1 AND item_index = 4242", job_id)
+    sample = await stack_db.fetchrow(
+        "SELECT input, output FROM item_results WHERE job_id = $1 AND item_index = 4242", job_id
+    )
     assert sample["input"] == sample["output"] == {"n": 4242}
 
     def completion_seen(records: list[ConsumerRecord]) -> bool:
         return any(json.loads(r.value)["type"] == "job.completed" for r in records if r.key == job_id.encode())
 
-    records = await read_until(kafka_address, TopicNames.for_prefix(topic_prefix).job_events, completion_seen)
+    records = await read_until(kafka_address, stack_topics.job_events, completion_seen)
     events = [json.loads(r.value) for r in records if r.key == job_id.encode()]
     progress = [event for event in events if event["type"] == "job.progress"]
     completed = [event for event in events if event["type"] == "job.completed"]
@@ -104,10 +91,10 @@ async def test_ndjson_upload_of_100000_items_completes_with_100000_rows_and_anno
     assert [event["counts"]["succeeded"] for event in progress] == sorted(e["counts"]["succeeded"] for e in progress)
 
 
-async def test_status_answers_right_after_the_202_without_a_404(pipeline: Pipeline) -> None:
-    async with pipeline.client() as client:
+async def test_status_answers_right_after_the_202_without_a_404(stack: Pipeline) -> None:
+    async with stack.client() as client:
         response = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": list(range(120))})
-        status = await client.get(response.json()["status_url"].removeprefix(pipeline.url))
+        status = await client.get(response.json()["status_url"].removeprefix(stack.url))
 
     assert status.status_code == 200
     body = status.json()
@@ -116,9 +103,9 @@ async def test_status_answers_right_after_the_202_without_a_404(pipeline: Pipeli
     assert body["counts"]["pending"] == 120 - body["counts"]["succeeded"]
 
 
-async def test_results_page_through_every_item_once_and_export_as_ndjson_and_csv(pipeline: Pipeline) -> None:
+async def test_results_page_through_every_item_once_and_export_as_ndjson_and_csv(stack: Pipeline) -> None:
     items = [{"n": n} for n in range(250)]
-    async with pipeline.client() as client:
+    async with stack.client() as client:
         job_id = (await client.post("/v1/jobs", json={"kind": "bench.noop", "items": items})).json()["job_id"]
         await wait_for_status(client, job_id)
 
@@ -147,10 +134,10 @@ async def test_results_page_through_every_item_once_and_export_as_ndjson_and_csv
 
 
 async def test_a_retried_request_with_the_same_idempotency_key_creates_no_second_job(
-    pipeline: Pipeline, db: asyncpg.Pool
+    stack: Pipeline, stack_db: asyncpg.Pool
 ) -> None:
     request = {"kind": "bench.noop", "items": ["a", "b", "c"]}
-    async with pipeline.client("idempotent-co") as client:
+    async with stack.client("idempotent-co") as client:
         first = await client.post("/v1/jobs", json=request, headers={"Idempotency-Key": "order-17"})
         second = await client.post("/v1/jobs", json=request, headers={"Idempotency-Key": "order-17"})
         different = await client.post(
@@ -162,11 +149,11 @@ async def test_a_retried_request_with_the_same_idempotency_key_creates_no_second
     assert second.headers.get("Idempotent-Replayed") == "true"
     assert different.status_code == 422
     assert different.json()["error"]["field"] == "Idempotency-Key"
-    assert await db.fetchval("SELECT count(*) FROM jobs WHERE tenant = 'idempotent-co'") == 1
+    assert await stack_db.fetchval("SELECT count(*) FROM jobs WHERE tenant = 'idempotent-co'") == 1
 
 
-async def test_a_job_whose_items_all_fail_ends_failed_with_each_error_recorded(pipeline: Pipeline) -> None:
-    async with pipeline.client() as client:
+async def test_a_job_whose_items_all_fail_ends_failed_with_each_error_recorded(stack: Pipeline) -> None:
+    async with stack.client() as client:
         response = await client.post(
             "/v1/jobs",
             json={
@@ -184,20 +171,18 @@ async def test_a_job_whose_items_all_fail_ends_failed_with_each_error_recorded(p
 
 
 async def test_cancelling_a_running_job_skips_its_remaining_batches_and_ends_it_cancelled(
-    pipeline: Pipeline, db: asyncpg.Pool
+    stack: Pipeline, stack_db: asyncpg.Pool
 ) -> None:
     slow = {"kind": "bench.cpu", "items": list(range(3000)), "options": {"rounds": 20000}}
-    async with pipeline.client() as client:
+    async with stack.client() as client:
         job_id = (await client.post("/v1/jobs", json=slow)).json()["job_id"]
         await wait_for_status(client, job_id, statuses={"running"})
         cancelled = await client.delete(f"/v1/jobs/{job_id}")
         final = await wait_for_status(client, job_id)
 
         async def every_item_has_a_row() -> int | None:
-            count = await db.fetchval("SELECT count(*) FROM item_results WHERE job_id = $1", job_id)
+            count = await stack_db.fetchval("SELECT count(*) FROM item_results WHERE job_id = $1", job_id)
             return count if count == 3000 else None
-
-        from tests.support.poll import eventually
 
         await eventually(every_item_has_a_row, timeout=120)
         settled = (await client.get(f"/v1/jobs/{job_id}")).json()

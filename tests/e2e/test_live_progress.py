@@ -16,6 +16,7 @@ from shared.webhooks import verify
 from sluice.contracts.headers import SIGNATURE_HEADER
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually
+from tests.support.stack import DATA_PATH, FreshStacks
 from tests.support.webhook_receiver import receiving_webhooks
 
 pytestmark = pytest.mark.e2e
@@ -31,26 +32,9 @@ def site() -> Iterator[TestSite]:
 
 
 @pytest.fixture(scope="module")
-def ops_ports() -> dict[str, int]:
-    return {name: free_port() for name in ("processor", "aggregator", "scheduler")}
-
-
-@pytest.fixture(scope="module")
-def replica_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def watched(
-    module_service_env: dict[str, str],
-    ops_ports: dict[str, int],
-    replica_port: int,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[Pipeline]:
-    """Four services and a second intake replica (started together, so their start-ups overlap), shared by the
-    module's tests."""
-    env = {
-        **module_service_env,
+def stack_overrides() -> dict[str, str]:
+    """Batches of two items, two at a time in the processor (so progress comes in steps), and quick webhooks."""
+    return {
         "SLUICE_INTAKE_BATCH_SIZE": "2",
         "SLUICE_PROCESSOR_MAX_IN_FLIGHT": "2",
         "SLUICE_WEBHOOK_SECRET": SECRET,
@@ -58,14 +42,15 @@ def watched(
         "SLUICE_WEBHOOK_BASE_DELAY_S": "0.2",
         "SLUICE_WEBHOOK_POLL_INTERVAL_S": "0.2",
         "SLUICE_SCHEDULER_SWEEP_INTERVAL_S": "0.5",
-        **{f"SLUICE_{name.upper()}_METRICS_PORT": str(port) for name, port in ops_ports.items()},
     }
-    running = Pipeline(env, tmp_path_factory.mktemp("watched") / "services.log")
-    try:
-        running.start_service("intake", {"SLUICE_INTAKE_PORT": str(replica_port)})
-        yield running.start(("intake", "processor", "aggregator", "scheduler"))
-    finally:
-        running.stop()
+
+
+@pytest.fixture(scope="module")
+def replica_port(stack: Pipeline) -> int:
+    """A second intake replica of the module's stack (the test waits for it to be ready)."""
+    port = free_port()
+    stack.start_service("intake", {"SLUICE_INTAKE_PORT": str(port)})
+    return port
 
 
 def _slow_items(site: TestSite, count: int) -> list[str]:
@@ -85,9 +70,9 @@ async def _events(client: httpx.AsyncClient, job_id: str) -> AsyncIterator[tuple
 
 
 async def test_a_job_streams_its_progress_and_completion_to_clients_on_either_intake_replica_then_just_its_status(
-    watched: Pipeline, replica_port: int, site: TestSite
+    stack: Pipeline, replica_port: int, site: TestSite
 ) -> None:
-    async with watched.client() as client, watched.client() as replica:
+    async with stack.client() as client, stack.client() as replica:
         replica.base_url = httpx.URL(f"http://127.0.0.1:{replica_port}")
         await eventually(lambda: _ready(replica), timeout=60)
         response = await client.post("/v1/jobs", json={"kind": "web.page", "items": _slow_items(site, 16)})
@@ -106,7 +91,7 @@ async def test_a_job_streams_its_progress_and_completion_to_clients_on_either_in
     first = [data["percent"] for name, data in seen["first"] if name == "progress"]
     assert first and first == sorted(first) and 0 < first[0] < 100, "progress moved forward before completion"
 
-    async with watched.client() as client:
+    async with stack.client() as client:
         after_the_end = [event async for event in _events(client, job_id)]
         missing = await client.get("/v1/jobs/00000000-0000-0000-0000-000000000000/events")
     assert [(name, data["status"]) for name, data in after_the_end] == [("status", "completed")]
@@ -121,10 +106,14 @@ async def _ready(client: httpx.AsyncClient) -> bool | None:
 
 
 async def test_a_signed_webhook_is_retried_with_backoff_and_every_service_reports_health_and_metrics(
-    watched: Pipeline, ops_ports: dict[str, int]
+    fresh_stack: FreshStacks,
 ) -> None:
+    """On a stack of its own, with the scheduler: the counters it reads are the whole stack's."""
+    ops_ports = {name: free_port() for name in ("processor", "aggregator", "scheduler")}
+    metrics = {f"SLUICE_{name.upper()}_METRICS_PORT": str(port) for name, port in ops_ports.items()}
+    stack = await fresh_stack.start(metrics, (*DATA_PATH, "scheduler"))
     with receiving_webhooks(answers=[500, 503]) as hooks:
-        async with watched.client() as client:
+        async with stack.client() as client:
             response = await client.post(
                 "/v1/jobs", json={"kind": "bench.noop", "items": list(range(6)), "callback_url": hooks.url}
             )
@@ -138,7 +127,6 @@ async def test_a_signed_webhook_is_retried_with_backoff_and_every_service_report
 
             delivery = await eventually(delivered, timeout=30)
             intake_metrics = (await client.get("/metrics")).text
-            # The module's stack has run other tests' jobs too: the job counters count all of them.
             completed = len((await client.get("/v1/jobs", params={"status": "completed"})).json()["jobs"])
         calls = hooks.received()
     assert [a["status_code"] for a in delivery["attempt_log"]] == [500, 503, 200]
@@ -150,7 +138,7 @@ async def test_a_signed_webhook_is_retried_with_backoff_and_every_service_report
     assert verify(SECRET, header, calls[-1].body, now=int(time.time()))
     assert not verify("another-secret", header, calls[-1].body, now=int(time.time()))
 
-    urls = {"intake": watched.url, **{name: f"http://127.0.0.1:{port}" for name, port in ops_ports.items()}}
+    urls = {"intake": stack.url, **{name: f"http://127.0.0.1:{port}" for name, port in ops_ports.items()}}
     async with httpx.AsyncClient(timeout=10) as plain:
         for name, url in urls.items():
             assert (await plain.get(f"{url}/healthz")).status_code == 200, name

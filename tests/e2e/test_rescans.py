@@ -1,33 +1,30 @@
 """Rescans end to end: watches on submit, every trigger mode, change detection, two scheduler replicas, restart.
 
 One stack for the module (intake, processor, aggregator and two scheduler replicas) on a fake clock the tests
-move; each test has its own tenant and deletes its watch when done, so the others never see its rescans.
+move; each test has its own tenant and deletes its watch when done, so the others never see its rescans. The
+restart test kills the schedulers, on a stack (and clock) of its own.
 """
 
-import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
 
-from services.ops.devstack.postgres import create_database, drop_database
 from services.ops.devstack.testsite import TestSite, serving_test_site
-from shared.config import PostgresSettings
-from shared.postgres import open_pool
 from shared.rescan_rules import adaptive_interval
 from sluice.contracts.events import TERMINAL_STATUSES, RescanTrigger
 from sluice.contracts.headers import REASON_HEADER
-from sluice.contracts.topics import TopicNames
-from tests.conftest import unique_name
 from tests.support.clock import FakeClock
 from tests.support.kafka import produce, read_until
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually
+from tests.support.stack import DATA_PATH, FreshStacks, unique_name
 
 pytestmark = [pytest.mark.e2e, pytest.mark.scheduler]
 
@@ -42,53 +39,25 @@ def site() -> Iterator[TestSite]:
 
 
 @pytest.fixture(scope="module")
-def stack_env(kafka_address: str, postgres_server_url: str, redis_url: str) -> Iterator[dict[str, str]]:
-    name = unique_name("sluice_rescans_")
-    url = asyncio.run(create_database(postgres_server_url, name))
-    yield {
-        "KAFKA_BOOTSTRAP_SERVERS": kafka_address,
-        "DATABASE_URL": url,
-        "REDIS_URL": redis_url,
-        "SLUICE_KAFKA_TOPIC_PREFIX": unique_name("t"),
-        "SLUICE_KAFKA_TASK_PARTITIONS": "4",
-        "SLUICE_KAFKA_RESULT_PARTITIONS": "4",
-        "SLUICE_PROCESSOR_GROUP_ID": unique_name("processor-"),
-        "SLUICE_AGGREGATOR_GROUP_ID": unique_name("aggregator-"),
-        "SLUICE_INTAKE_REQUESTS_GROUP_ID": unique_name("intake-"),
-        "SLUICE_RESCAN_TRIGGERS_GROUP_ID": unique_name("triggers-"),
-        "SLUICE_KINDS_WEB_ALLOW_NETWORKS": '["127.0.0.0/8"]',
-        "SLUICE_KAFKA_SESSION_TIMEOUT_MS": "3000",
-        "SLUICE_RESCAN_TICK_S": "0.2",
-        "SLUICE_RESCAN_STATS_INTERVAL_S": "0",
-        "SLUICE_SCHEDULER_SWEEP_INTERVAL_S": "60",
-    }
-    asyncio.run(drop_database(postgres_server_url, name))
-
-
-@pytest.fixture(scope="module")
 def clock(tmp_path_factory: pytest.TempPathFactory) -> FakeClock:
     return FakeClock(tmp_path_factory.mktemp("clock") / "now")
 
 
 @pytest.fixture(scope="module")
-def stack(stack_env: dict[str, str], clock: FakeClock, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
+def stack_overrides(clock: FakeClock) -> dict[str, str]:
+    """Rescans planned five times a second and statistics every round, on the fake clock."""
+    return {
+        "SLUICE_RESCAN_TICK_S": "0.2",
+        "SLUICE_RESCAN_STATS_INTERVAL_S": "0",
+        "SLUICE_SCHEDULER_SWEEP_INTERVAL_S": "60",
+        "SLUICE_RESCAN_CLOCK_FILE": str(clock.path),
+    }
+
+
+@pytest.fixture(scope="module")
+def stack_services() -> tuple[str, ...]:
     """The data path plus two scheduler replicas sharing the fake clock."""
-    env = {**stack_env, "SLUICE_RESCAN_CLOCK_FILE": str(clock.path)}
-    running = Pipeline(env, tmp_path_factory.mktemp("logs") / "services.log")
-    try:
-        running.start()
-        running.start_service("scheduler")
-        running.start_service("scheduler")
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture
-async def db(stack_env: dict[str, str]) -> AsyncIterator[asyncpg.Pool]:
-    pool = await open_pool(PostgresSettings(url=stack_env["DATABASE_URL"]))
-    yield pool
-    await pool.close()
+    return (*DATA_PATH, "scheduler", "scheduler")
 
 
 @pytest.fixture
@@ -167,7 +136,7 @@ async def _results(client: httpx.AsyncClient, job_id: str) -> list[dict[str, Any
 
 
 async def test_a_periodic_watch_rescans_on_its_interval_and_marks_what_changed(
-    stack: Pipeline, site: TestSite, clock: FakeClock, tenant: str, kafka_address: str, stack_env: dict[str, str]
+    stack: Pipeline, site: TestSite, clock: FakeClock, tenant: str, kafka_address: str
 ) -> None:
     pages = [site.page_url(i) for i in range(3)]
     async with stack.client(tenant) as client:
@@ -186,7 +155,7 @@ async def test_a_periodic_watch_rescans_on_its_interval_and_marks_what_changed(
     assert [json.loads(line)["change"] for line in ndjson] == [r["change"] for r in results]
     assert (stats["watched_items"], stats["scans_issued"], stats["due_next_hour"]) == (3, 3, 3)
 
-    topics = TopicNames.for_prefix(stack_env["SLUICE_KAFKA_TOPIC_PREFIX"])
+    topics = stack.topics
     key = rescan["job_id"].encode()
     records = await read_until(
         kafka_address, topics.job_events, lambda rs: any(r.key == key and b"items.changed" in r.value for r in rs)
@@ -236,9 +205,9 @@ async def test_an_adaptive_watch_rescans_changing_items_more_often_than_stable_o
 
 
 async def test_a_burst_of_triggers_causes_one_rescan_of_the_matching_items(
-    stack: Pipeline, site: TestSite, clock: FakeClock, tenant: str, kafka_address: str, stack_env: dict[str, str]
+    stack: Pipeline, site: TestSite, clock: FakeClock, tenant: str, kafka_address: str
 ) -> None:
-    topics = TopicNames.for_prefix(stack_env["SLUICE_KAFKA_TOPIC_PREFIX"])
+    topics = stack.topics
     pages = [site.page_url(i) for i in range(30, 33)]
     rule = {"mode": "event", "debounce": 30, "tags": ["brand-x"]}
     async with stack.client(tenant) as client:
@@ -361,7 +330,7 @@ async def _scanned_items(db: asyncpg.Pool, tenant: str) -> list[Any]:
 
 
 async def test_two_scheduler_replicas_never_send_the_same_rescan_twice(
-    stack: Pipeline, clock: FakeClock, tenant: str, db: asyncpg.Pool
+    stack: Pipeline, clock: FakeClock, tenant: str, stack_db: asyncpg.Pool
 ) -> None:
     items = list(range(40))
     async with stack.client(tenant) as client:
@@ -375,9 +344,9 @@ async def test_two_scheduler_replicas_never_send_the_same_rescan_twice(
 
             await eventually(scanned, timeout=30)
             await _rescans(client, watch_id, round_)
-        jobs = await db.fetchval("SELECT count(*) FROM jobs WHERE tenant = $1 AND source = 'rescan'", tenant)
-        sent = await db.fetchval("SELECT count(*) FROM rescan_outbox WHERE tenant = $1", tenant)
-        scanned_items = await _scanned_items(db, tenant)
+        jobs = await stack_db.fetchval("SELECT count(*) FROM jobs WHERE tenant = $1 AND source = 'rescan'", tenant)
+        sent = await stack_db.fetchval("SELECT count(*) FROM rescan_outbox WHERE tenant = $1", tenant)
+        scanned_items = await _scanned_items(stack_db, tenant)
         await client.delete(f"/v1/watches/{watch_id}")
 
     assert not [e for e in stack.supervisor.exits if e.name.startswith("scheduler")]  # both ran throughout
@@ -386,8 +355,12 @@ async def test_two_scheduler_replicas_never_send_the_same_rescan_twice(
 
 
 async def test_a_restarted_scheduler_catches_up_once_on_what_fell_due_while_it_was_down(
-    stack: Pipeline, clock: FakeClock, tenant: str, db: asyncpg.Pool
+    fresh_stack: FreshStacks, tenant: str, tmp_path: Path
 ) -> None:
+    """On a stack of its own: it kills both schedulers, and moves a clock no other test's stack reads."""
+    clock = FakeClock(tmp_path / "now")
+    stack = await fresh_stack.start({"SLUICE_RESCAN_CLOCK_FILE": str(clock.path)})
+    db = await fresh_stack.db(stack)
     items = list(range(10))
     async with stack.client(tenant) as client:
         watch_id = await _watch(client, "bench.noop", items, {"mode": "periodic", "interval": "1d"})

@@ -31,29 +31,9 @@ DLQ_HEADERS = {
 
 
 @pytest.fixture(scope="module")
-def module_service_env(module_service_env: dict[str, str]) -> dict[str, str]:
-    """The module's stack settings (every test uses its own jobs), with retry tiers of 1 and 2 s and a 1 s
-    backoff base, so retries take seconds."""
-    return {
-        **module_service_env,
-        "SLUICE_KAFKA_RETRY_TIERS_S": "[1,2]",
-        "SLUICE_PROCESSOR_RETRY_BASE_DELAY_S": "1",
-    }
-
-
-@pytest.fixture(scope="module")
-def pipeline(module_pipeline: Pipeline) -> Pipeline:
-    return module_pipeline
-
-
-@pytest.fixture
-def topics(module_service_env: dict[str, str]) -> TopicNames:
-    return TopicNames.for_prefix(module_service_env["SLUICE_KAFKA_TOPIC_PREFIX"])
-
-
-@pytest.fixture
-def db(module_db: asyncpg.Pool) -> asyncpg.Pool:
-    return module_db
+def stack_overrides() -> dict[str, str]:
+    """Retry tiers of 1 and 2 s and a 1 s backoff base, so retries take seconds."""
+    return {"SLUICE_KAFKA_RETRY_TIERS_S": "[1,2]", "SLUICE_PROCESSOR_RETRY_BASE_DELAY_S": "1"}
 
 
 def _headers(record: ConsumerRecord) -> dict[str, str]:
@@ -73,25 +53,25 @@ async def _rows(db: asyncpg.Pool, job_id: str) -> list[asyncpg.Record]:
     )
 
 
-async def _submit(pipeline: Pipeline, items: list[Any], options: dict[str, Any], kind: str = "bench.flaky") -> str:
-    async with pipeline.client("acme") as client:
+async def _submit(stack: Pipeline, items: list[Any], options: dict[str, Any], kind: str = "bench.flaky") -> str:
+    async with stack.client("acme") as client:
         response = await client.post("/v1/jobs", json={"kind": kind, "items": items, "options": options})
         assert response.status_code == 202, response.text
         return response.json()["job_id"]
 
 
 async def test_items_that_fail_transiently_once_succeed_on_their_second_attempt_with_one_row_each(
-    pipeline: Pipeline, db: asyncpg.Pool
+    stack: Pipeline, stack_db: asyncpg.Pool
 ) -> None:
     salt = uuid.uuid4().hex
     items = [{"n": n, "salt": salt} for n in range(40)]
     flaky = {n for n, item in enumerate(items) if is_flaky(item, 0.5)}
-    job_id = await _submit(pipeline, items, {"fail_rate": 0.5, "fail_times": 1})
-    async with pipeline.client("acme") as client:
+    job_id = await _submit(stack, items, {"fail_rate": 0.5, "fail_times": 1})
+    async with stack.client("acme") as client:
         final = await wait_for_status(client, job_id, timeout=60)
 
-    rows = await _rows(db, job_id)
-    assert final["status"] == "completed", pipeline.logs()
+    rows = await _rows(stack_db, job_id)
+    assert final["status"] == "completed", stack.logs()
     assert final["counts"]["succeeded"] == 40
     assert [row["item_index"] for row in rows] == list(range(40))
     assert {row["item_index"] for row in rows if row["attempts"] == 2} == flaky
@@ -100,18 +80,18 @@ async def test_items_that_fail_transiently_once_succeed_on_their_second_attempt_
 
 
 async def test_a_permanently_failing_item_fails_at_once_and_lands_on_the_tasks_dlq_with_every_header(
-    pipeline: Pipeline, db: asyncpg.Pool, kafka_address: str, topics: TopicNames
+    stack: Pipeline, stack_db: asyncpg.Pool, kafka_address: str, stack_topics: TopicNames
 ) -> None:
-    job_id = await _submit(pipeline, [{"bad": uuid.uuid4().hex}], {"fail_rate": 1.0, "permanent": True})
-    async with pipeline.client("acme") as client:
+    job_id = await _submit(stack, [{"bad": uuid.uuid4().hex}], {"fail_rate": 1.0, "permanent": True})
+    async with stack.client("acme") as client:
         final = await wait_for_status(client, job_id, timeout=60)
     (letter,) = [
         r
-        for r in await read_until(kafka_address, topics.tasks_dlq, _letters_of(job_id, 1))
+        for r in await read_until(kafka_address, stack_topics.tasks_dlq, _letters_of(job_id, 1))
         if _headers(r)["x-sluice-job-id"] == job_id
     ]
 
-    (row,) = await _rows(db, job_id)
+    (row,) = await _rows(stack_db, job_id)
     assert final["status"] == "failed"
     assert (row["status"], row["attempts"], row["error"]) == ("failed", 1, "bench.flaky: permanent failure")
     headers = _headers(letter)
@@ -122,7 +102,7 @@ async def test_a_permanently_failing_item_fails_at_once_and_lands_on_the_tasks_d
     assert headers["x-sluice-first-failure-at"] == headers["x-sluice-last-failure-at"]
     assert re.fullmatch(r"[0-9a-f]{32}", headers["x-sluice-trace-id"]), "the processing span's trace id"
     assert (headers["x-sluice-source-topic"], headers["x-sluice-kind"], headers["x-sluice-tenant"]) == (
-        topics.tasks,
+        stack_topics.tasks,
         "bench.flaky",
         "acme",
     )
@@ -137,22 +117,24 @@ async def test_a_permanently_failing_item_fails_at_once_and_lands_on_the_tasks_d
 
 
 async def test_an_item_that_never_recovers_fails_after_max_attempts_while_other_jobs_run_past_its_retries(
-    pipeline: Pipeline, db: asyncpg.Pool, kafka_address: str, topics: TopicNames
+    stack: Pipeline, stack_db: asyncpg.Pool, kafka_address: str, stack_topics: TopicNames
 ) -> None:
     item = {"stuck": uuid.uuid4().hex}
-    stuck = await _submit(pipeline, [item], {"fail_rate": 1.0, "fail_times": 99, "retry": {"max_attempts": 4}})
-    async with pipeline.client("acme") as client:
-        await read_until(kafka_address, topics.retry(1), lambda rs: any(r.key.startswith(stuck.encode()) for r in rs))
-        quick = await _submit(pipeline, list(range(200)), {}, kind="bench.noop")
+    stuck = await _submit(stack, [item], {"fail_rate": 1.0, "fail_times": 99, "retry": {"max_attempts": 4}})
+    async with stack.client("acme") as client:
+        await read_until(
+            kafka_address, stack_topics.retry(1), lambda rs: any(r.key.startswith(stuck.encode()) for r in rs)
+        )
+        quick = await _submit(stack, list(range(200)), {}, kind="bench.noop")
         quick_final = await wait_for_status(client, quick, timeout=60)
         stuck_meanwhile = (await client.get(f"/v1/jobs/{stuck}")).json()
         stuck_final = await wait_for_status(client, stuck, timeout=60)
-    records = await read_until(kafka_address, topics.tasks_dlq, _letters_of(stuck, 1))
+    records = await read_until(kafka_address, stack_topics.tasks_dlq, _letters_of(stuck, 1))
     (letter,) = [r for r in records if _headers(r)["x-sluice-job-id"] == stuck]
 
     assert quick_final["status"] == "completed"
     assert stuck_meanwhile["counts"]["pending"] == 1, "the second job waited for the first one's retries"
-    (row,) = await _rows(db, stuck)
+    (row,) = await _rows(stack_db, stuck)
     assert stuck_final["status"] == "failed"
     assert (row["status"], row["attempts"]) == ("failed", 4)
     headers = _headers(letter)
@@ -160,22 +142,22 @@ async def test_an_item_that_never_recovers_fails_after_max_attempts_while_other_
     assert headers["x-sluice-attempts"] == "4"
     assert headers["x-sluice-reason"] == "bench.flaky: planned transient failure 4 of 99"
     assert headers["x-sluice-first-failure-at"] < headers["x-sluice-last-failure-at"]
-    assert headers["x-sluice-source-topic"].startswith(f"{topics.prefix}.tasks.retry-")
+    assert headers["x-sluice-source-topic"].startswith(f"{stack_topics.prefix}.tasks.retry-")
     assert TaskBatch.model_validate_json(letter.value).items == [TaskItem(index=0, input=item)]
 
 
 async def test_a_garbage_message_on_the_tasks_topic_is_dead_lettered_with_a_reason_and_the_next_batch_runs(
-    pipeline: Pipeline, kafka_address: str, topics: TopicNames
+    stack: Pipeline, kafka_address: str, stack_topics: TopicNames
 ) -> None:
     garbage = b"{not a task batch " + uuid.uuid4().hex.encode()
-    await produce(kafka_address, topics.tasks, garbage, key=b"junk")
-    job_id = await _submit(pipeline, [1, 2, 3], {}, kind="bench.noop")
-    async with pipeline.client("acme") as client:
+    await produce(kafka_address, stack_topics.tasks, garbage, key=b"junk")
+    job_id = await _submit(stack, [1, 2, 3], {}, kind="bench.noop")
+    async with stack.client("acme") as client:
         final = await wait_for_status(client, job_id, timeout=60)
-    records = await read_until(kafka_address, topics.tasks_dlq, lambda rs: any(r.value == garbage for r in rs))
+    records = await read_until(kafka_address, stack_topics.tasks_dlq, lambda rs: any(r.value == garbage for r in rs))
 
     (letter,) = [r for r in records if r.value == garbage]
     assert final["status"] == "completed"
     assert letter.key == b"junk"
     assert _headers(letter)["x-sluice-reason"].startswith("not a TaskBatch: ")
-    assert _headers(letter)["x-sluice-source-topic"] == topics.tasks
+    assert _headers(letter)["x-sluice-source-topic"] == stack_topics.tasks

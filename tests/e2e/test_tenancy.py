@@ -5,7 +5,6 @@ import json
 import os
 import sys
 import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -22,7 +21,6 @@ from schemathesis.specs.openapi.checks import (
 from services.ops.devstack.ports import free_port
 from shared.kafka import REASON_HEADER
 from sluice.contracts.events import JobRequested
-from sluice.contracts.topics import TopicNames
 from tests.support.kafka import produce, read_until
 from tests.support.pipeline import Pipeline, wait_for_status
 from tests.support.poll import eventually
@@ -45,38 +43,23 @@ TENANT_ROUTES = (
 
 
 @pytest.fixture(scope="module")
-def tenancy_env(module_service_env: dict[str, str]) -> dict[str, str]:
-    """The module's stack settings, with plans re-read at once."""
-    return {**module_service_env, "SLUICE_TENANCY_PLAN_CACHE_TTL_S": "0"}
+def stack_overrides() -> dict[str, str]:
+    """Plans re-read at once."""
+    return {"SLUICE_TENANCY_PLAN_CACHE_TTL_S": "0"}
 
 
 @pytest.fixture(scope="module")
-def stack(tenancy_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Pipeline, str]]:
-    """The pipeline plus a second intake replica on its own port, started alongside (start-up takes seconds)."""
-    running = Pipeline(tenancy_env, tmp_path_factory.mktemp("tenancy") / "services.log")
-    replica_port = free_port()
-    try:
-        running.start_service("intake", {"SLUICE_INTAKE_PORT": str(replica_port)})
-        running.start()
-        yield running, f"http://127.0.0.1:{replica_port}"
-    finally:
-        running.stop()
+def replica_url(stack: Pipeline) -> str:
+    """A second intake replica of the module's stack, on its own port (the test waits for it to be ready)."""
+    port = free_port()
+    stack.start_service("intake", {"SLUICE_INTAKE_PORT": str(port)})
+    return f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="module")
-def pipeline(stack: tuple[Pipeline, str]) -> Pipeline:
-    return stack[0]
-
-
-@pytest.fixture(scope="module")
-def replica_url(stack: tuple[Pipeline, str]) -> str:
-    return stack[1]
-
-
-@pytest.fixture(scope="module")
-async def owned_job(pipeline: Pipeline) -> dict[str, Any]:
+async def owned_job(stack: Pipeline) -> dict[str, Any]:
     """A finished job of tenant `owner` with one dead letter: what another tenant must never see."""
-    async with pipeline.client("owner") as client:
+    async with stack.client("owner") as client:
         items = [{"secret": "owner-only-1"}, {"secret": "owner-only-2"}]
         submitted = await client.post(
             "/v1/jobs", json={"kind": "bench.flaky", "items": items, "options": {"fail_rate": 1, "permanent": True}}
@@ -93,9 +76,9 @@ async def owned_job(pipeline: Pipeline) -> dict[str, Any]:
     return {"job_id": job_id, "letter_ids": [letter["id"] for letter in letters]}
 
 
-def _anonymous(pipeline: Pipeline, authorization: str | None = None) -> httpx.AsyncClient:
+def _anonymous(stack: Pipeline, authorization: str | None = None) -> httpx.AsyncClient:
     headers = {"Authorization": authorization} if authorization else {}
-    return httpx.AsyncClient(base_url=pipeline.url, headers=headers, timeout=30)
+    return httpx.AsyncClient(base_url=stack.url, headers=headers, timeout=30)
 
 
 async def _request(client: httpx.AsyncClient, method: str, path: str) -> httpx.Response:
@@ -105,19 +88,17 @@ async def _request(client: httpx.AsyncClient, method: str, path: str) -> httpx.R
     return await client.request(method, path, json=body)
 
 
-async def test_every_tenant_route_answers_401_with_a_bearer_challenge_without_a_working_key(
-    pipeline: Pipeline, tenancy_env: dict[str, str]
-) -> None:
-    async with tenant_store(tenancy_env["DATABASE_URL"]) as store:
+async def test_every_tenant_route_answers_401_with_a_bearer_challenge_without_a_working_key(stack: Pipeline) -> None:
+    async with tenant_store(stack.database_url) as store:
         revoked = (await store.create("revoked-co")).token
         await store.revoke("revoked-co")
     unknown = "sk_" + "0" * 12 + "_" + "x" * 43
     answers = []
     for authorization in (None, "Bearer junk", f"Bearer {unknown}", f"Bearer {revoked}", f"Basic {revoked}"):
-        async with _anonymous(pipeline, authorization) as client:
+        async with _anonymous(stack, authorization) as client:
             for method, path in TENANT_ROUTES:
                 answers.append((authorization, method, await _request(client, method, path.format(job=SOME_JOB))))
-        async with _anonymous(pipeline, authorization) as client:
+        async with _anonymous(stack, authorization) as client:
             open_routes = [await client.get(path) for path in ("/healthz", "/readyz", "/openapi.json", "/docs")]
 
     assert all(answer.status_code == 401 for _, _, answer in answers), [
@@ -129,10 +110,10 @@ async def test_every_tenant_route_answers_401_with_a_bearer_challenge_without_a_
 
 
 async def test_another_tenants_job_results_exports_cancel_and_dead_letters_answer_404_or_nothing(
-    pipeline: Pipeline, owned_job: dict[str, Any]
+    stack: Pipeline, owned_job: dict[str, Any]
 ) -> None:
     job_id, letter_ids = owned_job["job_id"], owned_job["letter_ids"]
-    async with pipeline.client("intruder") as intruder:
+    async with stack.client("intruder") as intruder:
         job_answers = [
             await intruder.request(method, path.format(job=job_id)) for method, path in TENANT_ROUTES if "{job}" in path
         ]
@@ -140,7 +121,7 @@ async def test_another_tenants_job_results_exports_cancel_and_dead_letters_answe
         listed = await intruder.get("/v1/admin/dlq", params={"job_id": job_id})
         redriven = await intruder.post("/v1/admin/dlq/redrive", json={"job_id": job_id})
         redriven_by_id = await intruder.post("/v1/admin/dlq/redrive", json={"ids": letter_ids})
-    async with pipeline.client("owner") as owner:
+    async with stack.client("owner") as owner:
         still_owned = (await owner.get(f"/v1/jobs/{job_id}")).json()
         owner_letters = (await owner.get("/v1/admin/dlq", params={"job_id": job_id})).json()["dead_letters"]
 
@@ -153,9 +134,9 @@ async def test_another_tenants_job_results_exports_cancel_and_dead_letters_answe
 
 
 async def test_over_its_request_rate_a_tenant_gets_429_with_retry_after_on_any_intake_replica(
-    pipeline: Pipeline, replica_url: str, tenancy_env: dict[str, str]
+    stack: Pipeline, replica_url: str
 ) -> None:
-    slow_key = await issue_key(tenancy_env["DATABASE_URL"], "slow-co", {"requests_per_minute": 3})
+    slow_key = await issue_key(stack.database_url, "slow-co", {"requests_per_minute": 3})
 
     async def replica_ready() -> bool | None:
         try:
@@ -168,10 +149,10 @@ async def test_over_its_request_rate_a_tenant_gets_429_with_retry_after_on_any_i
     answers = []
     for n in range(4):
         async with httpx.AsyncClient(
-            base_url=replica_url if n % 2 else pipeline.url, headers={"Authorization": f"Bearer {slow_key}"}
+            base_url=replica_url if n % 2 else stack.url, headers={"Authorization": f"Bearer {slow_key}"}
         ) as client:
             answers.append(await client.get("/v1/admin/dlq"))
-    async with pipeline.client("fast-co") as other:
+    async with stack.client("fast-co") as other:
         unaffected = await other.get("/v1/admin/dlq")
 
     assert [answer.status_code for answer in answers] == [200, 200, 200, 429]
@@ -197,17 +178,17 @@ async def _sluice(env: dict[str, str], *args: str) -> tuple[int, str, str]:
 
 
 async def test_sluice_tenants_creates_a_key_whose_rotation_and_revocation_take_effect_and_sets_plan_limits(
-    pipeline: Pipeline, tenancy_env: dict[str, str]
+    stack: Pipeline,
 ) -> None:
     def as_key(key: str) -> httpx.AsyncClient:
-        return _anonymous(pipeline, f"Bearer {key}")
+        return _anonymous(stack, f"Bearer {key}")
 
-    code, out, err = await _sluice(tenancy_env, "tenants", "create", "cli-co", "--json")
+    code, out, err = await _sluice(stack.env, "tenants", "create", "cli-co", "--json")
     assert code == 0, err
     first_key = json.loads(out)["api_key"]
-    again = await _sluice(tenancy_env, "tenants", "create", "cli-co")
+    again = await _sluice(stack.env, "tenants", "create", "cli-co")
     limits = await _sluice(
-        tenancy_env, "tenants", "set-plan", "cli-co", "--limit", "max_items_per_job=3", "--limit", "max_batch_size=2"
+        stack.env, "tenants", "set-plan", "cli-co", "--limit", "max_items_per_job=3", "--limit", "max_batch_size=2"
     )
     async with as_key(first_key) as client:
         within = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1, 2, 3]})
@@ -218,14 +199,14 @@ async def test_sluice_tenants_creates_a_key_whose_rotation_and_revocation_take_e
             content=b"1\n2\n3\n4\n",
             headers={"content-type": "application/x-ndjson"},
         )
-    rotated = await _sluice(tenancy_env, "tenants", "rotate", "cli-co", "--json")
+    rotated = await _sluice(stack.env, "tenants", "rotate", "cli-co", "--json")
     second_key = json.loads(rotated[1])["api_key"]
     async with as_key(first_key) as old, as_key(second_key) as new:
         after_rotation = (await old.get("/v1/admin/dlq"), await new.get("/v1/admin/dlq"))
-    revoked = await _sluice(tenancy_env, "tenants", "revoke", "cli-co", "--json")
+    revoked = await _sluice(stack.env, "tenants", "revoke", "cli-co", "--json")
     async with as_key(second_key) as new:
         after_revocation = await new.get("/v1/admin/dlq")
-    listed = await _sluice(tenancy_env, "tenants", "list", "--json")
+    listed = await _sluice(stack.env, "tenants", "list", "--json")
 
     assert again[0] == 2 and again[2] == "sluice: tenant 'cli-co' already exists\n"
     assert limits[0] == 0 and "max_items_per_job      3  (own)" in limits[1], limits
@@ -272,15 +253,15 @@ def _fuzz(base_url: str, authorization: str | None, max_examples: int, fixed_job
 
 
 async def test_schemathesis_finds_no_5xx_no_off_schema_answer_and_no_other_tenants_data(
-    pipeline: Pipeline, owned_job: dict[str, Any]
+    stack: Pipeline, owned_job: dict[str, Any]
 ) -> None:
     job_id = owned_job["job_id"]
-    intruder = f"Bearer {pipeline.api_key('fuzzer')}"
+    intruder = f"Bearer {stack.api_key('fuzzer')}"
 
-    with_key = await asyncio.to_thread(_fuzz, pipeline.url, intruder, 8)
-    at_owned_job = await asyncio.to_thread(_fuzz, pipeline.url, intruder, 3, job_id)
-    without_key = await asyncio.to_thread(_fuzz, pipeline.url, None, 3)
-    wrong_key = await asyncio.to_thread(_fuzz, pipeline.url, "Bearer sk_000000000000_" + "y" * 43, 3)
+    with_key = await asyncio.to_thread(_fuzz, stack.url, intruder, 8)
+    at_owned_job = await asyncio.to_thread(_fuzz, stack.url, intruder, 3, job_id)
+    without_key = await asyncio.to_thread(_fuzz, stack.url, None, 3)
+    wrong_key = await asyncio.to_thread(_fuzz, stack.url, "Bearer sk_000000000000_" + "y" * 43, 3)
 
     open_paths = {"/healthz", "/readyz", "/asyncapi", "/asyncapi.html"}
     assert {status for _, path, r in with_key if path not in open_paths for status in [r.status_code]} - {
@@ -296,9 +277,9 @@ async def test_schemathesis_finds_no_5xx_no_off_schema_answer_and_no_other_tenan
     assert not [(m, p) for m, p, r in with_key + without_key + wrong_key if job_id in r.text]
 
 
-async def test_input_postgres_cannot_store_is_a_422_naming_the_field_not_a_500(pipeline: Pipeline) -> None:
+async def test_input_postgres_cannot_store_is_a_422_naming_the_field_not_a_500(stack: Pipeline) -> None:
     """Found by the schemathesis run: NUL characters and ids beyond bigint used to reach PostgreSQL."""
-    async with pipeline.client("careless") as client:
+    async with stack.client("careless") as client:
         answers = [
             await client.get("/v1/admin/dlq", params={"kind": "a\x00b"}),
             await client.get("/v1/admin/dlq", params={"error": "\x00"}),
@@ -312,10 +293,10 @@ async def test_input_postgres_cannot_store_is_a_422_naming_the_field_not_a_500(p
 
 
 async def test_kafka_job_requests_follow_the_tenants_plan_limits_and_batch_size(
-    pipeline: Pipeline, tenancy_env: dict[str, str], kafka_address: str
+    stack: Pipeline, kafka_address: str
 ) -> None:
-    topics = TopicNames.for_prefix(tenancy_env["SLUICE_KAFKA_TOPIC_PREFIX"])
-    await issue_key(tenancy_env["DATABASE_URL"], "kafka-co", {"max_items_per_job": 3, "max_batch_size": 2})
+    topics = stack.topics
+    await issue_key(stack.database_url, "kafka-co", {"max_items_per_job": 3, "max_batch_size": 2})
     too_big = JobRequested(tenant="kafka-co", job_id=uuid.uuid4(), kind="bench.noop", items=[1, 2, 3, 4])
     within = JobRequested(tenant="kafka-co", job_id=uuid.uuid4(), kind="bench.noop", items=[1, 2, 3])
     for request in (too_big, within):
@@ -326,7 +307,7 @@ async def test_kafka_job_requests_follow_the_tenants_plan_limits_and_batch_size(
     rejected = await read_until(
         kafka_address, topics.rejected, lambda records: any(r.key == str(too_big.job_id).encode() for r in records)
     )
-    async with pipeline.client("kafka-co") as client:
+    async with stack.client("kafka-co") as client:
         final = await wait_for_status(client, within.job_id, timeout=60, appearing=True)  # its own partition
     job_prefix = str(within.job_id).encode()
     tasks = await read_until(

@@ -2,14 +2,14 @@
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
 from services.ops.devstack.testsite import TestSite, serving_test_site
 from tests.support.otlp import ERROR_STATUS, ReceivedSpan, SpanSink, receiving_spans
-from tests.support.pipeline import Pipeline, wait_for_status
+from tests.support.pipeline import wait_for_status
 from tests.support.poll import eventually
+from tests.support.stack import FreshStacks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.tracing]
 
@@ -28,21 +28,6 @@ def spans() -> Iterator[SpanSink]:
         yield sink
 
 
-@pytest.fixture
-def traced_pipeline(service_env: dict[str, str], spans: SpanSink, tmp_path: Path) -> Iterator[Pipeline]:
-    env = {
-        **service_env,
-        "OTEL_EXPORTER_OTLP_ENDPOINT": spans.endpoint,
-        "OTEL_BSP_SCHEDULE_DELAY": "200",
-        "SLUICE_INTAKE_BATCH_SIZE": "2",
-    }
-    running = Pipeline(env, tmp_path / "services.log")
-    try:
-        yield running.start()
-    finally:
-        running.stop()
-
-
 def _ancestors(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[ReceivedSpan]:
     chain = []
     while span.parent_id and span.parent_id in by_id:
@@ -52,17 +37,20 @@ def _ancestors(span: ReceivedSpan, by_id: dict[str, ReceivedSpan]) -> list[Recei
 
 
 async def test_one_jobs_spans_from_all_three_services_form_one_tree_with_links_and_a_failed_item_records_its_error(
-    traced_pipeline: Pipeline, spans: SpanSink, site: TestSite
+    spans: SpanSink, fresh_stack: FreshStacks, site: TestSite
 ) -> None:
+    """On a stack of its own: every span it exported is this job's."""
+    exporting = {"OTEL_EXPORTER_OTLP_ENDPOINT": spans.endpoint, "OTEL_BSP_SCHEDULE_DELAY": "200"}
+    traced = await fresh_stack.start({**exporting, "SLUICE_INTAKE_BATCH_SIZE": "2"})
     urls = [site.page_url(0), site.page_url(1), site.page_url(2), site.url("/business/404")]
-    async with traced_pipeline.client() as client:
+    async with traced.client() as client:
         response = await client.post(
             "/v1/jobs", json={"kind": "web.page", "items": urls, "options": {"retry": {"max_attempts": 1}}}
         )
         assert response.status_code == 202, response.text
         job_id = response.json()["job_id"]
         final = await wait_for_status(client, job_id, timeout=60)
-    assert final["status"] == "partially_failed", traced_pipeline.logs()
+    assert final["status"] == "partially_failed", traced.logs()
 
     async def job_exported() -> list[ReceivedSpan] | None:
         """The job's completion span and both its batch spans: each service exports on its own schedule, so the
@@ -113,7 +101,7 @@ async def test_one_jobs_spans_from_all_three_services_form_one_tree_with_links_a
     # The processor's "1 dead-lettered" line was logged inside the batch span: one JSON object with its ids.
     logged = [
         json.loads(line.split("] ", 1)[1])
-        for line in traced_pipeline.logs(lines=2000).splitlines()
+        for line in traced.logs(lines=2000).splitlines()
         if line.startswith("[processor] {") and root.trace_id in line
     ]
     assert any("dead-lettered" in entry["message"] and entry["span_id"] in trace for entry in logged), logged

@@ -1,7 +1,8 @@
 """A user's tools against the running pipeline: the SDK, the `sluice` CLI, the contracts intake serves,
 the Kafka side of the SDK, and rebuilding the read model from the topics after losing the database.
 
-One pipeline serves the whole module; each test uses its own tenant.
+One stack serves the module; each test uses its own tenant. Rebuilding drops the database: that test has a stack
+of its own.
 """
 
 import asyncio
@@ -12,7 +13,6 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from uuid import uuid4
 
@@ -20,14 +20,13 @@ import asyncpg
 import httpx
 import pytest
 
-from shared.config import PostgresSettings
-from shared.postgres import open_pool
 from sluice.cli.__main__ import main
 from sluice.client import AsyncSluiceClient, JobRequestPublisher, JobView, SluiceClient, job_events_consumer
 from sluice.contracts.events import JobCompleted
 from tests.support.kafka import committed_offset
 from tests.support.pipeline import Pipeline
 from tests.support.poll import eventually
+from tests.support.stack import FreshStacks
 
 pytestmark = pytest.mark.e2e
 
@@ -39,66 +38,48 @@ def _tenant() -> str:
     return f"tools-{uuid4().hex[:8]}"
 
 
-@pytest.fixture(scope="module")
-def tools(module_service_env: dict[str, str], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Pipeline]:
-    env = module_service_env
-    running = Pipeline(env, tmp_path_factory.mktemp("tools") / "services.log")
-    try:
-        running.start()
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-async def tools_db(tools: Pipeline) -> AsyncIterator[asyncpg.Pool]:
-    pool = await open_pool(PostgresSettings(url=tools.env["DATABASE_URL"]))
-    yield pool
-    await pool.close()
-
-
 def _sync_twin(client: httpx.AsyncClient) -> httpx.Client:
     """A blocking client with the same address and authentication as the pipeline's own."""
     return httpx.Client(base_url=client.base_url, headers=client.headers, timeout=60)
 
 
-def _credentials(tools: Pipeline, tenant: str) -> list[str]:
+def _credentials(stack: Pipeline, tenant: str) -> list[str]:
     """The tenant's API key as a `sluice` flag."""
-    return ["--api-key", tools.api_key(tenant)]
+    return ["--api-key", stack.api_key(tenant)]
 
 
-def _connection(tools: Pipeline, tenant: str) -> list[str]:
-    env = tools.env
+def _connection(stack: Pipeline, tenant: str) -> list[str]:
+    env = stack.env
     return [
-        "--url", tools.url, "--kafka", env["KAFKA_BOOTSTRAP_SERVERS"], "--topic-prefix",
-        env["SLUICE_KAFKA_TOPIC_PREFIX"], "--database-url", env["DATABASE_URL"], *_credentials(tools, tenant),
+        "--url", stack.url, "--kafka", env["KAFKA_BOOTSTRAP_SERVERS"], "--topic-prefix",
+        env["SLUICE_KAFKA_TOPIC_PREFIX"], "--database-url", env["DATABASE_URL"], *_credentials(stack, tenant),
     ]  # fmt: skip
 
 
-async def _sluice(tools: Pipeline, tenant: str, *args: str) -> subprocess.CompletedProcess:
+async def _sluice(stack: Pipeline, tenant: str, *args: str) -> subprocess.CompletedProcess:
     """Run `sluice ARGS` in this process (in a thread, as it blocks), answering like subprocess.run."""
 
     def run() -> subprocess.CompletedProcess:
         out, err = io.StringIO(), io.StringIO()
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main([*args, *_connection(tools, tenant)])
+            code = main([*args, *_connection(stack, tenant)])
         return subprocess.CompletedProcess(args, code, out.getvalue(), err.getvalue())
 
     return await asyncio.to_thread(run)
 
 
-async def _sluice_process(tools: Pipeline, tenant: str, *args: str, stdin: str) -> subprocess.CompletedProcess:
+async def _sluice_process(stack: Pipeline, tenant: str, *args: str, stdin: str) -> subprocess.CompletedProcess:
     """Run `sluice ARGS` as its own process, as a user's shell would."""
-    command = [sys.executable, "-m", "sluice.cli", *args, *_connection(tools, tenant)]
+    command = [sys.executable, "-m", "sluice.cli", *args, *_connection(stack, tenant)]
     env = {**os.environ, "SLUICE_CONFIG": "/nonexistent/sluice.toml"}
     return await asyncio.to_thread(
         subprocess.run, command, env=env, input=stdin, capture_output=True, text=True, timeout=120
     )
 
 
-async def test_sdk_streams_a_lazy_submission_watches_progress_and_reads_every_result_across_pages(tools: Pipeline):
+async def test_sdk_streams_a_lazy_submission_watches_progress_and_reads_every_result_across_pages(stack: Pipeline):
     seen: list[JobView] = []
-    async with AsyncSluiceClient(http=tools.client(_tenant())) as sluice:
+    async with AsyncSluiceClient(http=stack.client(_tenant())) as sluice:
         accepted = await sluice.submit("bench.noop", ({"n": n} for n in range(120)))
         final = await sluice.wait(accepted.job_id, on_progress=seen.append, poll_interval_s=0.1, timeout_s=60)
         results = [result async for result in sluice.iter_results(accepted.job_id, page_size=50)]
@@ -113,11 +94,11 @@ async def test_sdk_streams_a_lazy_submission_watches_progress_and_reads_every_re
     assert [json.loads(line)["index"] for line in exported.getvalue().splitlines()] == list(range(120))
 
 
-async def test_sync_client_submits_a_list_lists_pages_of_jobs_and_exports_csv(tools: Pipeline):
+async def test_sync_client_submits_a_list_lists_pages_of_jobs_and_exports_csv(stack: Pipeline):
     tenant = _tenant()
 
     def use_the_sync_client() -> tuple[list[str], list[str], list[str], bytes]:
-        with _sync_twin(tools.client(tenant)) as http, SluiceClient(http=http) as sluice:
+        with _sync_twin(stack.client(tenant)) as http, SluiceClient(http=http) as sluice:
             ids = [str(sluice.submit("bench.noop", [f"item-{job}-{i}" for i in range(3)]).job_id) for job in range(3)]
             for job_id in ids:
                 sluice.wait(job_id, poll_interval_s=0.1, timeout_s=60)
@@ -129,7 +110,7 @@ async def test_sync_client_submits_a_list_lists_pages_of_jobs_and_exports_csv(to
         return ids, *listed, exported.getvalue()
 
     ids, first_page, second_page, exported = await asyncio.to_thread(use_the_sync_client)
-    with _sync_twin(tools.client(_tenant())) as http, SluiceClient(http=http) as stranger:
+    with _sync_twin(stack.client(_tenant())) as http, SluiceClient(http=http) as stranger:
         others = await asyncio.to_thread(stranger.list_jobs)
 
     assert first_page + second_page == list(reversed(ids))
@@ -142,8 +123,8 @@ async def test_sync_client_submits_a_list_lists_pages_of_jobs_and_exports_csv(to
     ]
 
 
-async def test_job_list_answers_a_bad_cursor_or_status_with_a_4xx_naming_the_field(tools: Pipeline):
-    async with tools.client(_tenant()) as client:
+async def test_job_list_answers_a_bad_cursor_or_status_with_a_4xx_naming_the_field(stack: Pipeline):
+    async with stack.client(_tenant()) as client:
         bad_cursor = await client.get("/v1/jobs", params={"cursor": "not-a-cursor"})
         bad_status = await client.get("/v1/jobs", params={"status": "sleeping"})
 
@@ -151,20 +132,20 @@ async def test_job_list_answers_a_bad_cursor_or_status_with_a_4xx_naming_the_fie
     assert bad_status.status_code == 422 and bad_status.json()["error"]["field"] == "status"
 
 
-async def test_cli_submits_a_file_watches_it_exports_it_and_reruns_only_its_failures(tools: Pipeline, tmp_path: Path):
+async def test_cli_submits_a_file_watches_it_exports_it_and_reruns_only_its_failures(stack: Pipeline, tmp_path: Path):
     tenant = _tenant()
     items = tmp_path / "items.jsonl"
     items.write_text("".join(json.dumps({"n": n}) + "\n" for n in range(40)))
     options = json.dumps(FLAKY_FOREVER)
 
     submitted = await _sluice(
-        tools, tenant, "submit", "bench.flaky", str(items), "--options", options, "--watch", "--json"
+        stack, tenant, "submit", "bench.flaky", str(items), "--options", options, "--watch", "--json"
     )
     final = json.loads(submitted.stdout)
     exported = tmp_path / "results.csv"
-    results = await _sluice(tools, tenant, "results", final["job_id"], "--format", "csv", "-o", str(exported))
-    rerun = await _sluice(tools, tenant, "jobs", "rerun", final["job_id"], "--failed-only", "--watch", "--json")
-    listed = await _sluice(tools, tenant, "jobs", "list", "--json")
+    results = await _sluice(stack, tenant, "results", final["job_id"], "--format", "csv", "-o", str(exported))
+    rerun = await _sluice(stack, tenant, "jobs", "rerun", final["job_id"], "--failed-only", "--watch", "--json")
+    listed = await _sluice(stack, tenant, "jobs", "list", "--json")
 
     assert submitted.returncode == 1, submitted.stderr  # partially failed: not a success for a script
     assert final["status"] == "partially_failed"
@@ -181,25 +162,25 @@ async def test_cli_submits_a_file_watches_it_exports_it_and_reruns_only_its_fail
     assert [job["job_id"] for job in json.loads(listed.stdout)["jobs"]] == [second["job_id"], final["job_id"]]
 
 
-async def test_cli_errors_from_intake_are_one_line_without_a_traceback(tools: Pipeline):
-    bad_kind = await _sluice_process(tools, _tenant(), "submit", "no.such.kind", "-", stdin="a\nb\n")
+async def test_cli_errors_from_intake_are_one_line_without_a_traceback(stack: Pipeline):
+    bad_kind = await _sluice_process(stack, _tenant(), "submit", "no.such.kind", "-", stdin="a\nb\n")
 
     assert bad_kind.returncode == 2
     assert bad_kind.stderr.startswith("sluice: intake answered 422 invalid_request: unknown kind 'no.such.kind'")
     assert "Traceback" not in bad_kind.stderr
 
 
-async def test_cli_topics_shows_every_topic_and_no_lag_once_the_work_is_done(tools: Pipeline, monkeypatch):
+async def test_cli_topics_shows_every_topic_and_no_lag_once_the_work_is_done(stack: Pipeline, monkeypatch):
     tenant = _tenant()
     for variable in ("SLUICE_PROCESSOR_GROUP_ID", "SLUICE_AGGREGATOR_GROUP_ID", "SLUICE_INTAKE_REQUESTS_GROUP_ID"):
-        monkeypatch.setenv(variable, tools.env[variable])  # the groups are named as the services name them
-    async with AsyncSluiceClient(http=tools.client(tenant)) as sluice:
+        monkeypatch.setenv(variable, stack.env[variable])  # the groups are named as the services name them
+    async with AsyncSluiceClient(http=stack.client(tenant)) as sluice:
         accepted = await sluice.submit("bench.noop", list(range(30)))
         await sluice.wait(accepted.job_id, poll_interval_s=0.1, timeout_s=60)
-    prefix = tools.env["SLUICE_KAFKA_TOPIC_PREFIX"]
+    prefix = stack.env["SLUICE_KAFKA_TOPIC_PREFIX"]
 
     async def settled() -> dict | None:
-        answer = await _sluice(tools, tenant, "topics", "--json")
+        answer = await _sluice(stack, tenant, "topics", "--json")
         assert answer.returncode == 0, answer.stderr
         report = {entry["topic"]: entry for entry in json.loads(answer.stdout)}
         lags = [report[f"{prefix}.{name}"]["groups"] for name in ("tasks", "results")]
@@ -208,13 +189,13 @@ async def test_cli_topics_shows_every_topic_and_no_lag_once_the_work_is_done(too
     report = await eventually(settled, timeout=30, interval=0.5)
     tasks = report[f"{prefix}.tasks"]
     assert tasks["partitions"] == 4 and tasks["written"] >= 1
-    assert list(tasks["groups"]) == [tools.env["SLUICE_PROCESSOR_GROUP_ID"]]
-    assert list(report[f"{prefix}.results"]["groups"]) == [tools.env["SLUICE_AGGREGATOR_GROUP_ID"]]
+    assert list(tasks["groups"]) == [stack.env["SLUICE_PROCESSOR_GROUP_ID"]]
+    assert list(report[f"{prefix}.results"]["groups"]) == [stack.env["SLUICE_AGGREGATOR_GROUP_ID"]]
 
 
-async def test_intake_serves_the_asyncapi_document_and_openapi(tools: Pipeline):
-    prefix = tools.env["SLUICE_KAFKA_TOPIC_PREFIX"]
-    async with tools.client() as client:
+async def test_intake_serves_the_asyncapi_document_and_openapi(stack: Pipeline):
+    prefix = stack.env["SLUICE_KAFKA_TOPIC_PREFIX"]
+    async with stack.client() as client:
         asyncapi = (await client.get("/asyncapi")).json()
         html = await client.get("/asyncapi.html")
         docs = await client.get("/docs")
@@ -229,9 +210,9 @@ async def test_intake_serves_the_asyncapi_document_and_openapi(tools: Pipeline):
 
 
 async def test_kafka_side_requests_a_job_and_consumes_its_completion_committing_after_handling(
-    tools: Pipeline, kafka_address: str
+    stack: Pipeline, kafka_address: str
 ):
-    prefix = tools.env["SLUICE_KAFKA_TOPIC_PREFIX"]
+    prefix = stack.env["SLUICE_KAFKA_TOPIC_PREFIX"]
     group = f"downstream-{uuid4().hex[:8]}"
     async with JobRequestPublisher(kafka_address, topic_prefix=prefix) as publisher:
         request = await publisher.request("bench.noop", ["a", "b", "c"], tenant=_tenant())
@@ -266,10 +247,13 @@ async def _read_model(pool: asyncpg.Pool) -> tuple[list[dict], list[dict]]:
 
 
 async def test_rebuild_after_losing_the_whole_schema_restores_every_row_and_the_pipeline_goes_on(
-    tools: Pipeline, tools_db: asyncpg.Pool
+    fresh_stack: FreshStacks,
 ):
+    """On a stack of its own: it drops the whole schema, and compares every job and result in the database."""
+    stack = await fresh_stack.start()
+    db = await fresh_stack.db(stack)
     tenant = _tenant()
-    async with AsyncSluiceClient(http=tools.client(tenant)) as sluice:
+    async with AsyncSluiceClient(http=stack.client(tenant)) as sluice:
         failing = await sluice.submit("bench.flaky", [{"n": n} for n in range(30)], options=FLAKY_FOREVER)
         slow = await sluice.submit("bench.flaky", list(range(20)), options={"fail_rate": 1.0, "fail_times": 3})
         await sluice.cancel(slow.job_id)
@@ -278,21 +262,21 @@ async def test_rebuild_after_losing_the_whole_schema_restores_every_row_and_the_
         await sluice.wait(done.job_id, poll_interval_s=0.1, timeout_s=60)
 
         async def every_item_has_its_row() -> bool | None:
-            missing = await tools_db.fetchval(
+            missing = await db.fetchval(
                 """SELECT count(*) FROM jobs j WHERE j.total_items >
                        (SELECT count(*) FROM item_results r WHERE r.job_id = j.job_id) OR j.finished_at IS NULL"""
             )
             return True if missing == 0 else None
 
         await eventually(every_item_has_its_row, timeout=60, interval=0.2)
-        before = await _read_model(tools_db)
-        await tools_db.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
+        before = await _read_model(db)
+        await db.execute("DROP SCHEMA public CASCADE; CREATE SCHEMA public")
 
-        rebuilt = await _sluice(tools, tenant, "rebuild", "--json")
-        after = await _read_model(tools_db)
+        rebuilt = await _sluice(stack, tenant, "rebuild", "--json")
+        after = await _read_model(db)
     # Tenants and keys are on no topic: the operator creates them again (or restores them from a backup).
-    tools.forget_keys()
-    async with AsyncSluiceClient(http=tools.client(tenant)) as sluice:
+    stack.forget_keys()
+    async with AsyncSluiceClient(http=stack.client(tenant)) as sluice:
         later = await sluice.submit("bench.noop", ["after", "the", "rebuild"])
         later_final = await sluice.wait(later.job_id, poll_interval_s=0.1, timeout_s=60)
 

@@ -13,6 +13,7 @@ import httpx
 from services.ops.devstack.ports import free_port
 from services.ops.devstack.supervisor import Supervisor, service_command
 from sluice.contracts.events import TERMINAL_STATUSES
+from sluice.contracts.topics import TopicNames
 from tests.support.poll import eventually
 from tests.support.tenants import issue_key_sync
 
@@ -36,6 +37,15 @@ class Pipeline:
         self.supervisor = Supervisor(self._log, stop_timeout=15.0)
         self._generation: dict[str, int] = {}
         self._keys: dict[str, str] = {}
+
+    @property
+    def database_url(self) -> str:
+        return self.env["DATABASE_URL"]
+
+    @property
+    def topics(self) -> TopicNames:
+        """This run's topics (its own prefix)."""
+        return TopicNames.for_prefix(self.env["SLUICE_KAFKA_TOPIC_PREFIX"])
 
     def start(self, services: Iterable[str] = ("intake", "processor", "aggregator")) -> "Pipeline":
         for name in services:

@@ -13,7 +13,7 @@ from shared.plans import PlanDefaults
 from shared.records import NewJob
 from shared.stores.admission import AdmissionLimits, AdmissionStore, GroupEntry
 from shared.stores.jobs import AlreadyExists, Created
-from tests.integration.stores.conftest import new_job
+from tests.support.jobs import new_job
 
 ONE_AND_ONE = AdmissionLimits(max_active_jobs=1, max_waiting_jobs=1, retry_after_s=30)
 
@@ -74,7 +74,7 @@ async def test_a_database_error_in_a_group_fails_every_caller_of_it_and_stores_n
 
 
 async def test_the_database_decides_as_admit_does_for_every_load_and_plan(db: asyncpg.Pool) -> None:
-    """sluice_admit_group (migration 011) mirrors services/intake/admission.py's admit; a grid of both."""
+    """sluice_admit_group (migration 011) mirrors services/intake/submission/admission.py's admit; a grid of both."""
     store = AdmissionStore(db)
     for active, waiting, max_active, max_waiting in itertools.product(range(3), range(3), (1, 2), range(3)):
         tenant = f"t-{uuid.uuid4().hex[:8]}"

@@ -9,7 +9,7 @@ from aiokafka import ConsumerRecord
 
 from shared.config import FlowSettings, KafkaSettings
 from shared.stores.backlog import return_credits
-from tests.integration.intake.dispatching import admit, leading_dispatcher
+from tests.support.dispatching import admit, leading_dispatcher
 from tests.support.kafka import read_until
 
 PARTITIONS = 4

@@ -9,7 +9,7 @@ import pytest
 
 from shared.config import FlowSettings, KafkaSettings
 from shared.stores.backlog import return_credits
-from tests.integration.intake.dispatching import admit, leading_dispatcher
+from tests.support.dispatching import admit, leading_dispatcher
 from tests.support.poll import eventually
 
 ASLEEP = FlowSettings(tick_s=10, housekeeping_interval_s=60)

@@ -1,7 +1,6 @@
 """Stores over the real per-test database; jobs are made through JobStore's public path."""
 
 from collections.abc import Awaitable, Callable
-from uuid import UUID, uuid4
 
 import asyncpg
 import pytest
@@ -9,32 +8,9 @@ import pytest
 from shared.records import JobRecord, NewJob
 from shared.stores.jobs import Created, JobStore
 from shared.stores.results import ResultStore
-from sluice.contracts.events import Priority
+from tests.support.jobs import new_job
 
 MakeJob = Callable[..., Awaitable[JobRecord]]
-
-
-def new_job(
-    *,
-    tenant: str = "acme",
-    total_items: int = 4,
-    idempotency_key: str | None = None,
-    job_id: UUID | None = None,
-    batch_size: int = 50,
-) -> NewJob:
-    return NewJob(
-        job_id=job_id or uuid4(),
-        tenant=tenant,
-        kind="bench.noop",
-        priority=Priority.NORMAL,
-        options={"rounds": 2},
-        callback_url=None,
-        source="rest",
-        idempotency_key=idempotency_key,
-        request_fingerprint="f" * 64,
-        total_items=total_items,
-        total_batches=-(-total_items // batch_size),
-    )
 
 
 @pytest.fixture

@@ -53,6 +53,8 @@ class Script:
                 raise ConnectionRefusedError("refused")
             if action == "hang":
                 await self.never.wait()  # never set: the handler hangs until the runner's timeout
+            if action == "dwell":
+                await asyncio.sleep(item["ms"] / 1000)  # the handler's own work takes at least this long
             if action == "not-json":
                 return datetime(2025, 1, 1)
             return {"echo": item, "options": dict(options)}
@@ -128,7 +130,6 @@ async def test_every_item_gets_exactly_one_succeeded_result_in_item_order(script
     assert [r.output for r in processed.results] == [{"echo": v, "options": {"rounds": 3}} for v in "abcd"]
     assert [r.input for r in processed.results] == ["a", "b", "c", "d"]
     assert all(r.error is None and r.error_type is None and r.attempts == 1 for r in processed.results)
-    assert all(r.duration_ms >= 0 for r in processed.results)
     assert (processed.job_id, processed.tenant, processed.kind, processed.batch_index) == (
         batch.job_id,
         "acme",
@@ -136,6 +137,13 @@ async def test_every_item_gets_exactly_one_succeeded_result_in_item_order(script
         2,
     )
     assert script.calls == 4
+
+
+async def test_each_result_records_at_least_the_time_its_handler_call_took(script):
+    async with running(script) as runner:
+        processed = await _run(runner, _batch([{"do": "dwell", "ms": 30}, {"do": "dwell", "ms": 60}]))
+    durations = [r.duration_ms for r in processed.results]
+    assert durations[0] >= 30 and durations[1] >= 60, durations  # the call is inside what the runner times
 
 
 async def test_a_handler_that_raises_fails_only_its_item_with_the_message_and_type(script):
@@ -290,7 +298,7 @@ async def test_the_target_retry_after_lengthens_the_wait_to_the_next_tier_that_c
 async def test_a_batch_whose_every_item_waits_for_a_retry_publishes_no_results_message(script):
     async with running(script, max_attempts=2) as runner:
         outcome = await _outcome(runner, _batch([{"do": "refuse-connection"}, {"do": "fail-transient"}]))
-    assert outcome.processed is None
+    assert outcome.processed_json() is None  # what the processor would publish: nothing
     assert [r.item.attempt for r in outcome.retries] == [2, 2]
 
 

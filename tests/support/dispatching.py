@@ -17,7 +17,7 @@ from shared.stores.admission import AdmissionStore
 from shared.stores.tenants import TenantStore
 from shared.tenant_plans import TenantPlans
 from sluice.contracts.events import JobStatus
-from tests.integration.stores.conftest import new_job
+from tests.support.jobs import new_job
 from tests.support.poll import eventually
 
 

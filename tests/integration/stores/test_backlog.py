@@ -12,7 +12,7 @@ from shared.stores.backlog import BacklogStore
 from shared.stores.jobs import Created
 from shared.stores.results import ResultStore
 from sluice.contracts.events import ItemResult, ItemStatus, JobStatus, Priority
-from tests.integration.stores.conftest import new_job
+from tests.support.jobs import new_job
 from tests.support.results import results_message
 
 PLAN = PlanDefaults().plan(max_active_jobs=1, max_waiting_jobs=1)

@@ -11,7 +11,7 @@ from services.aggregator.webhooks import WebhookDispatcher
 from shared.config import WebhookSettings
 from shared.stores.jobs import JobStore
 from shared.stores.webhooks import TerminalEvent, WebhookStore
-from tests.integration.stores.conftest import new_job
+from tests.support.jobs import new_job
 from tests.support.webhook_receiver import receiving_webhooks
 
 
