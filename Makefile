@@ -5,6 +5,10 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 UV_VERSION := 0.13.8
 UV := .sluice/uv/bin/uv
+# The broker `make up` and `make bench` start: tansu (memory only, no Java) or kafka (Apache Kafka; BROKERS=3 for
+# a KRaft cluster).
+BROKER ?= tansu
+BROKERS ?= 1
 STAMP := $(VENV)/.installed-$(shell cat uv.lock requirements.lock | cksum | cut -d" " -f1)
 
 .PHONY: install demo test check test-fast chaos up lint lock clean simulate-rescans chromium overhead bench bench-smoke
@@ -43,6 +47,7 @@ check: $(STAMP)
 	$(BIN)/ruff format --check services shared client bench tests
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --site-dir build/docs-site
 
 test: check chromium
 	$(BIN)/python -m pytest
@@ -65,13 +70,14 @@ overhead: $(STAMP)
 # Throughput, latency, scale-out, memory and ceilings on the embedded stack (or KAFKA_BOOTSTRAP_SERVERS,
 # DATABASE_URL, REDIS_URL); sizes via SLUICE_BENCH_* or `$(BIN)/python -m bench --help`. Last line: summary JSON.
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench --broker $(BROKER) --brokers $(BROKERS)
 
 bench-smoke: $(STAMP)
 	$(BIN)/python -m pytest tests/e2e/test_bench_smoke.py -q -p no:cacheprovider
 
+# The stack on this machine: `make up` (Tansu), `make up BROKER=kafka`, `make up BROKER=kafka BROKERS=3`.
 up: $(STAMP)
-	$(BIN)/sluice dev up
+	$(BIN)/sluice dev up --broker $(BROKER) --brokers $(BROKERS)
 
 lint: check
 

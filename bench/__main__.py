@@ -15,10 +15,10 @@ import httpx
 import uvloop
 from pydantic import JsonValue
 
-from bench import ceilings, scenarios
+from bench import ceilings, fairness, scenarios
 from bench.config import BenchConfig, parse_config
 from bench.http import LeanClient
-from bench.measure import machine_quiet, service_name
+from bench.measure import RssSampler, machine_quiet, service_name
 from bench.report import (
     cpu_speed_us,
     cpu_steal_pct,
@@ -31,6 +31,7 @@ from bench.report import (
 )
 from bench.stack import BenchStack, bench_stack
 from services.intake.settings import IntakeSettings
+from services.ops.devstack.brokers import BrokerChoice
 from services.ops.devstack.process import Paused, process_listening_on
 from shared.config import KafkaSettings, PostgresSettings
 from shared.kinds import load_kinds
@@ -72,7 +73,9 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
             say(f"warm-up: {config.warmup_items:,} bench.noop items ...")
             warmup = await scenarios.throughput(stack, client, pool, config.warmup_items, config.timeout_s)
             say(f"scenario 1: {config.items:,} bench.noop items ...")
-            throughput = await scenarios.throughput(stack, client, pool, config.items, config.timeout_s)
+            # The broker's own cost, beside the services': on Apache Kafka a JVM shares the two cores.
+            with RssSampler({f"broker-{i}": pid for i, pid in enumerate(stack.broker_pids, 1)}) as broker_use:
+                throughput = await scenarios.throughput(stack, client, pool, config.items, config.timeout_s)
             redis_hung = await _throughput_with_redis_hung(stack, client, pool, config)
             latency_waited_s = await machine_quiet(timeout_s=config.quiet_timeout_s)
             say(f"scenario 2: {config.latency_job_items}-item jobs at {config.latency_items_per_s:,} items/s "
@@ -98,6 +101,7 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
                 config.cpu_repeats,
                 machine_speedup=lambda: asyncio.to_thread(two_process_speedup, pairs=1),
             )
+            shares = await _fair_shares(client, pool, config)
     finally:
         await pool.close()
     results: dict[str, Any] = {
@@ -110,6 +114,12 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
         },
         "warmup": _by_service(asdict(warmup)),
         "throughput": _by_service(asdict(throughput)),
+        "broker": {
+            "name": stack.broker,
+            "nodes": len(stack.broker_pids),
+            "rss_mb": round(sum(broker_use.peaks_mb.values()), 1),
+            "cpu_us_per_item": round(sum(broker_use.cpu_s.values()) * 1e6 / config.items, 1),
+        },
         "redis_hung": _by_service(asdict(redis_hung)) if redis_hung else None,
         "latency": {**asdict(latency), "waited_for_quiet_s": latency_waited_s},
         "scale_out": {
@@ -117,8 +127,21 @@ async def run_all(stack: BenchStack, config: BenchConfig) -> dict[str, Any]:
             "waited_for_quiet_s": settled_s,
             "machine_speedup": round(median(scale_out.machine_speedups), 2),
         },
+        "fair_share": [asdict(share) for share in shares] if shares else None,
     }
     return results
+
+
+FAIR_WEIGHTS = ((1, 1), (1, 2))
+
+
+async def _fair_shares(client: httpx.AsyncClient, pool: Any, config: BenchConfig) -> list[fairness.Share]:
+    """Two tenants backlogged at once, with each pair of weights (none when --fair-batches is 0)."""
+    shares = []
+    for weights in FAIR_WEIGHTS if config.fair_batches else ():
+        say(f"fair share: two tenants of weights {weights[0]}:{weights[1]}, {config.fair_batches:,} batches each ...")
+        shares.append(await fairness.share(client, pool, weights, config.fair_batches, config.timeout_s))
+    return shares
 
 
 async def _throughput_with_redis_hung(
@@ -153,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     log_path = config.data_dir / "services.log"
     say(f"starting the stack (service logs: {log_path}) ...")
-    with bench_stack(config.data_dir, os.environ, log_path, config.cpu_batch_size) as stack:
+    broker = BrokerChoice("kafka" if config.broker == "kafka" else "tansu", config.brokers)
+    with bench_stack(config.data_dir, os.environ, log_path, config.cpu_batch_size, broker) as stack:
         say(f"stack up: intake {stack.intake_url}, embedded: {', '.join(sorted(stack.embedded)) or 'none'}")
         machine = machine_info(stack.embedded)
         before = cpu_times()

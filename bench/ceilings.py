@@ -14,6 +14,7 @@ from bench.stack import TASK_PARTITIONS
 from services.intake.submission.batches import encode_batches
 from services.intake.submission.item_json import encode_item
 from shared.config import KafkaSettings, PostgresSettings
+from shared.kafka import supports_idempotence
 from shared.postgres import open_pool
 from sluice.contracts.events import Priority
 
@@ -41,29 +42,33 @@ def task_message(batch_size: int) -> bytes:
 
 async def broker_ceiling(kafka: KafkaSettings, topic: str, items: int, batch_size: int) -> tuple[float, int]:
     """Items/s through the broker: produce (with the services' producer settings) and consume concurrently."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap_servers)
+    connection = kafka.connection
+    admin = AIOKafkaAdminClient(**connection.client_options())
     await admin.start()
     try:
-        await admin.create_topics([NewTopic(topic, TASK_PARTITIONS, kafka.replication_factor)])
+        configs = {"max.message.bytes": str(kafka.max_request_bytes)}
+        await admin.create_topics([NewTopic(topic, TASK_PARTITIONS, kafka.replication_factor, topic_configs=configs)])
     finally:
         await admin.close()
     body = task_message(batch_size)
     messages = -(-items // batch_size)
-    producer = AIOKafkaProducer(
-        bootstrap_servers=kafka.bootstrap_servers,
+    producer_options = connection.client_options(
         acks="all",
         compression_type=None if kafka.compression == "none" else kafka.compression,
         linger_ms=kafka.linger_ms,
         max_request_size=kafka.max_request_bytes,
         max_batch_size=min(kafka.max_request_bytes, 1024 * 1024),
     )
+    # As the services produce: idempotent where the broker grants producer ids.
+    producer = AIOKafkaProducer(**producer_options, enable_idempotence=await supports_idempotence(producer_options))
     consumer = AIOKafkaConsumer(
         topic,
-        bootstrap_servers=kafka.bootstrap_servers,
-        group_id=f"{topic}-group",
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=kafka.max_request_bytes,
-        enable_auto_commit=False,
+        **connection.client_options(
+            group_id=f"{topic}-group",
+            auto_offset_reset="earliest",
+            max_partition_fetch_bytes=kafka.max_request_bytes,
+            enable_auto_commit=False,
+        ),
     )
     await producer.start()
     await consumer.start()

@@ -5,11 +5,17 @@ import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from shared.config import FlowSettings
 from sluice.contracts.events import MAX_BATCH_SIZE
 
 
 @dataclass(frozen=True)
 class BenchConfig:
+    broker: str = "tansu"
+    """The broker the bench starts when KAFKA_BOOTSTRAP_SERVERS names none: tansu or kafka (Apache Kafka from
+    Maven Central; needs Java 17+ and Maven). `make bench BROKER=kafka`."""
+    brokers: int = 1
+    """Apache Kafka nodes (a KRaft cluster of three: BROKERS=3)."""
     items: int = 1_000_000
     """Scenario 1: items in the one bench.noop NDJSON job (also the size of both ceilings)."""
     redis_hung_items: int = 1_000_000
@@ -26,12 +32,15 @@ class BenchConfig:
     cpu_rounds: int = 2_000
     cpu_batch_size: int = 100
     """Scenario 3: items per bench.cpu batch (the bench stack's SLUICE_INTAKE_BATCH_SIZE; bench.noop declares its
-    own). Every batch costs the rest of the pipeline about the same CPU whatever its items do (8-11 ms here, in
-    Tansu, the aggregator, PostgreSQL and intake), which two processors must share the two cores with: at 50
-    items (33 ms of work) the pipeline got 84-85 % of the machine's two-process speedup, at 100 93-97 %."""
+    own). Every batch costs the rest of the pipeline about the same CPU whatever its items do (in Tansu, the
+    aggregator, PostgreSQL and intake), which two processors must share the two cores with, so bigger batches
+    leave the pipeline more of the machine's two-process speedup (figures: docs/performance.md)."""
     cpu_repeats: int = 5
     """Scenario 3 runs the job this many rounds, each once with one processor and then once with two, and
     reports the median of the rounds' speedups: the per-core speed of a shared VM swings from minute to minute."""
+    fair_batches: int = 2_000
+    """Fair share: batches (of 10 bench.noop items) in each of two tenants' jobs, run with weights 1:1 and then 1:2;
+    0 skips it. More than the flow window (SLUICE_FLOW_WINDOW_BATCHES), or the first job never has a backlog."""
     quiet_timeout_s: float = 120.0
     """Scenarios 2 and 3 start once the machine has been quiet for 3 s (what scenario 1 left running, such as
     PostgreSQL's autovacuum, is done), or after this long."""
@@ -62,10 +71,17 @@ def parse_config(argv: list[str] | None = None, environ: dict[str, str] | None =
         )
     args = parser.parse_args(argv)
     config = BenchConfig(**{spec.name: getattr(args, spec.name) for spec in fields(BenchConfig)})
+    if config.broker not in ("tansu", "kafka"):
+        parser.error(f"--broker must be tansu or kafka, not {config.broker}")
+    if config.brokers < 1 or (config.broker == "tansu" and config.brokers != 1):
+        parser.error("--brokers must be 1 with tansu, and at least 1 with kafka")
     if config.redis_hung_items < 0:
         parser.error("--redis-hung-items must be 0 (skip) or more")
     if min(config.items, config.warmup_items, config.cpu_items, config.latency_job_items, config.cpu_repeats) < 1:
         parser.error("item counts and repeats must be at least 1")
     if not 1 <= config.cpu_batch_size <= MAX_BATCH_SIZE:
         parser.error(f"--cpu-batch-size must be from 1 to {MAX_BATCH_SIZE}, not {config.cpu_batch_size}")
+    window = FlowSettings().window_batches
+    if config.fair_batches and config.fair_batches <= window:
+        parser.error(f"--fair-batches must be 0 (skip) or more than the flow window of {window} batches")
     return config

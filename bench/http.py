@@ -2,7 +2,7 @@
 bytes, each answer read by its Content-Length.
 
 Everything runs on one box, so the load generator's CPU is taken from the system it measures: httpx spent
-about 3 ms of CPU per small request here, a third of a core at 200 requests/s. This spends a few hundred µs.
+a large share of a core on the scenario's small requests. This spends a fraction of that per request.
 """
 
 import asyncio

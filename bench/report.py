@@ -15,9 +15,10 @@ from typing import Any
 import psutil
 
 SUMMARY_KEYS = (
-    "items_per_s", "time_to_first_result_ms", "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms", "intake_p99_ms",
+    "broker", "items_per_s", "time_to_first_result_ms", "e2e_p50_ms", "e2e_p95_ms", "e2e_p99_ms", "intake_p99_ms",
     "broker_ceiling_items_per_s", "pg_ceiling_rows_per_s", "ratio_to_ceiling", "scaleout_speedup", "rss_mb",
-    "redis_hung_items_per_s", "redis_hung_over_up",
+    "redis_hung_items_per_s", "redis_hung_over_up", "scaleout_share_of_machine", "broker_rss_mb",
+    "broker_cpu_us_per_item",
 )  # fmt: skip
 
 
@@ -25,7 +26,9 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
     """The one-line JSON the issue asks for; ratio_to_ceiling = items_per_s / min(the two ceilings)."""
     throughput, latency, ceilings = results["throughput"], results["latency"], results["ceilings"]
     floor = min(ceilings["broker_items_per_s"], ceilings["pg_rows_per_s"])
+    broker = results.get("broker", {})
     return {
+        "broker": broker.get("name"),
         "items_per_s": throughput["items_per_s"],
         "time_to_first_result_ms": throughput["time_to_first_result_ms"],
         "e2e_p50_ms": latency["e2e_p50_ms"],
@@ -39,6 +42,9 @@ def summary(results: dict[str, Any]) -> dict[str, Any]:
         "rss_mb": dict(throughput["rss_mb"]),
         "redis_hung_items_per_s": hung["items_per_s"] if (hung := results.get("redis_hung")) else None,
         "redis_hung_over_up": round(hung["items_per_s"] / throughput["items_per_s"], 3) if hung else None,
+        "scaleout_share_of_machine": results["scale_out"].get("share_of_machine"),
+        "broker_rss_mb": broker.get("rss_mb"),
+        "broker_cpu_us_per_item": broker.get("cpu_us_per_item"),
     }
 
 
@@ -59,7 +65,7 @@ def machine_info(embedded: frozenset[str]) -> dict[str, Any]:
 
 def cpu_speed_us(rounds: int = 200_000) -> float:
     """µs per SHA-256 of 32 bytes in a Python loop: a yardstick of the core's speed at run time (on a shared VM it
-    halves and doubles over hours, and every number here moves with it)."""
+    swings from hour to hour, and every number here moves with it)."""
     digest, started = b"\0" * 32, time.perf_counter()
     for _ in range(rounds):
         digest = hashlib.sha256(digest).digest()
@@ -80,7 +86,7 @@ def _burn_s(processes: int, rounds: int) -> float:
 
 def two_process_speedup(rounds: int = 1_500_000, pairs: int = 3) -> float:
     """How much faster two CPU-bound processes finish twice the work of one, here and now: the most a second
-    processor could add on this machine (on a shared 2-core VM, 1.3-2.0 by the hour). Runs in pairs, median of
+    processor could add on this machine (on a shared VM, it changes by the hour). Runs in pairs, median of
     the pairs."""
     speedups = []
     for _ in range(pairs):
@@ -153,16 +159,34 @@ def table(results: dict[str, Any]) -> str:
     for i, (name, us) in enumerate(sorted(t["cpu_us_per_item"].items())):
         rows.append(("  CPU per item" if i == 0 else "", f"{name} (scenario 1)", f"{us:.1f} µs"))
     m = results.get("machine", {})
+    b = results.get("broker", {})
     rows += [
+        ("  broker", f"{b.get('name')} × {b.get('nodes')}: peak RSS, CPU per item (scenario 1)",
+         f"{b.get('rss_mb', 0):.0f} MB, {b.get('cpu_us_per_item', 0):.1f} µs"),
         ("5 ceilings", "aiokafka produce + consume", f"{c['broker_items_per_s']:,.0f} items/s"),
         ("", "PostgreSQL COPY of result rows", f"{c['pg_rows_per_s']:,.0f} rows/s"),
         ("", "ratio to the lower ceiling", f"{results['summary']['ratio_to_ceiling']:.3f}"),
+        *_fair_share_rows(results.get("fair_share")),
         ("machine", "µs per SHA-256, before / after the run",
          f"{m.get('sha256_us', 0):.2f} / {m.get('sha256_us_after', 0):.2f}"),
         ("", "CPU stolen by the hypervisor during the run", f"{m.get('cpu_steal_pct', 0):.1f} %"),
     ]  # fmt: skip
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     return "\n".join(f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c_:>{widths[2]}}" for a, b, c_ in rows)
+
+
+def _fair_share_rows(shares: list[dict[str, Any]] | None) -> list[tuple[str, str, str]]:
+    """Tenant B's share of the batches released while both tenants had a backlog, beside its share by weight."""
+    if not shares:
+        return [("6 fair share", "not run (--fair-batches 0)", "")]
+    rows = []
+    for i, s in enumerate(shares):
+        a, b = s["weights"]
+        what = f"weights {a}:{b}, {s['batches']:,} batches each: B's share of {s['releases']:,} releases"
+        share = "-" if s["b_share"] is None else f"{s['b_share'] * 100:.0f} %"
+        shown = f"{share} (by weight {b / (a + b) * 100:.0f} %)"
+        rows.append(("6 fair share" if i == 0 else "", what, shown))
+    return rows
 
 
 def _machine(scale_out: dict[str, Any]) -> str:

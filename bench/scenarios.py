@@ -146,8 +146,8 @@ async def scale_out(
 ) -> ScaleOut:
     """``repeats`` rounds of the same bench.cpu job, each run once with the one processor and then once more
     after a second processor has joined the group (it leaves again at the end of the round). Pairing the runs
-    keeps each comparison within seconds: the per-core speed of a shared VM drifts by tens of percent over a
-    minute, which between a block of one-processor runs and a block of two-processor runs decided the result.
+    keeps each comparison within seconds: the per-core speed of a shared VM drifts from minute to minute, which
+    between a block of one-processor runs and a block of two-processor runs decided the result.
     With ``machine_speedup``, each round first reads what the machine itself gives a second CPU-bound process."""
     one: list[float] = []
     two: list[float] = []

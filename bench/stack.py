@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from services.ops.devstack.brokers import BrokerChoice
 from services.ops.devstack.ports import free_port
 from services.ops.devstack.postgres import create_database, drop_database
 from services.ops.devstack.stack import dev_stack, wait_for_intake
@@ -62,6 +63,9 @@ class BenchStack:
     supervisor: Supervisor
     output: AssignmentLog
     embedded: frozenset[str]
+    broker: str
+    """What reports call the broker: "tansu", "apache-kafka", or "yours" (KAFKA_BOOTSTRAP_SERVERS)."""
+    broker_pids: tuple[int, ...]
     labels: dict[str, int] = field(default_factory=dict)
 
     @property
@@ -98,13 +102,15 @@ class BenchStack:
 
 
 @contextmanager
-def bench_stack(data_dir: Path, environ: Mapping[str, str], log_path: Path, batch_size: int) -> Iterator[BenchStack]:
+def bench_stack(
+    data_dir: Path, environ: Mapping[str, str], log_path: Path, batch_size: int, broker: BrokerChoice
+) -> Iterator[BenchStack]:
     """Infrastructure (yours or embedded), a fresh database and prefix, and intake, processor, aggregator and
     scheduler started and answering; everything stopped and the database dropped afterwards. ``batch_size`` is
     intake's for kinds that declare none (bench.cpu)."""
     run_id = uuid.uuid4().hex[:8]
     with ExitStack() as stack:
-        infra = stack.enter_context(dev_stack(data_dir, with_services=False, environ=environ))
+        infra = stack.enter_context(dev_stack(data_dir, with_services=False, environ=environ, broker=broker))
         db_name = f"sluice_bench_{run_id}"
         database_url = asyncio.run(create_database(infra.database_url, db_name))
         stack.callback(lambda: asyncio.run(drop_database(infra.database_url, db_name)))
@@ -125,6 +131,7 @@ def bench_stack(data_dir: Path, environ: Mapping[str, str], log_path: Path, batc
             "SLUICE_AGGREGATOR_GROUP_ID": f"bench-aggregator-{run_id}",
             "SLUICE_INTAKE_REQUESTS_GROUP_ID": f"bench-intake-{run_id}",
             "SLUICE_LOG_LEVEL": "INFO",
+            **(infra.broker.service_env() if infra.broker else {}),
         }
         bench = BenchStack(
             kafka=infra.kafka,
@@ -136,6 +143,8 @@ def bench_stack(data_dir: Path, environ: Mapping[str, str], log_path: Path, batc
             supervisor=supervisor,
             output=output,
             embedded=infra.embedded,
+            broker=infra.broker.name if infra.broker else "yours",
+            broker_pids=infra.broker_pids,
         )
         for name in SERVICES:
             bench.start_service(name)

@@ -5,11 +5,13 @@ conventional names (KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL, REDIS_URL) so one set
 points every service, and the tests, at the same infrastructure.
 """
 
+from pathlib import Path
 from typing import Literal
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from sluice.client.kafka_auth import KafkaAuth, KafkaConnection, SaslMechanism, SecurityProtocol
 from sluice.contracts.topics import TopicNames
 
 
@@ -32,7 +34,29 @@ class KafkaSettings(BaseSettings):
     request_partitions: int = Field(6, ge=1, le=1024)
     job_event_partitions: int = Field(6, ge=1, le=1024)
     rejected_partitions: int = Field(3, ge=1, le=1024)
-    replication_factor: int = Field(1, ge=1, le=5)
+    replication_factor: int = Field(1, ge=1, le=5, description="Replicas of each topic Sluice creates")
+    min_insync_replicas: int | None = Field(
+        None, ge=1, le=5, description="Topics' min.insync.replicas (unset: the broker's default); 2 with 3 replicas"
+    )
+    security_protocol: SecurityProtocol = Field(
+        "PLAINTEXT", validation_alias=AliasChoices("KAFKA_SECURITY_PROTOCOL", "SLUICE_KAFKA_SECURITY_PROTOCOL")
+    )
+    sasl_mechanism: SaslMechanism | None = Field(
+        None, validation_alias=AliasChoices("KAFKA_SASL_MECHANISM", "SLUICE_KAFKA_SASL_MECHANISM")
+    )
+    sasl_username: str | None = Field(
+        None, validation_alias=AliasChoices("KAFKA_SASL_USERNAME", "SLUICE_KAFKA_SASL_USERNAME")
+    )
+    sasl_password: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("KAFKA_SASL_PASSWORD", "SLUICE_KAFKA_SASL_PASSWORD")
+    )
+    ssl_cafile: Path | None = Field(None, validation_alias=AliasChoices("KAFKA_SSL_CAFILE", "SLUICE_KAFKA_SSL_CAFILE"))
+    ssl_certfile: Path | None = Field(
+        None, validation_alias=AliasChoices("KAFKA_SSL_CERTFILE", "SLUICE_KAFKA_SSL_CERTFILE")
+    )
+    ssl_keyfile: Path | None = Field(
+        None, validation_alias=AliasChoices("KAFKA_SSL_KEYFILE", "SLUICE_KAFKA_SSL_KEYFILE")
+    )
     compression: Literal["none", "gzip", "snappy", "lz4", "zstd"] = Field(
         "zstd", description="Producer compression (zstd took the least CPU per message, broker and clients together)"
     )
@@ -62,9 +86,28 @@ class KafkaSettings(BaseSettings):
     publish_window: int = Field(256, ge=1, le=100_000, description="Unacknowledged sends in flight")
     request_timeout_ms: int = Field(15_000, ge=1000, le=300_000)
 
+    @model_validator(mode="after")
+    def _auth_consistent(self) -> "KafkaSettings":
+        if self.min_insync_replicas is not None and self.min_insync_replicas > self.replication_factor:
+            raise ValueError("min_insync_replicas cannot exceed replication_factor: no write could ever succeed")
+        self.auth  # noqa: B018 -- validates the security settings together, at start-up
+        return self
+
     @property
     def topics(self) -> "TopicNames":
         return TopicNames.for_prefix(self.topic_prefix)
+
+    @property
+    def connection(self) -> KafkaConnection:
+        """Where every Kafka client of the service connects, and how it authenticates."""
+        return KafkaConnection(bootstrap_servers=self.bootstrap_servers, auth=self.auth)
+
+    @property
+    def auth(self) -> KafkaAuth:
+        """The security settings as every Kafka client takes them."""
+        return KafkaAuth.parse(
+            {name: getattr(self, name) for name in KafkaAuth.model_fields if getattr(self, name) is not None}
+        )
 
 
 class PostgresSettings(BaseSettings):

@@ -1,7 +1,7 @@
 """The AsyncAPI document of every Sluice topic, generated from the event models and the topic names.
 
 The services' own subscribers take raw messages (to route undecodable ones aside), so the schemas come
-from here: one channel per topic, typed with the models in shared/events.py, built on a broker that is
+from here: one channel per topic, typed with the models in sluice/contracts/events.py, built on a broker that is
 never connected. tests/unit/shared/test_contracts.py checks every topic of ``topic_specs`` is listed.
 """
 
@@ -106,7 +106,8 @@ def asyncapi_document(settings: KafkaSettings, version: str = "1") -> AsyncAPI:
         contract_broker(settings),
         title="Sluice topics",
         version=version,
-        description="Every topic Sluice reads or writes and the JSON message each carries (shared/events.py).",
+        description="Every topic Sluice reads or writes and the JSON message each carries "
+        "(sluice/contracts/events.py).",
     )
 
 

@@ -2,7 +2,7 @@
 
 A broker that answers a waiting fetch only when the wait ends (the dev broker, Tansu) turns the wait into
 latency, so items-path consumers wait briefly; but every empty fetch costs that broker work in proportion to
-the partitions it names, and an idle stack of them kept a fifth of a core busy. A broker that answers as soon
+the partitions it names, and an idle stack of them kept the broker busy doing nothing. A broker that answers as soon
 as data arrives (Apache Kafka) loses no latency to a longer wait, only idle requests.
 """
 

@@ -10,16 +10,27 @@ from typing import Any, TypedDict
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
+from faststream.security import BaseSecurity, SASLPlaintext, SASLScram256, SASLScram512
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 
+from shared.compat import (
+    FetchRound,
+    connection_options,
+    fetch_wait_ms,
+    raw_producer,
+    set_consumer_builder,
+    set_fetch_wait_ms,
+    wrap_fetch_round,
+)
 from shared.config import KafkaSettings
 from shared.errors import BrokerUnavailable
 from shared.fetch_wait import IdleFetchWait
+from sluice.client.kafka_auth import KafkaAuth, explaining_refusals
 from sluice.contracts.headers import REASON_HEADER, SOURCE_TOPIC_HEADER
 
 log = logging.getLogger(__name__)
@@ -31,8 +42,8 @@ IDLE_FETCH_WAIT_MS = 1000
 """How long a fetch of a consumer off the items' path (retry tiers, dead letters, webhooks) waits for data."""
 IDLE_POLL_TIMEOUT_MS = 500
 """How long one poll of a batch subscriber off the items' path waits for records. FastStream sleeps as long
-again after an empty poll, which bounds the delay this adds; at the items' path's 20-50 ms, seven idle
-subscribers woke a processor 175 times a second."""
+again after an empty poll, which bounds the delay this adds; at the items' path's short timeouts, the idle
+subscribers kept waking a processor many times a second."""
 
 
 class IdleAwareConsumer(AIOKafkaConsumer):
@@ -46,38 +57,41 @@ class IdleAwareConsumer(AIOKafkaConsumer):
 
     async def start(self) -> None:
         await super().start()
-        fetcher = self._fetcher
-        base_ms = fetcher._fetch_max_wait_ms
+        base_ms = fetch_wait_ms(self)
         self.fetch_wait = wait = IdleFetchWait(base_ms, max(base_ms, self._idle_fetch_max_wait_ms))
-        fetch = fetcher._proc_fetch_request  # aiokafka 0.14: one fetch round trip, True when it added records
 
-        async def fetch_then_adapt(*args: Any) -> bool:
-            got_records = await fetch(*args)
-            fetcher._fetch_max_wait_ms = wait.after_fetch(bool(got_records), time.monotonic())
-            return bool(got_records)
+        def adapting(fetch: FetchRound) -> FetchRound:
+            async def fetch_then_adapt(*args: Any) -> bool:
+                got_records = await fetch(*args)
+                set_fetch_wait_ms(self, wait.after_fetch(bool(got_records), time.monotonic()))
+                return bool(got_records)
 
-        fetcher._proc_fetch_request = fetch_then_adapt
+            return fetch_then_adapt
+
+        wrap_fetch_round(self, adapting)
 
 
 class SluiceBroker(KafkaBroker):
     """A KafkaBroker that starts its subscribers concurrently and gives each an IdleAwareConsumer.
 
     Starting a consumer blocks until its group join completes (seconds), so a service with one group per
-    retry tier would otherwise join them one after another and take half a minute to start.
+    retry tier would otherwise join them one after another and wait for every join in turn to start.
     """
 
     traced: bool = True
     """False when the service exports no spans: no telemetry middleware, and SendWindow sends straight
-    through the producer (FastStream's publish path cost ~100 µs a message more)."""
+    through the producer (FastStream's publish path costs more per message)."""
     idle_fetch_max_wait_ms: int = IDLE_FETCH_WAIT_MS
 
     async def _connect(self) -> Callable[..., AIOKafkaConsumer]:
+        options = connection_options(self)
+        options["enable_idempotence"] = await supports_idempotence(options)
         plain = await super()._connect()
         assert isinstance(plain, partial), "FastStream 0.7 builds its consumers from a partial"
         builder = partial(
             IdleAwareConsumer, *plain.args, idle_fetch_max_wait_ms=self.idle_fetch_max_wait_ms, **plain.keywords
         )
-        self.config.broker_config.builder = builder
+        set_consumer_builder(self, builder)
         return builder
 
     async def start(self) -> None:
@@ -90,9 +104,9 @@ class SluiceBroker(KafkaBroker):
 
 def spread_batches(key: bytes | None, all_partitions: list[int], available: list[int]) -> int:
     """The producers' partitioner, for sends that name no partition (the dispatcher names one: see
-    services/intake/placement.py). A task batch's key, ``<job_id>:<batch_index>``, picks a partition from the
+    services/intake/dispatch/placement.py). A task batch's key, ``<job_id>:<batch_index>``, picks a partition from the
     job (its hash) plus the batch's index, so a job's batches redriven from the dead letters go round the
-    partitions (hashing whole keys left some partitions twice as full as others). Any other key is hashed as
+    partitions (hashing whole keys left some partitions much fuller than others). Any other key is hashed as
     Kafka's default partitioner does."""
     if key is not None:
         job, _, index = key.rpartition(b":")
@@ -116,6 +130,7 @@ def make_broker(settings: KafkaSettings, *, client_id: str, tracer_provider: Tra
         max_request_size=settings.max_request_bytes,
         max_batch_size=min(settings.max_request_bytes, 1024 * 1024),
         request_timeout_ms=settings.request_timeout_ms,
+        security=broker_security(settings.auth),
         middlewares=(KafkaTelemetryMiddleware(tracer_provider=tracer_provider),) if traced else (),
         logger=logging.getLogger(f"sluice.{client_id}.kafka"),
         log_level=logging.DEBUG,  # FastStream's per-message "Received"/"Processed" lines
@@ -123,11 +138,6 @@ def make_broker(settings: KafkaSettings, *, client_id: str, tracer_provider: Tra
     broker.traced = traced
     broker.idle_fetch_max_wait_ms = settings.idle_fetch_max_wait_ms
     return broker
-
-
-def raw_producer(broker: KafkaBroker) -> AIOKafkaProducer:
-    """The connected broker's own aiokafka producer (FastStream 0.7 keeps it two attributes down)."""
-    return broker._producer._producer.producer  # type: ignore[attr-defined]
 
 
 def polled_records(broker: KafkaBroker) -> Sequence[ConsumerRecord]:
@@ -163,13 +173,46 @@ def group_options(settings: KafkaSettings, *, on_items_path: bool = False) -> Gr
     }
 
 
+def broker_security(auth: KafkaAuth) -> BaseSecurity | None:
+    """FastStream's form of the Kafka security settings (None for PLAINTEXT)."""
+    context = auth.ssl_context()
+    if auth.sasl_mechanism is None:
+        return BaseSecurity(ssl_context=context) if context else None
+    security = {"PLAIN": SASLPlaintext, "SCRAM-SHA-256": SASLScram256, "SCRAM-SHA-512": SASLScram512}
+    password = auth.sasl_password.get_secret_value() if auth.sasl_password else ""
+    return security[auth.sasl_mechanism](
+        username=auth.sasl_username or "", password=password, ssl_context=context, use_ssl=auth.uses_tls
+    )
+
+
+async def supports_idempotence(options: Mapping[str, Any]) -> bool:
+    """Whether the broker grants producer ids (InitProducerId), tried with a producer of these options: where it
+    does, producers are idempotent, so a retried send can't write a message twice."""
+    producer = AIOKafkaProducer(**{**options, "enable_idempotence": True})
+    try:
+        await producer.start()
+    except (KafkaConnectionError, OSError):
+        raise  # not an answer about the feature: the caller's retry decides
+    except KafkaError as exc:
+        log.info("the broker grants no producer ids (%s): producers are not idempotent", type(exc).__name__)
+        return False
+    finally:
+        await producer.stop()
+    return True
+
+
 def topic_specs(settings: KafkaSettings) -> list[NewTopic]:
-    """Every Sluice topic with its partition count and retention (see the README's topic table)."""
+    """Every Sluice topic with its partition count, retention and replication (see the docs' topic table).
+    ``max.message.bytes`` follows the producers' request size, which is above Apache Kafka's 1 MiB default."""
     topics = settings.topics
     week = str(7 * DAY_MS)
+    common = {"max.message.bytes": str(settings.max_request_bytes)}
+    if settings.min_insync_replicas is not None:
+        common["min.insync.replicas"] = str(settings.min_insync_replicas)
 
     def spec(name: str, partitions: int, retention_ms: str) -> NewTopic:
-        return NewTopic(name, partitions, settings.replication_factor, topic_configs={"retention.ms": retention_ms})
+        configs = {**common, "retention.ms": retention_ms}
+        return NewTopic(name, partitions, settings.replication_factor, topic_configs=configs)
 
     return [
         spec(topics.requests, settings.request_partitions, week),
@@ -191,9 +234,13 @@ def retry_tiers(settings: KafkaSettings) -> list[int]:
 
 
 async def ensure_topics(settings: KafkaSettings) -> None:
-    """Create the topics that do not exist yet; existing ones are left as they are."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000)
-    await admin.start()
+    """Create the topics that do not exist yet; existing ones are left as they are. KafkaRefused (raised at
+    once, not retried) when the broker turns our credentials or certificate away."""
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=settings.bootstrap_servers, request_timeout_ms=10_000, **settings.auth.client_options()
+    )
+    with explaining_refusals(settings.bootstrap_servers, settings.auth):
+        await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [spec for spec in topic_specs(settings) if spec.name not in existing]

@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faststream.kafka import KafkaBroker
 
+from shared.compat import assignment_of, group_of
 from shared.metrics import LagReading
 
 
@@ -23,8 +24,7 @@ class CommitTracker:
         original: Callable[..., Any] = consumer.commit
 
         async def commit(offsets: Any = None) -> None:
-            subscription = consumer._subscription.subscription
-            assignment = subscription.assignment if subscription is not None else None
+            assignment = assignment_of(consumer)
             positions = offsets or (assignment.all_consumed_offsets() if assignment is not None else {})
             await original(offsets)
             for tp, meta in dict(positions).items():
@@ -54,15 +54,14 @@ class BrokerLag:
             if consumer is None:
                 continue
             tracker = self._trackers.get(id(consumer))
-            group = consumer._group_id or ""
+            group = group_of(consumer)
             for tp in consumer.assignment():
                 highwater = consumer.highwater(tp)
                 if highwater is None:
                     continue  # nothing fetched from this partition yet
                 committed = tracker.committed.get(tp) if tracker else None
                 if committed is None:
-                    subscription = consumer._subscription.subscription
-                    assignment = subscription.assignment if subscription is not None else None
+                    assignment = assignment_of(consumer)
                     state = assignment.state_value(tp) if assignment is not None else None
                     if state is None or not state.has_valid_position:
                         continue

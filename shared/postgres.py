@@ -78,9 +78,9 @@ async def _returned_as_is(connection: asyncpg.Connection) -> None:
 PLANNED_EACH_RUN = {"plan_cache_mode": "force_custom_plan"}
 """Every statement is planned for its own arguments. After five runs of a prepared statement PostgreSQL may keep
 a generic plan, and one made while the statistics said the tables were all but empty (a fresh database, or right
-after a big job drained) scans them once they have grown: the dispatcher's housekeeping took 0.6-2.4 s a statement
-(6-8 ms planned each time), the benchmark's poll of its jobs' status up to 283 ms. Planning these statements costs
-well under a millisecond."""
+after a big job drained) scans them once they have grown: the dispatcher's housekeeping and the benchmark's poll
+of its jobs' status became orders of magnitude slower than when planned each time. Planning these statements costs
+far less than such a scan (figures: docs/performance.md)."""
 
 
 async def open_pool(settings: PostgresSettings) -> asyncpg.Pool:

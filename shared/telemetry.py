@@ -19,7 +19,7 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 def make_tracer_provider(settings: OtelSettings, service: str) -> TracerProvider:
     """A provider that exports over OTLP/HTTP when OTEL_EXPORTER_OTLP_ENDPOINT is set. Otherwise it samples
-    nothing: spans are not recorded (a recorded span costs tens of µs, and a small job makes a dozen), but each
+    nothing: spans are not recorded (a recorded span costs CPU, and a small job makes a dozen), but each
     still has ids, so logs and dead letters carry trace ids and the context still crosses every hop."""
     resource = Resource.create({SERVICE_NAME: os.environ.get("OTEL_SERVICE_NAME", f"sluice-{service}")})
     if not tracing_enabled(settings):

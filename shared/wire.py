@@ -1,6 +1,6 @@
 """Fast codecs for the two messages every item crosses: TaskBatch (tasks topics) and BatchProcessed (results).
 
-The pydantic models in ``shared.events`` stay the contract. These msgspec structs mirror them field by field
+The pydantic models in ``sluice.contracts.events`` stay the contract. These msgspec structs mirror them field by field
 and constraint by constraint, decode a thousand-item message in one C pass, and keep each item's ``input``
 and ``output`` as the raw JSON they arrived as (``msgspec.Raw``): the processor decodes an input only to hand
 it to the handler, the aggregator copies both into PostgreSQL untouched. A message the fast decoder refuses

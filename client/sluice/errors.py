@@ -3,3 +3,7 @@
 
 class SluiceError(Exception):
     """Root of Sluice's own errors."""
+
+
+class Refused(SluiceError):
+    """A dependency answered and turned us away for a reason retrying won't fix (credentials, permissions)."""

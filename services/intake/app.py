@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 def build_app(settings: IntakeSettings) -> FastAPI:
     tracer_provider = make_tracer_provider(settings.otel, "intake")
     broker = make_broker(settings.kafka, client_id="sluice-intake", tracer_provider=tracer_provider)
-    metrics = SluiceMetrics("intake")
+    metrics = SluiceMetrics()
     app = FastAPI(title="Sluice intake", version="2", lifespan=lambda app: _lifespan(app, settings, broker, metrics))
     for routes in (jobs, dead_letters, listing, asyncapi, watches, live, dashboard):
         app.include_router(routes.router)
@@ -138,6 +138,5 @@ async def _lifespan(
                 await asyncio.gather(task, return_exceptions=True)
         await broker.stop()
         await hub.stop()
-        metrics.shutdown()
         await redis_client.aclose()
         await pool.close()

@@ -137,8 +137,8 @@ class KindRunner:
         turn. Failures take the same path as the asynchronous ones.
 
         The batches of one poll take turns (``run``'s ``turn``): interleaved, every batch of a poll finished only
-        when the poll's CPU work was all done, so the first results of a CPU-bound job waited a whole poll
-        (0.44-0.50 s on the bench box); in turn, each batch is published as it ends. Other polls' batches (the
+        when the poll's CPU work was all done, so the first results of a CPU-bound job waited a whole poll; in
+        turn, each batch is published as it ends. Other polls' batches (the
         high-priority topic's, a retry tier's) still interleave with them instead of queueing behind them."""
         batch = outcome.batch
         kind, options = batch.kind, batch.options

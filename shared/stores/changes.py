@@ -17,7 +17,7 @@ _TABLE = """CREATE TEMP TABLE IF NOT EXISTS incoming_fingerprints (
 ) ON COMMIT DELETE ROWS"""
 # Written so the plan stays linear in the rows of one write. The statistics say `change IS NULL` matches no row
 # (results are judged as soon as they are written), so a plain join made PostgreSQL scan item_results and, per
-# row, all of `incoming` (30 s per write at 1,000,000 rows); the LATERAL ... LIMIT 1 cannot be flattened, so
+# row, all of `incoming` (quadratic in the write's rows); the LATERAL ... LIMIT 1 cannot be flattened, so
 # each incoming row is looked up by the primary key. Likewise item_states is joined directly: an
 # `IN (SELECT … FROM incoming)` filter became a scan of `incoming` per row.
 _JUDGE = """WITH incoming AS (
@@ -96,5 +96,5 @@ class ChangeStore:
             else:
                 changes.new += 1
         for changes in by_job.values():
-            changes.changed.sort()  # only the changed indexes are listed; sorting every row cost 14 % of the sink
+            changes.changed.sort()  # only the changed indexes are listed; sorting every row showed in the sink's CPU
         return [by_job[job_id] for job_id in sorted(by_job, key=str)]

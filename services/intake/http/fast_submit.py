@@ -1,9 +1,9 @@
 """POST /v1/jobs without FastAPI's per-request machinery: a plain Starlette route ahead of the documented one.
 
-FastAPI's route (``api.submit_job``) stays for the OpenAPI document; this one does what it does, in its order:
+FastAPI's route (``http.jobs.submit_job``) stays for the OpenAPI document; this one does what it does, in its order:
 the bearer header read by the same ``bearer``, the key checked and the request counted (``tenant_of``), the
 Idempotency-Key checked against the same limit, then the same ``submit``. Errors reach the same exception
-handlers. Resolving the route's dependencies and parameters was about a sixth of intake's CPU per small submit.
+handlers. Resolving the route's dependencies and parameters was a large share of intake's CPU per small submit.
 """
 
 from typing import Annotated

@@ -1,6 +1,6 @@
 """REST routes for watches: list, show, pause, resume, change and delete, scoped to the caller's tenant.
 
-A watch is created by ``rescan`` on POST /v1/jobs (services/intake/watching.py) or later by POST /v1/watches
+A watch is created by ``rescan`` on POST /v1/jobs (services/intake/watches/on_submit.py) or later by POST /v1/watches
 for a finished job; the scheduler rescans it.
 """
 

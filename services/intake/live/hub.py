@@ -15,7 +15,7 @@ from aiokafka.errors import KafkaError
 from pydantic import JsonValue
 
 from shared.config import KafkaSettings
-from sluice.contracts.events import JobProgressed, decode, job_event
+from sluice.contracts.events import ItemsChanged, JobProgressed, decode, job_event
 
 log = logging.getLogger(__name__)
 
@@ -24,8 +24,11 @@ CLIENT_QUEUE = 64
 (progress events supersede each other; a terminal event is never dropped)."""
 
 
-def live_view(event: Any) -> dict[str, JsonValue]:
-    """The SSE ``data`` of a job event: its type, status, counts and percent."""
+def live_view(event: Any) -> dict[str, JsonValue] | None:
+    """The SSE ``data`` of a job event: its type, status, counts and percent; None for an event that says nothing
+    about progress (ItemsChanged, written after a rescan's results)."""
+    if isinstance(event, ItemsChanged):
+        return None
     counts = event.counts
     done = counts.done
     percent = event.percent if isinstance(event, JobProgressed) else 100.0
@@ -50,11 +53,9 @@ class JobEventHub:
     async def start(self) -> None:
         self._consumer = AIOKafkaConsumer(
             self._settings.topics.job_events,
-            bootstrap_servers=self._settings.bootstrap_servers,
-            client_id=self._client_id,
-            group_id=None,
-            enable_auto_commit=False,
-            auto_offset_reset="latest",
+            **self._settings.connection.client_options(
+                client_id=self._client_id, group_id=None, enable_auto_commit=False, auto_offset_reset="latest"
+            ),
         )
         await self._consumer.start()
         self._task = asyncio.create_task(self._pump())
@@ -107,4 +108,5 @@ class JobEventHub:
                         log.warning("skipped a job event at %s[%d]@%d: %s", record.topic, record.partition,
                                     record.offset, exc)  # fmt: skip
                         continue
-                    self.publish(live_view(event))
+                    if (view := live_view(event)) is not None:
+                        self.publish(view)

@@ -1,7 +1,7 @@
 """BrokerCheck: is the broker answering? Asked before every accept, answered from a recent success.
 
-A ping is a metadata round trip whose response intake must decode; one per request was a fifth of intake's
-CPU under 200 small submits/s. A success is trusted for ``ttl_s`` and concurrent callers share one ping, so
+A ping is a metadata round trip whose response intake must decode; one per request was a large share of
+intake's CPU under steady small submits. A success is trusted for ``ttl_s`` and concurrent callers share one ping, so
 a broker that went away is noticed within ``ttl_s`` (a job accepted meanwhile is durable in the backlog and
 waits there for the dispatcher). A failure is never cached: every request while it is down pings again.
 

@@ -1,7 +1,7 @@
 """GroupedAdmissions: concurrent submits of one tenant share one admission transaction (group commit).
 
 Every admission of a tenant takes the tenant's lock and holds it to its commit, so one tenant's submits ran
-one at a time, each paying its own round trips and commit flush: ~55 small submits/s on the bench box. Here
+one at a time, each paying its own round trips and commit flush, which capped a tenant's submit rate. Here
 the first submit of a tenant starts a round; submits arriving while a round runs wait for the next one, which
 registers them all in one statement (``AdmissionStore.register_group``). Each caller still answers only
 after the commit that stored its job, and gets its own outcome (created, existing, or its refusal).

@@ -1,7 +1,7 @@
 """Items as JSON bytes: as sent on (key order kept) and canonical (sorted keys, for the request fingerprint). Pure.
 
-msgspec encodes a small item in ~0.1 µs; ``orjson.dumps`` costs ~1-2 µs per call here when its results are kept
-(each one touches fresh memory), and an upload encodes every item.
+msgspec encodes a small item for a fraction of what ``orjson.dumps`` costs per call when its results are kept
+(each one touches fresh memory), and an upload encodes every item (figures: docs/performance.md).
 """
 
 from collections.abc import Sequence

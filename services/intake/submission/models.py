@@ -17,7 +17,7 @@ class JobSubmission(BaseModel):
     priority: Priority = Priority.NORMAL
     callback_url: HttpUrl | None = None
     rescan: RescanSpec | None = None
-    """Watch the items: the scheduler rescans them (see the README's "Rescans")."""
+    """Watch the items: the scheduler rescans them (see docs/rescans.md)."""
 
 
 class JobParameters(BaseModel):

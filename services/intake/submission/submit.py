@@ -1,4 +1,5 @@
-"""POST /v1/jobs: validating a JSON or NDJSON submission, accepting it and the 202 (routes: api.py, submit_lane.py)."""
+"""POST /v1/jobs: validating a JSON or NDJSON submission, accepting it and the 202 (its routes: http/jobs.py and
+http/fast_submit.py)."""
 
 from collections.abc import Callable, Iterable
 from dataclasses import replace

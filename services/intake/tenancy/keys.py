@@ -1,7 +1,7 @@
 """KeyCache: an API key verified once is answered from memory until PostgreSQL announces that it changed.
 
-One indexed query per request was a tenth of intake's CPU at 200 small submits/s (the query, and the pool's
-release with its reset round trip). Every revoked or deleted key is announced on API_KEYS_CHANNEL when the change
+One indexed query per request was a visible share of intake's CPU under steady small submits (the query, and the
+pool's release with its reset round trip). Every revoked or deleted key is announced on API_KEYS_CHANNEL when the change
 commits, whoever made it (a trigger, migration 010), so a revocation or rotation takes effect here as soon as the
 notice arrives. Only keys found working are kept; an unknown or revoked key is looked up every time.
 

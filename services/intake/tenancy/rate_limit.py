@@ -7,7 +7,7 @@ atomically, on Redis's clock, so replicas with skewed clocks agree.
 
 A replica under steady traffic reserves several requests' worth at once (a lease): as many as the tenant sent
 it in the last whole ``LEASE_S``, at most a twentieth of its per-minute allowance, and serves them from memory for
-``LEASE_S``. A Redis round trip per request was a tenth of intake's CPU and a wait on every submit under load.
+``LEASE_S``. A Redis round trip per request cost intake CPU and a wait on every submit under load.
 The count stays shared and never exceeds the limit (a lease is granted by the same script, only what fits);
 what a lease leaves unused when it expires is lost to the tenant, at most what it sent in the last
 ``LEASE_S``. A tenant sending one request at a time leases one: every request asks Redis, as before. An answer

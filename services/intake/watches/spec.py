@@ -30,7 +30,7 @@ Mode = Literal["periodic", "adaptive", "event", "sampled"]
 
 
 class RescanSpec(BaseModel):
-    """How a watch's items are rescanned; defaults per mode are documented in the README's "Rescans"."""
+    """How a watch's items are rescanned; defaults per mode are documented in docs/rescans.md."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

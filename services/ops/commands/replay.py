@@ -4,6 +4,7 @@ import argparse
 from datetime import datetime
 from uuid import UUID
 
+from services.ops.commands.kafka import kafka_connection
 from services.ops.streams.errors import OpsError
 from services.ops.streams.replay import replay
 from services.ops.streams.selection import Selection
@@ -54,8 +55,8 @@ def run_replay(args: argparse.Namespace) -> int:
     source = topic_name(cfg.topic_prefix, args.source)
     if source == args.target or topic_name(cfg.topic_prefix, args.target) == source:
         raise OpsError("--to must differ from the source topic (replaying a topic into itself never ends)")
-    outcome = run_async(replay(cfg.kafka_bootstrap_servers, source, args.target, selection(args)),
-                        cfg.kafka_bootstrap_servers)  # fmt: skip
+    kafka = kafka_connection(args)
+    outcome = run_async(replay(kafka, source, args.target, selection(args)), kafka.bootstrap_servers)
     if args.json:
         emit_json({"source": outcome.source, "target": outcome.target, "published": outcome.published})
     else:

@@ -6,11 +6,13 @@ from dataclasses import asdict
 
 from aiokafka import AIOKafkaConsumer
 
+from services.ops.commands.kafka import kafka_connection
 from services.ops.streams.errors import OpsError
 from services.ops.streams.groups import groups_by_topic
 from services.ops.streams.positions import committed_offsets, end_offsets, lag_by_partition, partitions_of, running
 from shared.config import KafkaSettings
 from sluice.cli.common import config, connection_options, emit_json, run_async, say
+from sluice.client.kafka_auth import KafkaConnection
 
 
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -18,24 +20,25 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
         "topics",
         parents=[connection_options()],
         help="partitions, end offsets and consumer-group lag of every topic",
-        description="End offsets are the high watermarks fetch responses report and committed offsets come from "
-        "OffsetFetch, so this works on brokers whose ListOffsets answers are wrong (Tansu).",
+        description="End offsets and committed offsets come from the broker's ListOffsets and admin API where it "
+        "answers them correctly (checked by trying), else from fetch responses' high watermarks and OffsetFetch, "
+        "so this works on brokers whose ListOffsets answers are wrong (Tansu).",
     )
     parser.add_argument("--group", action="append", default=[], help="also show this group's lag (repeat)")
     parser.add_argument("--topic", action="append", default=[], help="only these topics (repeat)")
     parser.set_defaults(run=run_topics)
 
 
-async def topic_report(bootstrap: str, prefix: str, extra_groups: list[str], only: list[str]) -> list[dict]:
+async def topic_report(kafka: KafkaConnection, prefix: str, extra_groups: list[str], only: list[str]) -> list[dict]:
     """Every Sluice topic (or those in ``only``) with its groups' lag, the topics looked at concurrently."""
-    kafka = KafkaSettings(bootstrap_servers=bootstrap, topic_prefix=prefix)
-    chosen = [(topic, groups) for topic, groups in groups_by_topic(kafka).items() if not only or topic in only]
-    return list(await asyncio.gather(*(_topic_entry(bootstrap, t, [*g, *extra_groups]) for t, g in chosen)))
+    settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers, topic_prefix=prefix)
+    chosen = [(topic, groups) for topic, groups in groups_by_topic(settings).items() if not only or topic in only]
+    return list(await asyncio.gather(*(_topic_entry(kafka, t, [*g, *extra_groups]) for t, g in chosen)))
 
 
-async def _topic_entry(bootstrap: str, topic: str, groups: list[str]) -> dict:
+async def _topic_entry(kafka: KafkaConnection, topic: str, groups: list[str]) -> dict:
     # One consumer per topic: an assigned consumer refreshes metadata only for its own topics.
-    async with running(AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)) as consumer:
+    async with running(AIOKafkaConsumer(**kafka.client_options(enable_auto_commit=False))) as consumer:
         try:
             partitions = await partitions_of(consumer, topic)
         except OpsError:
@@ -44,7 +47,7 @@ async def _topic_entry(bootstrap: str, topic: str, groups: list[str]) -> dict:
     entry: dict = {"topic": topic, "exists": True, "partitions": len(partitions), "written": sum(ends.values())}
     entry["groups"] = {}
     for group in dict.fromkeys(groups):
-        lags = lag_by_partition(ends, await committed_offsets(bootstrap, group, partitions))
+        lags = lag_by_partition(ends, await committed_offsets(kafka, group, partitions))
         entry["groups"][group] = {
             "lag": sum(p.lag for p in lags),
             "partitions": [asdict(p) | {"lag": p.lag} for p in lags],
@@ -53,11 +56,8 @@ async def _topic_entry(bootstrap: str, topic: str, groups: list[str]) -> dict:
 
 
 def run_topics(args: argparse.Namespace) -> int:
-    cfg = config(args)
-    report = run_async(
-        topic_report(cfg.kafka_bootstrap_servers, cfg.topic_prefix, args.group, args.topic),
-        cfg.kafka_bootstrap_servers,
-    )
+    cfg, kafka = config(args), kafka_connection(args)
+    report = run_async(topic_report(kafka, cfg.topic_prefix, args.group, args.topic), kafka.bootstrap_servers)
     if args.json:
         emit_json(report)
         return 0

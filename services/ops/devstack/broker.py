@@ -13,6 +13,7 @@ from services.ops.devstack.blocking import run_in_fresh_loop
 from services.ops.devstack.errors import BrokerBinaryMissing, LaunchFailed, PortInUse
 from services.ops.devstack.ports import LOOPBACK, free_port, port_is_free
 from services.ops.devstack.process import launched, log_tail, wait_until_ready
+from sluice.client.kafka_auth import KafkaAuth, KafkaConnection
 
 log = logging.getLogger("sluice.devstack")
 
@@ -68,23 +69,26 @@ def running_tansu(port: int | None = None, log_path: Path | None = None) -> Iter
             yield address
 
 
-def kafka_reachable(bootstrap: str, timeout: float = 5.0) -> bool:
-    """True if a Kafka client can bootstrap from `bootstrap` and list topics."""
+def kafka_reachable(bootstrap: str, timeout: float = 5.0, auth: KafkaAuth | None = None) -> bool:
+    """True if a Kafka client can bootstrap from `bootstrap` (with `auth`) and list topics."""
+    auth = auth or KafkaAuth()
     hosts = [tuple(part.rsplit(":", 1)) for part in bootstrap.split(",") if part.strip()]
-    if not any(answers_api_versions(host.strip(), int(port)) for host, port in hosts):
+    # The raw probe speaks plaintext: it proves nothing on a TLS listener, where the client below decides.
+    if not auth.uses_tls and not any(answers_api_versions(host.strip(), int(port)) for host, port in hosts):
         return False
+    connection = KafkaConnection(bootstrap_servers=bootstrap, auth=auth)
     try:
-        run_in_fresh_loop(lambda: _list_topics(bootstrap, timeout), timeout=timeout + 1)
+        run_in_fresh_loop(lambda: _list_topics(connection, timeout), timeout=timeout + 1)
     except Exception as exc:  # any client failure means "not usable"; the reason is logged
         log.debug("Kafka metadata round trip to %s failed: %r", bootstrap, exc)
         return False
     return True
 
 
-async def _list_topics(bootstrap: str, timeout: float) -> set[str]:
+async def _list_topics(connection: KafkaConnection, timeout: float) -> set[str]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=int(timeout * 1000))
+    admin = AIOKafkaAdminClient(**connection.client_options(request_timeout_ms=int(timeout * 1000)))
     await admin.start()
     try:
         return set(await admin.list_topics())

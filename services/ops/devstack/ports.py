@@ -39,3 +39,16 @@ def wait_for_port(host: str, port: int, timeout: float) -> None:
         if time.monotonic() >= deadline:
             raise TimeoutError(f"nothing accepted connections on {host}:{port} within {timeout:g}s")
         time.sleep(0.05)  # poll interval inside the deadline
+
+
+def can_listen_on(port: int) -> bool:
+    """True if a server could listen on 127.0.0.1:port now, as the JVM does (with SO_REUSEADDR)."""
+    # Without SO_REUSEADDR (ports.port_is_free), the TIME_WAIT connections a stopped broker leaves behind make
+    # its own port look taken for a minute, though the JVM can bind it again at once.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((LOOPBACK, port))
+        except OSError:
+            return False
+        return True

@@ -27,11 +27,11 @@ DEFAULT_DATABASE = "sluice"
 START_TIMEOUT_S = 30.0
 SERVER_OPTIONS = ["-c", "wal_init_zero=off", "-c", "backend_flush_after=256kB"]
 """How the embedded server runs. A new 16 MB WAL segment is created by whichever backend fills the last one, inside
-its commit, and zero-filling it stalled every commit behind it for 60-100 ms every few seconds under steady small
-submits (the tail of scenario 2's intake latency); without the zero fill only the segment's last byte is written.
-Backends writing table pages out of shared buffers ask the kernel to write them to disk every 256 kB: by default
-a 1,000,000-item job left ~320 MB dirty in the page cache, which the kernel wrote back in 250 MB bursts up to
-30 s later, and each burst held WAL flushes, so commits, for ~170 ms."""
+its commit, and zero-filling it stalled every commit behind it every few seconds under steady small submits (the
+tail of scenario 2's intake latency); without the zero fill only the segment's last byte is written. Backends
+writing table pages out of shared buffers ask the kernel to write them to disk every 256 kB: by default a big job
+left its table pages dirty in the page cache, which the kernel wrote back in bursts long after, and each burst
+held WAL flushes, so commits (figures: docs/performance.md)."""
 
 
 def postgres_reachable(url: str, timeout: float = 2.0) -> bool:

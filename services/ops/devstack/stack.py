@@ -11,12 +11,14 @@ from typing import TextIO
 
 import httpx
 
-from services.ops.devstack.broker import kafka_reachable, running_tansu
+from services.ops.devstack.broker import kafka_reachable
+from services.ops.devstack.brokers import TANSU, BrokerChoice, RunningBroker, running_broker
 from services.ops.devstack.errors import ExternalUnreachable, LaunchFailed, PortInUse, ServiceExited
 from services.ops.devstack.ports import LOOPBACK, free_port, port_is_free
 from services.ops.devstack.postgres import running_postgres
 from services.ops.devstack.redis import running_redis
 from services.ops.devstack.supervisor import SERVICE_NAMES, ServiceExit, Supervisor, service_command
+from sluice.client.kafka_auth import KafkaAuth
 
 log = logging.getLogger("sluice.devstack")
 
@@ -28,6 +30,10 @@ class DevStack:
     """Where everything runs; `embedded` names the dependencies we started ourselves."""
 
     kafka: str
+    broker: BrokerChoice | None
+    """The broker we started; None when it is yours (KAFKA_BOOTSTRAP_SERVERS)."""
+    broker_pids: tuple[int, ...]
+    """The processes of the broker we started (none when it is yours)."""
     database_url: str
     redis_url: str
     intake_url: str
@@ -47,11 +53,13 @@ def dev_stack(
     on_service_exit: Callable[[ServiceExit], None] | None = None,
     command_for: Callable[[str], list[str]] = service_command,
     service_output: TextIO | None = None,
+    broker: BrokerChoice = TANSU,
 ) -> Iterator[DevStack]:
     """Start the stack, yield it, and stop it all (services first, then infrastructure), even on errors.
 
     KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL and REDIS_URL in `environ` (default: os.environ) choose existing
-    infrastructure; Postgres and Redis fall back to embedded servers if theirs do not answer.
+    infrastructure; Postgres and Redis fall back to embedded servers if theirs do not answer. Without
+    KAFKA_BOOTSTRAP_SERVERS, `broker` says which broker to start.
     Service output goes to `service_output` (default: stdout), each line prefixed with the service name.
     """
     environ = os.environ if environ is None else environ
@@ -61,11 +69,14 @@ def dev_stack(
     data_dir = data_dir.resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     with ExitStack() as stack:
-        kafka = stack.enter_context(_broker(environ.get("KAFKA_BOOTSTRAP_SERVERS"), data_dir))
+        running = stack.enter_context(
+            _broker(environ.get("KAFKA_BOOTSTRAP_SERVERS"), KafkaAuth.from_env(environ), broker, data_dir)
+        )
+        kafka = running.bootstrap
         database_url = stack.enter_context(running_postgres(environ.get("DATABASE_URL"), data_dir / "postgres"))
         redis_url = stack.enter_context(running_redis(environ.get("REDIS_URL"), data_dir / "redis"))
         embedded = {
-            "kafka": kafka != environ.get("KAFKA_BOOTSTRAP_SERVERS"),
+            "kafka": running.choice is not None,
             "postgres": database_url != environ.get("DATABASE_URL"),
             "redis": redis_url != environ.get("REDIS_URL"),
         }
@@ -74,6 +85,7 @@ def dev_stack(
             "DATABASE_URL": database_url,
             "REDIS_URL": redis_url,
             "SLUICE_INTAKE_PORT": str(intake_port),
+            **(running.choice.service_env() if running.choice else {}),
             **(extra_env or {}),
         }
         intake_url = f"http://{LOOPBACK}:{intake_port}"
@@ -85,6 +97,8 @@ def dev_stack(
             wait_for_intake(intake_url, supervisor)
         yield DevStack(
             kafka=kafka,
+            broker=running.choice,
+            broker_pids=running.pids(),
             database_url=database_url,
             redis_url=redis_url,
             intake_url=intake_url,
@@ -94,16 +108,27 @@ def dev_stack(
         )
 
 
+@dataclass(frozen=True)
+class _Broker:
+    bootstrap: str
+    choice: BrokerChoice | None
+    """None for a broker of yours."""
+    started: RunningBroker | None
+
+    def pids(self) -> tuple[int, ...]:
+        return self.started.pids() if self.started else ()
+
+
 @contextmanager
-def _broker(bootstrap: str | None, data_dir: Path) -> Iterator[str]:
+def _broker(bootstrap: str | None, auth: KafkaAuth, choice: BrokerChoice, data_dir: Path) -> Iterator[_Broker]:
     if bootstrap:
-        if not kafka_reachable(bootstrap):
+        if not kafka_reachable(bootstrap, auth=auth):
             raise ExternalUnreachable("Kafka (KAFKA_BOOTSTRAP_SERVERS)", bootstrap)
         log.info("using Kafka at %s", bootstrap)
-        yield bootstrap
+        yield _Broker(bootstrap, None, None)
         return
-    with running_tansu(log_path=data_dir / "tansu.log") as address:
-        yield address
+    with running_broker(choice, data_dir) as running:
+        yield _Broker(running.bootstrap, choice, running)
 
 
 def wait_for_intake(intake_url: str, supervisor: Supervisor, timeout: float = INTAKE_READY_TIMEOUT_S) -> None:

@@ -6,19 +6,19 @@ from aiokafka import AIOKafkaConsumer
 
 from services.ops.streams.positions import end_offsets, partitions_of, running
 from services.ops.streams.selection import Record, Selection
+from sluice.client.kafka_auth import KafkaConnection
 
 
-async def read_records(bootstrap_servers: str, topic: str, selection: Selection) -> AsyncIterator[Record]:
+async def read_records(kafka: KafkaConnection, topic: str, selection: Selection) -> AsyncIterator[Record]:
     """The selected records of ``topic``, partition by partition interleaved as fetched, each in offset order.
 
     Messages published after reading began are not read, so the read always ends. A start offset below the
     log start (retention deleted it) begins at the earliest retained message.
     """
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        max_partition_fetch_bytes=8 * 1024 * 1024,
+        **kafka.client_options(
+            enable_auto_commit=False, auto_offset_reset="earliest", max_partition_fetch_bytes=8 * 1024 * 1024
+        )
     )
     async with running(consumer):
         partitions = [tp for tp in await partitions_of(consumer, topic) if selection.takes_partition(tp.partition)]

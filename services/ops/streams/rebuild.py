@@ -14,6 +14,7 @@ from services.ops.streams.sketch import JobSketch, add_batch
 from shared.stores.jobs import AlreadyExists, JobStore
 from shared.stores.results import ResultStore
 from shared.wire import WireBatchProcessed, decode_results_message
+from sluice.client.kafka_auth import KafkaConnection
 from sluice.contracts.events import CancelJob, decode, task_batch
 from sluice.contracts.topics import TopicNames
 
@@ -34,7 +35,7 @@ class RebuildOutcome:
     unknown_jobs: set[UUID] = field(default_factory=set)
 
 
-async def rebuild(bootstrap_servers: str, topics: TopicNames, pool: asyncpg.Pool) -> RebuildOutcome:
+async def rebuild(kafka: KafkaConnection, topics: TopicNames, pool: asyncpg.Pool) -> RebuildOutcome:
     """1. refuse unless item_results is empty; 2. write a ``jobs`` row for every job on the tasks topic (a row
     that survived gets its counters reset); 3. write every result on the results topic through the
     aggregator's ResultStore, so counters and statuses come out as the aggregator computed them;
@@ -49,7 +50,7 @@ async def rebuild(bootstrap_servers: str, topics: TopicNames, pool: asyncpg.Pool
         raise OpsError(f"item_results already holds {present} rows: rebuild needs an empty read model")
     outcome = RebuildOutcome()
     sketches: dict[UUID, JobSketch] = {}
-    async for record in read_records(bootstrap_servers, topics.tasks, Selection()):
+    async for record in read_records(kafka, topics.tasks, Selection()):
         try:
             add_batch(sketches, decode(task_batch, record.value, "TaskBatch"), record.timestamp_ms)
         except ValueError:
@@ -70,7 +71,7 @@ async def rebuild(bootstrap_servers: str, topics: TopicNames, pool: asyncpg.Pool
         batches.clear()
         cancels.clear()
 
-    async for record in read_records(bootstrap_servers, topics.results, Selection()):
+    async for record in read_records(kafka, topics.results, Selection()):
         try:
             message = decode_results_message(record.value)
         except ValueError:

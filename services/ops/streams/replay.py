@@ -6,6 +6,7 @@ from aiokafka import AIOKafkaProducer
 
 from services.ops.streams.reader import read_records
 from services.ops.streams.selection import Selection
+from sluice.client.kafka_auth import KafkaConnection
 from sluice.contracts.headers import REPLAYED_FROM_HEADER
 
 """On every replayed message: ``topic/partition/offset`` of the original."""
@@ -18,15 +19,15 @@ class ReplayOutcome:
     published: int
 
 
-async def replay(bootstrap_servers: str, source: str, target: str, selection: Selection) -> ReplayOutcome:
+async def replay(kafka: KafkaConnection, source: str, target: str, selection: Selection) -> ReplayOutcome:
     """Publish every selected message of ``source`` to ``target`` with its key, value and headers (acks=all),
     plus REPLAYED_FROM_HEADER; returns once the broker acknowledged every one."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, acks="all", linger_ms=5)
+    producer = AIOKafkaProducer(**kafka.client_options(acks="all", linger_ms=5))
     await producer.start()
     published = 0
     try:
         pending = []
-        async for record in read_records(bootstrap_servers, source, selection):
+        async for record in read_records(kafka, source, selection):
             origin = f"{record.topic}/{record.partition}/{record.offset}".encode()
             headers = [*record.headers, (REPLAYED_FROM_HEADER, origin)]
             pending.append(await producer.send(target, record.value, key=record.key, headers=headers))
