@@ -2,7 +2,9 @@
 
 The broker's own answers (ListOffsets, offsets by time, the admin API's group offsets) are used where the broker
 gives them correctly, which is checked by trying them; otherwise the fallbacks every Kafka-protocol broker answers
-right: the high watermark of a fetch response, message timestamps, OffsetFetch per partition.
+right: the high watermark of a fetch response, message timestamps, OffsetFetch per partition. (Tansu answers
+ListOffsets by time wrongly, and breaks the connection when asked for all of a group's offsets; asked for named
+partitions, as here, it answers right.)
 """
 
 import asyncio
@@ -56,10 +58,10 @@ async def end_offsets(consumer: AIOKafkaConsumer, partitions: Iterable[TopicPart
     partitions = list(partitions)
     if partitions and await answers_offsets_by_time(consumer, partitions[0]):
         return {tp: int(offset) for tp, offset in (await consumer.end_offsets(partitions)).items()}
-    return await _fetched_end_offsets(consumer, partitions)
+    return await fetched_end_offsets(consumer, partitions)
 
 
-async def _fetched_end_offsets(
+async def fetched_end_offsets(
     consumer: AIOKafkaConsumer, partitions: list[TopicPartition]
 ) -> dict[TopicPartition, int]:
     """The high watermarks fetch responses report: ``seek_to_end`` only puts each fetch near the end (on Tansu
@@ -89,18 +91,25 @@ async def committed_offsets(
 async def _admin_group_offsets(
     kafka: KafkaConnection, group_id: str, partitions: list[TopicPartition]
 ) -> dict[TopicPartition, int | None] | None:
-    """The admin API's answer, or None where the broker can't give it (Tansu's reply breaks the connection)."""
+    """The admin API's answer, or None where the broker can't give it.
+
+    A broker lists every partition asked for, with offset -1 where the group committed nothing; a partition
+    missing from the answer means the answer carried a group-level error that aiokafka drops (NOT_COORDINATOR
+    while the group's coordinator moves, as after a broker restart), so the question is asked again."""
     admin = AIOKafkaAdminClient(**kafka.client_options(request_timeout_ms=int(GROUP_OFFSETS_TIMEOUT_S * 1000)))
     try:
         await admin.start()
         async with asyncio.timeout(GROUP_OFFSETS_TIMEOUT_S):
-            listed = await admin.list_consumer_group_offsets(group_id, partitions=partitions)
+            while set(listed := await admin.list_consumer_group_offsets(group_id, partitions=partitions)) < set(
+                partitions
+            ):
+                await asyncio.sleep(0.1)  # the coordinator is moving: ask again within the deadline
     except (KafkaError, TimeoutError) as exc:
         log.info("the broker gives no group offsets through the admin API (%r): asking partition by partition", exc)
         return None
     finally:
         await admin.close()
-    return {tp: (meta.offset if meta.offset >= 0 else None) if (meta := listed.get(tp)) else None for tp in partitions}
+    return {tp: meta.offset if meta.offset >= 0 else None for tp, meta in listed.items() if tp in set(partitions)}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from datetime import datetime
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import OffsetAndMetadata
 
-from services.ops.streams.positions import answers_offsets_by_time, end_offsets, partitions_of, running
+from services.ops.streams.positions import answers_offsets_by_time, fetched_end_offsets, partitions_of, running
 from services.ops.streams.reader import read_records
 from services.ops.streams.selection import Selection
 from sluice.client.kafka_auth import KafkaConnection
@@ -17,10 +17,11 @@ async def offsets_at_time(kafka: KafkaConnection, topic: str, moment: datetime) 
     consumer = AIOKafkaConsumer(**kafka.client_options(enable_auto_commit=False))
     async with running(consumer):
         partitions = await partitions_of(consumer, topic)
-        ends = await end_offsets(consumer, partitions)
         if await answers_offsets_by_time(consumer, partitions[0]):
+            ends = {tp: int(offset) for tp, offset in (await consumer.end_offsets(partitions)).items()}
             at = await consumer.offsets_for_times({tp: int(moment.timestamp() * 1000) for tp in partitions})
             return {tp.partition: found.offset if (found := at.get(tp)) else ends[tp] for tp in partitions}
+        ends = await fetched_end_offsets(consumer, partitions)
     found = {tp.partition: end for tp, end in ends.items()}
     seen: set[int] = set()
     async for record in read_records(kafka, topic, Selection(since=moment)):

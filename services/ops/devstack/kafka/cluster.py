@@ -200,7 +200,9 @@ class KafkaCluster:
         """Leader, replicas and in-sync replicas of one partition, as the metadata says now."""
         async with self.admin_client() as admin:
             (described,) = await admin.describe_topics([topic])
-        state = next(item for item in described["partitions"] if item["partition"] == partition)
+        state = next((item for item in described["partitions"] if item["partition"] == partition), None)
+        if state is None:  # a topic just created: its metadata does not list the partition yet
+            return PartitionState(-1, (), ())
         return PartitionState(state["leader"], tuple(state["replicas"]), tuple(state["isr"]))
 
     async def leader_of(self, topic: str, partition: int) -> KafkaNode | None:
