@@ -71,3 +71,8 @@ def raw_producer(broker: KafkaBroker) -> AIOKafkaProducer:
     """The connected broker's own aiokafka producer (FastStream keeps it two attributes down)."""
     producer: AIOKafkaProducer = broker._producer._producer.producer  # type: ignore[attr-defined]
     return producer
+
+
+def swap_producer(broker: KafkaBroker, producer: AIOKafkaProducer) -> None:
+    """Make the connected broker publish through ``producer`` (started) from now on."""
+    broker._producer._producer.producer = producer  # type: ignore[attr-defined]

@@ -10,7 +10,15 @@ from typing import Any, TypedDict
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    InvalidProducerEpoch,
+    KafkaConnectionError,
+    KafkaError,
+    OutOfOrderSequenceNumber,
+    ProducerFenced,
+    TopicAlreadyExistsError,
+    UnknownProducerId,
+)
 from aiokafka.partitioner import DefaultPartitioner, murmur2
 from faststream.kafka import KafkaBroker
 from faststream.kafka.opentelemetry import KafkaTelemetryMiddleware
@@ -25,6 +33,7 @@ from shared.compat import (
     raw_producer,
     set_consumer_builder,
     set_fetch_wait_ms,
+    swap_producer,
     wrap_fetch_round,
 )
 from shared.config import KafkaSettings
@@ -37,6 +46,9 @@ log = logging.getLogger(__name__)
 
 DAY_MS = 24 * 3600 * 1000
 DLQ_PARTITIONS = 3
+
+PRODUCER_STATE_LOST = (OutOfOrderSequenceNumber, UnknownProducerId, InvalidProducerEpoch, ProducerFenced)
+"""Errors that say the brokers no longer know the producer's id or sequence: only a new producer gets past them."""
 
 IDLE_FETCH_WAIT_MS = 1000
 """How long a fetch of a consumer off the items' path (retry tiers, dead letters, webhooks) waits for data."""
@@ -78,12 +90,14 @@ class SluiceBroker(KafkaBroker):
     retry tier would otherwise join them one after another and wait for every join in turn to start.
     """
 
+    _renewing: asyncio.Lock
     traced: bool = True
     """False when the service exports no spans: no telemetry middleware, and SendWindow sends straight
     through the producer (FastStream's publish path costs more per message)."""
     idle_fetch_max_wait_ms: int = IDLE_FETCH_WAIT_MS
 
     async def _connect(self) -> Callable[..., AIOKafkaConsumer]:
+        self._renewing = asyncio.Lock()
         options = connection_options(self)
         options["enable_idempotence"] = await supports_idempotence(options)
         plain = await super()._connect()
@@ -93,6 +107,21 @@ class SluiceBroker(KafkaBroker):
         )
         set_consumer_builder(self, builder)
         return builder
+
+    async def renew_producer(self, failed: AIOKafkaProducer) -> bool:
+        """Replace the producer ``failed`` with a new one (a new producer id), unless that was done already: once
+        the brokers lose an idempotent producer's state (a whole-cluster stop), aiokafka's producer fails every
+        later batch with OutOfOrderSequenceNumber and never recovers. True if this call replaced it. Sends of the
+        old one have failed; their polls are redelivered."""
+        async with self._renewing:
+            if raw_producer(self) is not failed:
+                return False
+            fresh = AIOKafkaProducer(**connection_options(self))
+            await fresh.start()
+            swap_producer(self, fresh)
+        log.warning("the brokers lost this producer's state; publishing through a new producer")
+        await failed.stop()
+        return True
 
     async def start(self) -> None:
         await self.connect()
@@ -121,7 +150,8 @@ def make_broker(settings: KafkaSettings, *, client_id: str, tracer_provider: Tra
     batches over the partitions and, unless the provider samples nothing (tracing off), traces every hop."""
     traced = tracer_provider.sampler is not ALWAYS_OFF
     broker = SluiceBroker(
-        settings.bootstrap_servers,
+        # As a list: FastStream wraps a string whole, so "a:9092,b:9092" would reach aiokafka as one host name.
+        [server.strip() for server in settings.bootstrap_servers.split(",") if server.strip()],
         client_id=client_id,
         acks="all",
         partitioner=spread_batches,
@@ -270,7 +300,7 @@ class SendWindow:
         self._direct = not getattr(broker, "traced", True)
         self._size = size
         self._stall_timeout_s = stall_timeout_s
-        self._pending: deque[asyncio.Future[object]] = deque()
+        self._pending: deque[tuple[asyncio.Future[object], AIOKafkaProducer]] = deque()
         self.sent = 0
 
     async def send(
@@ -284,20 +314,22 @@ class SendWindow:
     ) -> None:
         """Send to ``partition``, or (None) where the producer's partitioner puts the key."""
         while len(self._pending) >= self._size:
-            await self._settle(self._pending.popleft())
+            await self._settle(*self._pending.popleft())
+        producer = raw_producer(self._broker)
         try:
             async with asyncio.timeout(self._stall_timeout_s):
                 future = await self._publish(body, topic, key, headers or {}, partition)
         except KafkaError as exc:
+            await self._renew_if_lost(exc, producer)
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         except TimeoutError as exc:
             raise BrokerUnavailable(f"the broker took no message for {self._stall_timeout_s}s") from exc
-        self._pending.append(future)
+        self._pending.append((future, producer))
         self.sent += 1
 
     async def flush(self) -> None:
         while self._pending:
-            await self._settle(self._pending.popleft())
+            await self._settle(*self._pending.popleft())
 
     async def _publish(
         self, body: bytes, topic: str, key: bytes | None, headers: Mapping[str, str], partition: int | None
@@ -319,17 +351,22 @@ class SendWindow:
         except TimeoutError as exc:
             raise BrokerUnavailable(f"no metadata for {topic} within {self._stall_timeout_s}s") from exc
 
+    async def _renew_if_lost(self, exc: KafkaError, producer: AIOKafkaProducer) -> None:
+        if isinstance(exc, PRODUCER_STATE_LOST) and isinstance(self._broker, SluiceBroker):
+            await self._broker.renew_producer(producer)
+
     def abandon(self) -> None:
         """Forget unacknowledged sends after a failure (their outcome no longer changes the answer)."""
-        for future in self._pending:
+        for future, _ in self._pending:
             future.add_done_callback(_consume_exception)
         self._pending.clear()
 
-    async def _settle(self, future: "asyncio.Future[object]") -> None:
+    async def _settle(self, future: "asyncio.Future[object]", producer: AIOKafkaProducer) -> None:
         try:
             async with asyncio.timeout(self._stall_timeout_s):
                 await asyncio.shield(future)
         except KafkaError as exc:
+            await self._renew_if_lost(exc, producer)
             raise BrokerUnavailable(f"{type(exc).__name__}: {exc}") from exc
         except TimeoutError as exc:
             future.add_done_callback(_consume_exception)

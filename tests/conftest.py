@@ -13,7 +13,6 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from services.ops.devstack.broker import running_tansu
 from services.ops.devstack.postgres import drop_database
 from sluice.contracts.topics import TopicNames
 from tests.support import infra
@@ -27,9 +26,15 @@ def infra_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def kafka_address(infra_dir: Path) -> Iterator[str]:
-    with infra.kafka(infra_dir) as address:
-        yield address
+def suite_broker(infra_dir: Path) -> Iterator[infra.SuiteBroker]:
+    """The run's broker (SLUICE_TEST_BROKER: tansu by default, kafka, kafka-cluster; or KAFKA_BOOTSTRAP_SERVERS)."""
+    with infra.kafka(infra_dir / "broker") as broker:
+        yield broker
+
+
+@pytest.fixture(scope="session")
+def kafka_address(suite_broker: infra.SuiteBroker) -> str:
+    return suite_broker.bootstrap
 
 
 @pytest.fixture(scope="session")
@@ -66,10 +71,11 @@ async def stack_database_url(postgres_server_url: str) -> AsyncIterator[str]:
 
 @pytest.fixture(scope="module")
 def stack_env(
-    kafka_address: str, stack_database_url: str, redis_url: str, stack_overrides: dict[str, str]
+    suite_broker: infra.SuiteBroker, stack_database_url: str, redis_url: str, stack_overrides: dict[str, str]
 ) -> dict[str, str]:
     """The environment of the module's stack: its database, topics and groups, and its settings."""
-    return build_stack_env(kafka_address, stack_database_url, redis_url, stack_overrides)
+    settings = {**suite_broker.stack_env(), **stack_overrides}
+    return build_stack_env(suite_broker.bootstrap, stack_database_url, redis_url, settings)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +106,7 @@ def stack_topics(stack_env: dict[str, str]) -> TopicNames:
 
 @pytest.fixture
 async def fresh_stack(
-    kafka_address: str,
+    suite_broker: infra.SuiteBroker,
     postgres_server_url: str,
     redis_url: str,
     stack_overrides: dict[str, str],
@@ -108,7 +114,9 @@ async def fresh_stack(
     tmp_path: Path,
 ) -> AsyncIterator[FreshStacks]:
     """Starts stacks of this test's own (`await fresh_stack.start(overrides)`), stopped when it ends."""
-    stacks = FreshStacks((kafka_address, postgres_server_url, redis_url), stack_overrides, stack_services, tmp_path)
+    infrastructure = (suite_broker.bootstrap, postgres_server_url, redis_url)
+    settings = {**suite_broker.stack_env(), **stack_overrides}
+    stacks = FreshStacks(infrastructure, settings, stack_services, tmp_path)
     try:
         yield stacks
     finally:
@@ -116,7 +124,9 @@ async def fresh_stack(
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[str]:
-    """A broker only this test uses, so pausing it disturbs no other test."""
-    with running_tansu(log_path=tmp_path / "tansu.log") as address:
-        yield address
+def own_broker(suite_broker: infra.SuiteBroker, tmp_path: Path) -> Iterator[infra.SuiteBroker]:
+    """A broker of the run's kind (Tansu, or Apache Kafka with as many nodes) only this test uses, so pausing it
+    disturbs no other test."""
+    choice = suite_broker.started.choice if suite_broker.started else infra.requested_broker()
+    with infra.kafka(tmp_path / "own-broker", choice) as broker:
+        yield broker

@@ -12,6 +12,7 @@ import pytest
 from services.ops.devstack.pg_control import EmbeddedPostgres
 from services.ops.devstack.redis import running_embedded_redis
 from tests.support.chaos import Recorder, Scale, ScenarioRecord, wait_for_assignment
+from tests.support.infra import SuiteBroker
 from tests.support.pipeline import Pipeline
 from tests.support.stack import FreshStacks
 
@@ -71,11 +72,13 @@ async def pipeline(fresh_stack: FreshStacks) -> Pipeline:
 
 
 @pytest.fixture
-def scenario(request: pytest.FixtureRequest) -> ScenarioRecord:
+def scenario(request: pytest.FixtureRequest, suite_broker: SuiteBroker) -> ScenarioRecord:
     """This scenario's figures, reported in the chaos summary whatever the outcome."""
+    recorder = request.config.stash[RECORDER]
+    recorder.broker, recorder.brokers = suite_broker.name, suite_broker.nodes
     record = ScenarioRecord(request.node.name.removeprefix("test_"))
     request.node.chaos_record = record
-    request.config.stash[RECORDER].records.append(record)
+    recorder.records.append(record)
     return record
 
 

@@ -23,6 +23,7 @@ from tests.support.chaos import (
     submit,
     wait_until_partly_done,
 )
+from tests.support.infra import SuiteBroker
 from tests.support.pipeline import wait_for_status
 from tests.support.stack import FreshStacks
 
@@ -116,14 +117,18 @@ async def test_with_redis_hung_mid_job_processing_goes_on_at_its_pace_and_a_canc
 
 
 async def test_a_paused_broker_gives_503_never_202_and_the_services_reconnect_and_complete_the_job(
-    own_broker: str, fresh_stack: FreshStacks, scale: Scale, scenario: ScenarioRecord
+    own_broker: SuiteBroker, fresh_stack: FreshStacks, scale: Scale, scenario: ScenarioRecord
 ) -> None:
-    overrides = {"KAFKA_BOOTSTRAP_SERVERS": own_broker, "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": str(STALL_TIMEOUT_S)}
+    overrides = {
+        "KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap,
+        "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": str(STALL_TIMEOUT_S),
+        **own_broker.stack_env(),
+    }
     pipeline = await fresh_stack.start(overrides)
     async with pipeline.client() as client:
         job_id = await submit(client, "bench.cpu", scale.items, {"rounds": scale.cpu_rounds})
         await wait_until_partly_done(client, job_id)
-        with Paused(process_listening_on(int(own_broker.rsplit(":", 1)[1]))):
+        with own_broker.paused():
             scenario.kills += 1
             paused_at = time.monotonic()
             during = []

@@ -3,7 +3,7 @@
 import httpx
 import pytest
 
-from services.ops.devstack.process import Paused, process_listening_on
+from tests.support.infra import SuiteBroker
 from tests.support.pipeline import Pipeline
 from tests.support.stack import FreshStacks
 
@@ -64,13 +64,12 @@ async def test_bad_requests_get_a_4xx_with_a_json_body_naming_the_problem(intake
 
 
 async def test_while_the_broker_is_unreachable_intake_answers_503_with_retry_after_and_never_202(
-    own_broker: str, fresh_stack: FreshStacks
+    own_broker: SuiteBroker, fresh_stack: FreshStacks
 ) -> None:
-    overrides = {"KAFKA_BOOTSTRAP_SERVERS": own_broker, "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": "2"}
+    overrides = {"KAFKA_BOOTSTRAP_SERVERS": own_broker.bootstrap, "SLUICE_INTAKE_PUBLISH_STALL_TIMEOUT_S": "2"}
     intake = await fresh_stack.start(overrides, ["intake"])
-    broker = process_listening_on(int(own_broker.rsplit(":", 1)[1]))
     async with intake.client() as client:
-        with Paused(broker):
+        with own_broker.paused():
             during = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": list(range(200))})
         after = await client.post("/v1/jobs", json={"kind": "bench.noop", "items": [1]})
 

@@ -1,6 +1,7 @@
 """Chaos helpers: scenario sizes, a per-job loss audit, progress timelines and the session's scenario recorder."""
 
 import asyncio
+import json
 import os
 import time
 from collections.abc import Awaitable, Callable
@@ -31,13 +32,22 @@ class Scale:
     postgres_outage_s: float
     broker_pause_s: float
     redis_outage_s: float
+    rolling_items: int
+    """The job a rolling restart of a 3-broker cluster runs under (light items: many batches, little CPU)."""
+    rolling_cpu_rounds: int
 
     @classmethod
     def from_env(cls) -> "Scale":
         if os.environ.get(FULL_ENV, "") not in ("", "0"):
-            return cls(True, items=4000, cpu_rounds=3000, postgres_outage_s=15, broker_pause_s=10, redis_outage_s=8)
+            return cls(
+                True, items=4000, cpu_rounds=3000, postgres_outage_s=15, broker_pause_s=10, redis_outage_s=8,
+                rolling_items=100_000, rolling_cpu_rounds=300,
+            )  # fmt: skip
         # Quick: enough items that every break lands mid-job, outages long enough for several probes to see them.
-        return cls(False, items=1000, cpu_rounds=3000, postgres_outage_s=3, broker_pause_s=4, redis_outage_s=3)
+        return cls(
+            False, items=1000, cpu_rounds=3000, postgres_outage_s=3, broker_pause_s=4, redis_outage_s=3,
+            rolling_items=20_000, rolling_cpu_rounds=300,
+        )  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -102,12 +112,21 @@ async def item_statuses(database_url: str, job_id: str, items: int) -> dict[str,
         await connection.close()
 
 
+JSON_ITEMS_MAX = 10_000
+"""Intake's cap on the items of a JSON body; a larger job is sent as NDJSON, as a user would."""
+
+
 async def submit(client: httpx.AsyncClient, kind: str, items: int, options: dict[str, Any] | None = None) -> str:
-    """POST a job of `items` small items; its id (the 202 is asserted)."""
-    body: dict[str, Any] = {"kind": kind, "items": list(range(items))}
-    if options:
-        body["options"] = options
-    response = await client.post("/v1/jobs", json=body)
+    """POST a job of `items` small items (JSON, or NDJSON past JSON_ITEMS_MAX); its id (the 202 is asserted)."""
+    if items > JSON_ITEMS_MAX:
+        params = {"kind": kind, "options": json.dumps(options or {})}
+        body = "".join(f"{index}\n" for index in range(items)).encode()
+        headers = {"Content-Type": "application/x-ndjson"}
+        response = await client.post("/v1/jobs", params=params, content=body, headers=headers)
+    else:
+        response = await client.post(
+            "/v1/jobs", json={"kind": kind, "items": list(range(items)), "options": options or {}}
+        )
     assert response.status_code == 202, response.text
     return response.json()["job_id"]
 
@@ -298,6 +317,8 @@ class ScenarioRecord:
 
     name: str
     kills: int = 0
+    broker_kills: int = 0
+    """Broker processes killed or stopped (counted in kills too)."""
     items: int = 0
     lost: int = 0
     duplicates: int = 0
@@ -316,10 +337,15 @@ class Recorder:
     """Every scenario of the session; summary() is the JSON `make chaos` prints last."""
 
     records: list[ScenarioRecord] = field(default_factory=list)
+    broker: str = "tansu"
+    brokers: int = 1
 
     def summary(self) -> dict[str, Any]:
         ran = [record for record in self.records if not record.skipped]
         return {
+            "broker": self.broker,
+            "brokers": self.brokers,
+            "broker_kills": sum(record.broker_kills for record in ran),
             "scenarios": len(ran),
             "kills": sum(record.kills for record in ran),
             "items": sum(record.items for record in ran),

@@ -1,15 +1,24 @@
-"""Chooses the infrastructure the suite runs against: yours via env, containers where Docker runs, else embedded."""
+"""Chooses the infrastructure the suite runs against: yours via env, containers where Docker runs, else embedded.
+
+The broker is the matrix's axis: SLUICE_TEST_BROKER=tansu (the default), kafka (Apache Kafka, one node) or
+kafka-cluster (three nodes, topics replicated three times with two in sync). `make test` runs the suite on Tansu
+and its e2e, chaos and Kafka tests again on Apache Kafka.
+"""
 
 import logging
 import os
 import shutil
 import subprocess
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
-from services.ops.devstack.broker import running_tansu
+import psutil
+
+from services.ops.devstack.brokers import BrokerChoice, RunningBroker, running_broker
 from services.ops.devstack.postgres import postgres_reachable, running_postgres
+from services.ops.devstack.process import Paused
 from services.ops.devstack.redis import redis_reachable, running_redis
 
 log = logging.getLogger(__name__)
@@ -27,19 +36,66 @@ def docker_available() -> bool:
         return False
 
 
+TEST_BROKER_ENV = "SLUICE_TEST_BROKER"
+TEST_BROKERS = {
+    "tansu": BrokerChoice("tansu"),
+    "kafka": BrokerChoice("kafka", 1),
+    "kafka-cluster": BrokerChoice("kafka", 3),
+}
+
+
+def requested_broker() -> BrokerChoice:
+    """The broker SLUICE_TEST_BROKER names (Tansu when unset); ValueError naming the choices otherwise."""
+    name = os.environ.get(TEST_BROKER_ENV, "tansu")
+    if name not in TEST_BROKERS:
+        raise ValueError(f"{TEST_BROKER_ENV}={name!r}: choose one of {', '.join(TEST_BROKERS)}")
+    return TEST_BROKERS[name]
+
+
+@dataclass(frozen=True)
+class SuiteBroker:
+    """The broker a run (or one test) uses: where it is, what it is, and its processes when we started it."""
+
+    bootstrap: str
+    name: str
+    """tansu, apache-kafka, container or yours: what the chaos summary reports."""
+    nodes: int
+    started: RunningBroker | None = None
+
+    def stack_env(self) -> dict[str, str]:
+        """Settings every stack on this broker needs (replicated topics on a cluster)."""
+        return self.started.choice.service_env() if self.started else {}
+
+    @contextmanager
+    def paused(self) -> Iterator[None]:
+        """SIGSTOP every process of the broker for the block: a broker that hangs rather than refuses."""
+        if self.started is None:
+            raise RuntimeError("only a broker the tests started can be paused")
+        with ExitStack() as stack:
+            for pid in self.started.pids():
+                stack.enter_context(Paused(psutil.Process(pid)))
+            yield
+
+
 @contextmanager
-def kafka(data_dir: Path) -> Iterator[str]:
-    """KAFKA_BOOTSTRAP_SERVERS if set; else a Kafka container where Docker runs; else the embedded Tansu."""
+def kafka(data_dir: Path, choice: BrokerChoice | None = None) -> Iterator[SuiteBroker]:
+    """KAFKA_BOOTSTRAP_SERVERS if set; else the broker `choice` (or SLUICE_TEST_BROKER) names. Tansu runs in a
+    container where Docker does; Apache Kafka, where Java or Maven is missing, skips the tests that need it (or
+    fails them under SLUICE_REQUIRE_KAFKA=1)."""
     if address := os.environ.get("KAFKA_BOOTSTRAP_SERVERS"):
-        yield address
-    elif docker_available():
+        yield SuiteBroker(address, "yours", 1)
+        return
+    choice = choice or requested_broker()
+    if choice.kind == "tansu" and docker_available():
         from testcontainers.kafka import KafkaContainer
 
         with KafkaContainer().with_kraft() as container:
-            yield container.get_bootstrap_server()
-    else:
-        with running_tansu(log_path=data_dir / "tansu.log") as address:
-            yield address
+            yield SuiteBroker(container.get_bootstrap_server(), "container", 1)
+        return
+    from tests.support.kafka_required import kafka_tools
+
+    with kafka_tools(), running_broker(choice, data_dir) as running:
+        yield SuiteBroker(running.bootstrap, choice.name, choice.nodes, running)
 
 
 @contextmanager

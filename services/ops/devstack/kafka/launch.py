@@ -258,6 +258,7 @@ def test_broker_settings(node_count: int) -> dict[str, str]:
         "share.coordinator.state.topic.replication.factor": replicas,
         "share.coordinator.state.topic.min.isr": min_isr,
         "group.initial.rebalance.delay.ms": "0",  # a new group's first member starts at once, not after 3 s
+        "group.min.session.timeout.ms": "1000",  # the default 6 s refuses the test suite's 3 s consumer sessions
         "log.segment.bytes": str(16 * 2**20),  # retention works on whole segments; 1 GiB ones never roll in tests
         "log.cleaner.dedupe.buffer.size": str(8 * 2**20),  # the default 128 MiB would need a larger heap
         "broker.heartbeat.interval.ms": "500",  # a killed node is fenced, and its partitions move, after the
