@@ -288,6 +288,9 @@ async def test_sluice_events_tail_follows_a_tenants_job_events_live_and_from_the
         events = []
         while not events or events[-1]["type"] != "job.completed":
             line = await asyncio.wait_for(tail.stdout.readline(), timeout=60)  # type: ignore[union-attr]
+            if not line:
+                rest = await tail.stderr.read()  # type: ignore[union-attr]
+                pytest.fail(f"sluice events tail ended: {following.decode()}{rest.decode()[-3000:]}")
             events.append(json.loads(line))
         tail.send_signal(signal.SIGINT)
         code, _, err = await _finish(tail)

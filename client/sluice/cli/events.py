@@ -55,6 +55,20 @@ def run_tail(args: argparse.Namespace) -> int:
     return run_async(tail(connection, topic, args), cfg.kafka_bootstrap_servers)
 
 
+async def _partition_numbers(connection: KafkaConnection, topic: str) -> list[int]:
+    """The topic's partitions as the cluster describes them now (none if it does not exist). A consumer's own
+    metadata may not list a topic yet even when ``topics()`` does (seen on Apache Kafka)."""
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(**connection.client_options(client_id="sluice-events-tail"))
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    return sorted(partition["partition"] for partition in described.get("partitions") or ())
+
+
 async def tail(connection: KafkaConnection, topic: str, args: argparse.Namespace) -> int:
     """Assign every partition of ``topic`` (no group), resolve the start positions, say so on stderr, then print
     events until ``args.max`` of them (or until cancelled)."""
@@ -66,9 +80,10 @@ async def tail(connection: KafkaConnection, topic: str, args: argparse.Namespace
     with explaining_refusals(connection.bootstrap_servers, connection.auth):
         await consumer.start()
     try:
-        if topic not in await consumer.topics():
+        numbers = await _partition_numbers(connection, topic)
+        if not numbers:
             raise UsageError(f"no topic {topic} on Kafka at {connection.bootstrap_servers}: is --topic-prefix right?")
-        partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+        partitions = [TopicPartition(topic, number) for number in numbers]
         consumer.assign(partitions)
         await (consumer.seek_to_beginning if args.from_beginning else consumer.seek_to_end)(*partitions)
         for partition in partitions:

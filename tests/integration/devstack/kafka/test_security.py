@@ -1,6 +1,7 @@
 """A SASL_SSL cluster: SCRAM users, ACLs, and how aiokafka, FastStream and Sluice's start-up fail when refused."""
 
 import asyncio
+import logging
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,6 +81,7 @@ async def test_write_on_a_and_read_on_b_allow_exactly_that(secured: KafkaCluster
 async def test_a_wrong_password_fails_start_with_a_connection_error_whose_reason_is_only_logged(
     secured: KafkaCluster, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.ERROR, logger="aiokafka")  # whatever level an earlier test left aiokafka's logger at
     producer = AIOKafkaProducer(**secured.client_options("bob", "not-his-password"))
     with pytest.raises(KafkaConnectionError):
         async with asyncio.timeout(30):  # a refusal, not a retry loop
