@@ -14,6 +14,7 @@ from services.ops.devstack.kafka import KafkaCluster, KafkaNode, running_kafka
 from tests.support.chaos import (
     Scale,
     ScenarioRecord,
+    assert_completed_whole,
     audit_job,
     follow,
     progress_rate,
@@ -79,9 +80,7 @@ async def test_the_broker_leading_most_task_and_result_partitions_killed_mid_job
     scenario.add(audit)
     scenario.measured["recovery_s"] = round(timeline.first_progress_after_mark() or -1.0, 3)
     scenario.measured["longest_stall_s"] = round(timeline.longest_stall(), 3)
-    assert audit.status == "completed", pipeline.logs()
-    assert (audit.lost, audit.duplicates) == (0, 0)
-    assert audit.counts_match_rows
+    assert_completed_whole(audit, pipeline)
 
 
 async def test_every_broker_restarted_in_turn_during_a_job_loses_nothing(
@@ -106,9 +105,7 @@ async def test_every_broker_restarted_in_turn_during_a_job_loses_nothing(
     scenario.measured["rolling_restart_s"] = round(restart_s, 3)
     scenario.measured["job_ran_on_after_restart_s"] = round(timeline.samples[-1][0] - restart_s, 3)
     scenario.measured["longest_stall_s"] = round(timeline.longest_stall(), 3)
-    assert audit.status == "completed", pipeline.logs()
-    assert (audit.lost, audit.duplicates) == (0, 0)
-    assert audit.counts_match_rows
+    assert_completed_whole(audit, pipeline)
 
 
 async def test_the_whole_cluster_stopped_and_started_mid_job_finishes_every_accepted_job(
@@ -131,6 +128,4 @@ async def test_the_whole_cluster_stopped_and_started_mid_job_finishes_every_acce
     scenario.measured["cluster_down_s"] = round(back_s, 3)
     scenario.measured["longest_stall_s"] = round(timeline.longest_stall(), 3)
     scenario.measured["completion_after_stop_s"] = round(timeline.samples[-1][0], 3)
-    assert audit.status == "completed", pipeline.logs()
-    assert (audit.lost, audit.duplicates) == (0, 0)
-    assert audit.counts_match_rows
+    assert_completed_whole(audit, pipeline)

@@ -8,6 +8,7 @@ import pytest
 from tests.support.chaos import (
     Scale,
     ScenarioRecord,
+    assert_completed_whole,
     audit_job,
     follow,
     submit,
@@ -40,9 +41,7 @@ async def test_one_of_two_processors_killed_mid_job_loses_no_item_and_results_fl
     scenario.measured["longest_stall_s"] = round(timeline.longest_stall(), 3)
     scenario.measured["completion_after_kill_s"] = round(timeline.samples[-1][0], 3)
     assert survivor in pipeline.supervisor.pids()
-    assert audit.status == "completed", pipeline.logs()
-    assert (audit.lost, audit.duplicates) == (0, 0)
-    assert audit.counts_match_rows
+    assert_completed_whole(audit, pipeline)
     assert timeline.first_progress_after_mark() is not None
 
 
@@ -62,6 +61,4 @@ async def test_the_aggregator_killed_mid_job_and_restarted_loses_no_item_and_cou
     audit = await audit_job(pipeline.database_url, timeline.final, scale.items * 2)
     scenario.add(audit)
     scenario.measured["recovery_s"] = round(timeline.first_progress_after_mark() or -1.0, 3)
-    assert audit.status == "completed", pipeline.logs()
-    assert (audit.lost, audit.duplicates) == (0, 0)
-    assert audit.counts_match_rows
+    assert_completed_whole(audit, pipeline)

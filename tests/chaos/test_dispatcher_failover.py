@@ -10,6 +10,7 @@ from services.ops.devstack.ports import free_port
 from tests.support.chaos import (
     Scale,
     ScenarioRecord,
+    assert_completed_whole,
     audit_job,
     follow,
     submit,
@@ -58,6 +59,4 @@ async def test_the_dispatching_intake_killed_mid_job_hands_the_backlog_to_a_stan
     audit = await audit_job(pipeline.database_url, timeline.final, scale.items // 2)
     scenario.add(audit)
     scenario.measured["takeover_s"] = round(takeover_s, 3)
-    assert audit.status == "completed", pipeline.logs()
-    assert (audit.lost, audit.duplicates) == (0, 0)
-    assert audit.counts_match_rows
+    assert_completed_whole(audit, pipeline)

@@ -5,7 +5,16 @@ import time
 import pytest
 
 from shared.kafka import REASON_HEADER
-from tests.support.chaos import Scale, ScenarioRecord, audit_job, existing_topics, follow, read_topics_until, submit
+from tests.support.chaos import (
+    Scale,
+    ScenarioRecord,
+    assert_completed_whole,
+    audit_job,
+    existing_topics,
+    follow,
+    read_topics_until,
+    submit,
+)
 from tests.support.kafka import produce
 from tests.support.pipeline import Pipeline
 
@@ -34,6 +43,4 @@ async def test_a_poison_message_on_every_consumed_topic_is_set_aside_with_a_reas
     audit = await audit_job(pipeline.database_url, timeline.final, scale.items)
     scenario.add(audit)
     assert all(reasons[value] for value in poison.values()), reasons
-    assert audit.status == "completed", pipeline.logs()
-    assert (audit.lost, audit.duplicates) == (0, 0)
-    assert audit.counts_match_rows
+    assert_completed_whole(audit, pipeline)

@@ -9,6 +9,7 @@ import pytest
 from tests.support.chaos import (
     Scale,
     ScenarioRecord,
+    assert_completed_whole,
     audit_job,
     follow,
     submit,
@@ -49,6 +50,4 @@ async def test_every_service_exits_within_bound_on_sigterm_mid_job_and_after_a_r
     scenario.measured.update({f"{name}_exit_s": round(after, 3) for name, after in exits.items()})
     assert max(exit_after) <= SHUTDOWN_BOUND_S, exits
     assert set(exit_codes.values()) <= {0, -signal.SIGTERM}, exit_codes
-    assert audit.status == "completed", pipeline.logs()
-    assert (audit.lost, audit.duplicates) == (0, 0)
-    assert audit.counts_match_rows
+    assert_completed_whole(audit, pipeline)

@@ -67,6 +67,13 @@ class JobAudit:
         return self.counted == self.rows
 
 
+def assert_completed_whole(audit: JobAudit, pipeline: Pipeline) -> None:
+    """The job completed, with every item's result stored once and counted once (the services' log if not)."""
+    assert audit.status == "completed", pipeline.logs()
+    assert (audit.lost, audit.duplicates) == (0, 0), audit
+    assert audit.counts_match_rows, audit
+
+
 async def audit_job(database_url: str, job: dict[str, Any], submitted: int) -> JobAudit:
     """Every index 0..n-1 present exactly once? `job` is the final GET /v1/jobs/{id} body."""
     connection = await asyncpg.connect(database_url)
